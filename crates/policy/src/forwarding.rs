@@ -1,0 +1,116 @@
+//! The forwarding headers moat sends to an upstream.
+//!
+//! SECURITY: inbound copies are always removed and a clean set rebuilt from
+//! the resolved client, so an upstream never sees a forwarding header that a
+//! client wrote itself. What the upstream sees is exactly what moat vouches
+//! for.
+
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// Every forwarding header moat owns; inbound copies are stripped.
+pub const OWNED: [HeaderName; 6] =
+    [X_FORWARDED_FOR, X_FORWARDED_PROTO, X_FORWARDED_HOST, X_FORWARDED_PORT, X_REAL_IP, FORWARDED];
+
+/// What moat knows about the original request.
+#[derive(Debug, Clone)]
+pub struct Origin<'a> {
+    pub client: IpAddr,
+    /// `"https"` or `"http"`: how the client reached moat.
+    pub proto: &'static str,
+    /// The host (with port, if any) the client asked for.
+    pub host: Option<&'a str>,
+}
+
+/// Removes inbound forwarding headers and inserts moat's own.
+pub fn rebuild(headers: &mut HeaderMap, origin: &Origin<'_>) {
+    for name in OWNED.iter() {
+        headers.remove(name);
+    }
+    let client = origin.client.to_string();
+    headers.insert(X_FORWARDED_FOR, value(&client));
+    headers.insert(X_REAL_IP, value(&client));
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(origin.proto));
+    let host = origin.host.filter(|h| HeaderValue::from_str(h).is_ok());
+    if let Some(host) = host {
+        headers.insert(X_FORWARDED_HOST, value(host));
+    }
+    headers.insert(FORWARDED, value(&forwarded_element(origin.client, origin.proto, host)));
+}
+
+/// One RFC 7239 `Forwarded` element: `for=...;proto=...;host=...`.
+pub fn forwarded_element(client: IpAddr, proto: &str, host: Option<&str>) -> String {
+    // RFC 7239 section 6: IPv6 nodes are bracketed, and brackets and colons
+    // are not token characters, so the value must be a quoted-string.
+    let mut s = match client {
+        IpAddr::V4(v4) => format!("for={v4}"),
+        IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+    };
+    s.push_str(";proto=");
+    s.push_str(proto);
+    if let Some(host) = host {
+        s.push_str(";host=");
+        if host.bytes().all(is_tchar) {
+            s.push_str(host);
+        } else {
+            s.push('"');
+            for c in host.chars() {
+                if c == '"' || c == '\\' {
+                    s.push('\\');
+                }
+                s.push(c);
+            }
+            s.push('"');
+        }
+    }
+    s
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn value(s: &str) -> HeaderValue {
+    // Callers pass IP addresses, fixed words or a host that was already a
+    // valid header value, so this cannot fail.
+    HeaderValue::from_str(s).expect("forwarding header values are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_and_rebuilds() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        h.insert("forwarded", "for=6.6.6.6".parse().unwrap());
+        h.insert("x-forwarded-port", "1".parse().unwrap());
+        h.insert("x-real-ip", "6.6.6.6".parse().unwrap());
+        h.insert("accept", "*/*".parse().unwrap());
+        let origin = Origin { client: "192.0.2.1".parse().unwrap(), proto: "https", host: Some("app.example:8443") };
+        rebuild(&mut h, &origin);
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1");
+        assert_eq!(h["x-real-ip"], "192.0.2.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "app.example:8443");
+        assert_eq!(h["forwarded"], "for=192.0.2.1;proto=https;host=\"app.example:8443\"");
+        assert!(h.get("x-forwarded-port").is_none());
+        assert_eq!(h["accept"], "*/*");
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+    }
+
+    #[test]
+    fn ipv6_is_quoted_and_bracketed() {
+        let f = forwarded_element("2001:db8::1".parse().unwrap(), "http", Some("example.com"));
+        assert_eq!(f, "for=\"[2001:db8::1]\";proto=http;host=example.com");
+    }
+}

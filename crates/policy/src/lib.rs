@@ -1,0 +1,29 @@
+//! Pure request and response decisions for moat.
+//!
+//! Everything here is a plain function (or a small value type) from
+//! configuration and request parts to a verdict. Nothing in this crate opens
+//! a socket, reads a file or looks at a clock, so every rule can be unit
+//! tested and fuzzed in isolation. The proxy crate does the I/O and calls in.
+//!
+//! # Layout
+//! - [`client_ip`]: who the client is, given the peer address, the trusted
+//!   proxies and the forwarding headers.
+//! - [`forwarding`]: the clean forwarding headers moat sends upstream.
+//! - [`hop_by_hop`]: headers that belong to one connection and must not be
+//!   forwarded.
+//! - [`route`]: which app a request belongs to, by host and path prefix.
+//! - [`static_path`]: turning a request path into a safe relative file path.
+//! - [`negotiate`]: choosing a precompressed variant from `Accept-Encoding`.
+//! - [`conditional`]: `If-None-Match` / `If-Modified-Since` evaluation.
+//! - [`redirect`]: the HTTPS URL an HTTP request is redirected to.
+//! - [`units`]: parsing sizes (`16KiB`) and durations (`10s`) from config.
+
+pub mod client_ip;
+pub mod conditional;
+pub mod forwarding;
+pub mod hop_by_hop;
+pub mod negotiate;
+pub mod redirect;
+pub mod route;
+pub mod static_path;
+pub mod units;
