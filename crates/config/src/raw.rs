@@ -1,0 +1,196 @@
+//! The file format: what an admin writes in `moat.toml`.
+//!
+//! Every struct denies unknown keys, so a typo is an error and not a setting
+//! silently ignored. Defaults here are the secure defaults; `default.toml`
+//! documents each one. Sizes and durations are kept as written ([`Human`]) so
+//! validation can name the key when one does not parse.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Problem;
+
+/// A size or duration: an integer (bytes or seconds) or a string with a unit.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Human {
+    Int(i64),
+    Str(String),
+}
+
+impl Human {
+    fn s(s: &str) -> Human {
+        Human::Str(s.to_owned())
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub data_dir: Option<String>,
+    pub server: RawServer,
+    pub tls: RawTls,
+    pub security: RawSecurity,
+    pub log: RawLog,
+    pub apps: Vec<RawApp>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub https: String,
+    pub http: String,
+    pub admin_socket: String,
+    pub max_connections: i64,
+    pub header_read_timeout: Human,
+    pub tls_handshake_timeout: Human,
+    pub max_header_size: Human,
+    pub max_uri_length: Human,
+    pub shutdown_timeout: Human,
+    pub http2: bool,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            https: "127.0.0.1:8443".into(),
+            http: "127.0.0.1:8080".into(),
+            admin_socket: String::new(),
+            max_connections: 10_000,
+            header_read_timeout: Human::s("10s"),
+            tls_handshake_timeout: Human::s("10s"),
+            max_header_size: Human::s("16KiB"),
+            max_uri_length: Human::s("8KiB"),
+            shutdown_timeout: Human::s("30s"),
+            http2: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTls {
+    pub enabled: bool,
+    pub min_version: String,
+    pub cipher_suites: Vec<String>,
+    pub kx_groups: Vec<String>,
+    pub redirect_http: bool,
+    pub reload_interval: Human,
+    pub certificates: Vec<RawCertificate>,
+    pub hsts: RawHsts,
+}
+
+impl Default for RawTls {
+    fn default() -> Self {
+        RawTls {
+            enabled: true,
+            min_version: "1.2".into(),
+            cipher_suites: Vec::new(),
+            kx_groups: Vec::new(),
+            redirect_http: true,
+            reload_interval: Human::s("5s"),
+            certificates: Vec::new(),
+            hsts: RawHsts::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificate {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHsts {
+    pub enabled: bool,
+    pub max_age: Human,
+    pub include_subdomains: bool,
+    pub preload: bool,
+}
+
+impl Default for RawHsts {
+    fn default() -> Self {
+        RawHsts { enabled: true, max_age: Human::s("365d"), include_subdomains: false, preload: false }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSecurity {
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    pub level: String,
+    pub access_log: String,
+    pub access_log_format: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog { level: "info".into(), access_log: "stdout".into(), access_log_format: "json".into() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawApp {
+    pub name: String,
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub upstream: Option<String>,
+    #[serde(rename = "static")]
+    pub static_dir: Option<String>,
+    pub h2c: bool,
+    pub preserve_host: bool,
+    pub strip_path: bool,
+    pub max_body_size: Option<Human>,
+    pub timeouts: RawTimeouts,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTimeouts {
+    pub connect: Human,
+    pub response_header: Human,
+    pub idle: Human,
+}
+
+impl Default for RawTimeouts {
+    fn default() -> Self {
+        RawTimeouts { connect: Human::s("5s"), response_header: Human::s("60s"), idle: Human::s("300s") }
+    }
+}
+
+/// The per-app body limit when an app sets none.
+pub const DEFAULT_MAX_BODY_SIZE: &str = "10MiB";
+
+/// Deserializes the file. Errors carry the key path and the line.
+pub fn parse(text: &str) -> Result<RawConfig, Problem> {
+    let de = toml::Deserializer::parse(text).map_err(|e| toml_problem(text, "", &e))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let key = if path == "." { String::new() } else { path };
+        toml_problem(text, &key, e.inner())
+    })
+}
+
+fn toml_problem(text: &str, key: &str, e: &toml::de::Error) -> Problem {
+    let message = e.message().trim().replace('\n', " ");
+    let fix = if message.contains("unknown field") {
+        "remove the key or correct its spelling; `moat config default` lists every key"
+    } else if message.contains("did not match any variant of untagged enum Human") {
+        return Problem::new(key, "expected a number or a string with a unit")
+            .fix("write e.g. \"30s\" for a duration or \"16KiB\" for a size")
+            .at_line(e.span().map(|s| crate::error::line_of(text, s.start)));
+    } else if message.contains("invalid type") {
+        "give the key a value of the type shown in `moat config default`"
+    } else {
+        "correct the TOML syntax at that line"
+    };
+    Problem::new(key, message).fix(fix).at_line(e.span().map(|s| crate::error::line_of(text, s.start)))
+}

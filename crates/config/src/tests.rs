@@ -1,0 +1,194 @@
+use super::*;
+
+fn err(text: &str) -> ConfigError {
+    load_str(text, Some(Path::new("moat.toml"))).expect_err("config should be refused")
+}
+
+#[test]
+fn default_file_equals_empty_file() {
+    let from_default = load_str(DEFAULT_CONFIG, None).expect("default config is valid");
+    let from_empty = default_config();
+    assert_eq!(format!("{from_default:?}"), format!("{from_empty:?}"));
+}
+
+/// Every key of the file format appears in the default file, so
+/// `moat config default` documents everything.
+#[test]
+fn default_file_documents_every_key() {
+    let mut raw = raw::RawConfig::default();
+    raw.apps.push(raw::RawApp { upstream: Some(String::new()), static_dir: Some(String::new()), host: Some(String::new()), path: Some(String::new()), max_body_size: Some(raw::Human::Int(0)), ..Default::default() });
+    raw.tls.certificates.push(raw::RawCertificate::default());
+    raw.data_dir = Some(String::new());
+    let value = toml::Value::try_from(&raw).unwrap();
+    fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    out.push(k.clone());
+                    walk(&format!("{prefix}{k}."), v, out);
+                }
+            }
+            toml::Value::Array(a) => a.iter().for_each(|v| walk(prefix, v, out)),
+            _ => {}
+        }
+    }
+    let mut keys = Vec::new();
+    walk("", &value, &mut keys);
+    for key in keys {
+        let documented = DEFAULT_CONFIG.lines().any(|l| {
+            let l = l.trim_start_matches(['#', ' ', '[']);
+            l.starts_with(&format!("{key} =")) || l.starts_with(&format!("{key}]")) || l.starts_with(&format!("apps.{key}]")) || l.contains(&format!(".{key}]"))
+        });
+        assert!(documented, "key {key} is not in default.toml");
+    }
+}
+
+#[test]
+fn defaults_are_secure() {
+    let c = default_config();
+    assert!(c.tls.enabled && c.tls.redirect_http && c.tls.hsts.enabled);
+    assert_eq!(c.tls.min_version, TlsVersion::V1_2);
+    assert_eq!(c.server.https.unwrap().to_string(), "127.0.0.1:8443");
+    assert_eq!(c.server.http.unwrap().to_string(), "127.0.0.1:8080");
+    assert!(c.security.trusted_proxies.is_empty());
+    assert!(c.apps.is_empty());
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    let e = err("[server]\nhttps = \"127.0.0.1:1\"\nmax_conections = 5\n");
+    let s = e.to_string();
+    assert!(s.starts_with("moat.toml:3: server.max_conections: unknown field"), "{s}");
+    assert!(s.contains("fix:"), "{s}");
+}
+
+#[test]
+fn wrong_type() {
+    let s = err("[tls]\nenabled = \"yes\"\n").to_string();
+    assert!(s.starts_with("moat.toml:2: tls.enabled: invalid type"), "{s}");
+}
+
+#[test]
+fn syntax_error_has_line() {
+    let s = err("[server]\nhttps = \n").to_string();
+    assert!(s.starts_with("moat.toml:2"), "{s}");
+}
+
+#[test]
+fn all_bad_values_reported_at_once() {
+    let e = err(r#"
+[server]
+max_header_size = "16XB"
+header_read_timeout = "ten seconds"
+
+[tls]
+min_version = "1.1"
+cipher_suites = ["TLS_RSA_WITH_RC4_128_SHA"]
+
+[security]
+trusted_proxies = ["10.0.0.0/8", "not-an-ip"]
+
+[[apps]]
+name = "a"
+path = "/a"
+upstream = "ftp://x"
+
+[[apps]]
+name = "b b"
+upstream = "http://127.0.0.1:1"
+"#);
+    let s = e.to_string();
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines.len(), 8, "{s}");
+    assert!(lines[0].starts_with("moat.toml:3: server.max_header_size: unknown size unit"), "{s}");
+    assert!(lines[1].starts_with("moat.toml:4: server.header_read_timeout:"), "{s}");
+    assert!(lines[2].starts_with("moat.toml:7: tls.min_version: \"1.1\" is not supported"), "{s}");
+    assert!(lines[3].starts_with("moat.toml:8: tls.cipher_suites[0]: unknown or unsupported"), "{s}");
+    assert!(lines[4].starts_with("moat.toml:11: security.trusted_proxies[1]: \"not-an-ip\""), "{s}");
+    assert!(lines[5].starts_with("moat.toml:16: apps[0].upstream:"), "{s}");
+    assert!(lines[6].starts_with("moat.toml:18: apps[1].path: the app has neither path nor host"), "{s}");
+    assert!(lines[7].starts_with("moat.toml:19: apps[1].name:"), "{s}");
+    assert!(lines.iter().all(|l| l.contains("(fix: ")), "{s}");
+}
+
+#[test]
+fn cipher_names_and_versions() {
+    let c = load_str("[tls]\ncipher_suites = [\"TLS_AES_128_GCM_SHA256\", \"ecdhe-rsa-aes128-gcm-sha256\"]\nkx_groups = [\"P-256\"]\n", None).unwrap();
+    assert_eq!(c.tls.cipher_suites, ["TLS13_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]);
+    assert_eq!(c.tls.kx_groups, ["secp256r1"]);
+    let s = err("[tls]\nmin_version = \"1.3\"\ncipher_suites = [\"TLS13_AES_128_GCM_SHA256\", \"ECDHE-RSA-AES128-GCM-SHA256\"]\n").to_string();
+    assert!(s.contains("is a TLS 1.2 suite but tls.min_version is \"1.3\""), "{s}");
+    let s = err("[tls]\ncipher_suites = [\"ECDHE-RSA-AES128-GCM-SHA256\"]\n").to_string();
+    assert!(s.contains("lists no TLS 1.3 suite"), "{s}");
+    let s = err("[tls]\nkx_groups = [\"ffdhe2048\"]\n").to_string();
+    assert!(s.contains("tls.kx_groups[0]: unknown key-exchange group"), "{s}");
+}
+
+#[test]
+fn apps_and_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("bundle")).unwrap();
+    std::fs::write(dir.path().join("bundle/manifest.json"), r#"{"name": "Notes", "spa": true, "icons": []}"#).unwrap();
+    let file = dir.path().join("moat.toml");
+    std::fs::write(&file, r#"
+[[apps]]
+name = "notes"
+path = "/notes/"
+static = "bundle"
+
+[[apps]]
+name = "api"
+host = "API.example.com"
+upstream = "http://127.0.0.1:9000/base/"
+strip_path = true
+max_body_size = "1MiB"
+timeouts = { connect = "2s", response_header = "1m", idle = "90s" }
+"#).unwrap();
+    let c = load_file(&file).unwrap();
+    assert_eq!(c.apps[0].path, "/notes");
+    match &c.apps[0].source {
+        AppSource::Static(b) => {
+            assert_eq!(b.dir, dir.path().join("bundle"));
+            assert!(b.manifest.spa);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.apps[1].host.as_deref(), Some("api.example.com"));
+    assert_eq!(c.apps[1].path, "/");
+    match &c.apps[1].source {
+        AppSource::Upstream(u) => {
+            assert_eq!(u.origin.to_string(), "http://127.0.0.1:9000/");
+            assert_eq!(u.base_path, "/base");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.apps[1].max_body_size, 1 << 20);
+    assert_eq!(c.apps[1].timeouts.response_header.as_secs(), 60);
+}
+
+#[test]
+fn static_without_manifest_and_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("moat.toml");
+    std::fs::write(&file, "[[apps]]\nname = \"x\"\npath = \"/x\"\nstatic = \".\"\n\n[[apps]]\nname = \"x\"\npath = \"/x\"\nupstream = \"http://h:1\"\n").unwrap();
+    let s = load_file(&file).unwrap_err().to_string();
+    assert!(s.contains("apps[0].static: cannot read"), "{s}");
+    assert!(s.contains("manifest.json"), "{s}");
+    let s = err("[[apps]]\nname = \"x\"\npath = \"/x\"\nupstream = \"http://h:1\"\n[[apps]]\nname = \"x\"\npath = \"/x\"\nupstream = \"http://h:1\"\n").to_string();
+    assert!(s.contains("apps[1].name: app name \"x\" is used twice"), "{s}");
+    assert!(s.contains("apps[1].path: another app is already mounted"), "{s}");
+}
+
+#[test]
+fn missing_file() {
+    let e = load_file(Path::new("/nonexistent/moat.toml")).unwrap_err();
+    assert!(e.to_string().starts_with("/nonexistent/moat.toml: cannot read the file"), "{e}");
+}
+
+#[test]
+fn hsts_values() {
+    let c = load_str("[tls.hsts]\nmax_age = \"365d\"\ninclude_subdomains = true\npreload = true\n", None).unwrap();
+    assert_eq!(c.tls.hsts.header_value().unwrap(), "max-age=31536000; includeSubDomains; preload");
+    let s = err("[tls.hsts]\npreload = true\n").to_string();
+    assert!(s.contains("tls.hsts.preload"), "{s}");
+}

@@ -1,0 +1,402 @@
+//! Raw file values → the runtime [`Config`]. One [`Problem`] per bad key,
+//! all collected, so an admin fixes a file in one pass.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use moat_policy::client_ip::TrustedProxies;
+use moat_policy::route::{host_without_port, normalize_prefix};
+use moat_policy::units::{parse_duration, parse_size};
+
+use crate::error::Problem;
+use crate::model::*;
+use crate::raw::{self, Human, RawApp, RawConfig};
+use crate::{manifest, tls_names};
+
+/// Collects problems while values are converted.
+struct Checker<'a> {
+    problems: Vec<Problem>,
+    base_dir: &'a Path,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, key: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) {
+        self.problems.push(Problem::new(key, message).fix(fix));
+    }
+
+    fn duration(&mut self, key: &str, v: &Human, min: Duration) -> Duration {
+        let parsed = match v {
+            Human::Int(n) if *n >= 0 => Ok(Duration::from_secs(*n as u64)),
+            Human::Int(n) => Err(format!("{n} is negative")),
+            Human::Str(s) => parse_duration(s),
+        };
+        match parsed {
+            Ok(d) if d >= min => d,
+            Ok(_) => {
+                self.problem(key, format!("must be at least {}", moat_policy::units::format_duration(min)), "raise the value");
+                min
+            }
+            Err(e) => {
+                self.problem(key, e, "write a duration such as \"30s\" or \"5m\"");
+                min
+            }
+        }
+    }
+
+    fn size(&mut self, key: &str, v: &Human, min: u64) -> u64 {
+        let parsed = match v {
+            Human::Int(n) if *n >= 0 => Ok(*n as u64),
+            Human::Int(n) => Err(format!("{n} is negative")),
+            Human::Str(s) => parse_size(s),
+        };
+        match parsed {
+            Ok(n) if n >= min => n,
+            Ok(_) => {
+                self.problem(key, format!("must be at least {}", moat_policy::units::format_size(min)), "raise the value");
+                min
+            }
+            Err(e) => {
+                self.problem(key, e, "write a size such as \"16KiB\" or \"10MiB\"");
+                min
+            }
+        }
+    }
+
+    /// A listen address; empty disables the listener.
+    fn listen(&mut self, key: &str, v: &str) -> Option<SocketAddr> {
+        if v.trim().is_empty() {
+            return None;
+        }
+        match v.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.problem(
+                    key,
+                    format!("{v:?} is not an address:port"),
+                    "write an IP address and port, e.g. \"127.0.0.1:8443\" or \"[::]:443\", or \"\" to turn the listener off",
+                );
+                None
+            }
+        }
+    }
+
+    fn path(&self, v: &str) -> PathBuf {
+        let p = PathBuf::from(v);
+        if p.is_absolute() { p } else { self.base_dir.join(p) }
+    }
+}
+
+pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
+    let mut c = Checker { problems: Vec::new(), base_dir };
+
+    let data_dir = raw.data_dir.as_deref().filter(|s| !s.is_empty()).map(|s| c.path(s));
+
+    let s = &raw.server;
+    let https = c.listen("server.https", &s.https);
+    let http = c.listen("server.http", &s.http);
+    if s.max_connections < 1 {
+        c.problem("server.max_connections", "must be at least 1", "set a positive number, e.g. 10000");
+    }
+    let server = Server {
+        https,
+        http,
+        admin_socket: (!s.admin_socket.is_empty()).then(|| c.path(&s.admin_socket)),
+        max_connections: s.max_connections.max(1) as usize,
+        header_read_timeout: c.duration("server.header_read_timeout", &s.header_read_timeout, Duration::from_millis(100)),
+        tls_handshake_timeout: c.duration("server.tls_handshake_timeout", &s.tls_handshake_timeout, Duration::from_millis(100)),
+        max_header_size: c.size("server.max_header_size", &s.max_header_size, 1024) as usize,
+        max_uri_length: c.size("server.max_uri_length", &s.max_uri_length, 256) as usize,
+        shutdown_timeout: c.duration("server.shutdown_timeout", &s.shutdown_timeout, Duration::ZERO),
+        http2: s.http2,
+    };
+    if server.max_header_size > 1 << 20 {
+        c.problem("server.max_header_size", "must be at most 1MiB", "lower the value; 16KiB suits nearly every app");
+    }
+
+    let tls = validate_tls(&mut c, &raw.tls);
+    if tls.enabled && server.https.is_none() {
+        c.problem("server.https", "is empty but TLS is enabled", "give an address such as \"127.0.0.1:8443\", or set tls.enabled = false");
+    }
+    if !tls.enabled && server.http.is_none() {
+        c.problem("server.http", "is empty but TLS is disabled, so nothing would listen", "give an address such as \"127.0.0.1:8080\"");
+    }
+
+    let mut nets = Vec::new();
+    for (i, p) in raw.security.trusted_proxies.iter().enumerate() {
+        match p.parse::<IpNet>().or_else(|_| p.parse::<IpAddr>().map(IpNet::from)) {
+            Ok(n) => nets.push(n.trunc()),
+            Err(_) => c.problem(
+                format!("security.trusted_proxies[{i}]"),
+                format!("{p:?} is not an IP address or CIDR range"),
+                "write e.g. \"10.0.0.1\" or \"10.0.0.0/8\"",
+            ),
+        }
+    }
+
+    let log = validate_log(&mut c, &raw.log);
+
+    let mut apps = Vec::new();
+    let mut names = HashSet::new();
+    let mut mounts = HashSet::new();
+    for (i, a) in raw.apps.iter().enumerate() {
+        if let Some(app) = validate_app(&mut c, i, a) {
+            if !names.insert(app.name.clone()) {
+                c.problem(format!("apps[{i}].name"), format!("app name {:?} is used twice", app.name), "give every app its own name");
+            }
+            if !mounts.insert((app.host.clone(), app.path.clone())) {
+                c.problem(
+                    format!("apps[{i}].path"),
+                    format!("another app is already mounted on the same host and path {:?}", app.path),
+                    "give each app its own path prefix or host",
+                );
+            }
+            apps.push(app);
+        }
+    }
+
+    if !c.problems.is_empty() {
+        return Err(c.problems);
+    }
+    Ok(Config {
+        source: None,
+        data_dir,
+        server,
+        tls,
+        security: Security { trusted_proxies: TrustedProxies::new(nets) },
+        log,
+        apps,
+    })
+}
+
+fn validate_tls(c: &mut Checker<'_>, t: &raw::RawTls) -> Tls {
+    let min_version = match t.min_version.as_str() {
+        "1.2" => TlsVersion::V1_2,
+        "1.3" => TlsVersion::V1_3,
+        other => {
+            c.problem(
+                "tls.min_version",
+                format!("{other:?} is not supported"),
+                "use \"1.2\" (TLS 1.2 and 1.3) or \"1.3\" (TLS 1.3 only); older versions are not offered",
+            );
+            TlsVersion::V1_2
+        }
+    };
+    let mut cipher_suites = Vec::new();
+    for (i, name) in t.cipher_suites.iter().enumerate() {
+        match tls_names::cipher_suite(name) {
+            Some((canon, is13)) => {
+                if min_version == TlsVersion::V1_3 && !is13 {
+                    c.problem(
+                        format!("tls.cipher_suites[{i}]"),
+                        format!("{name} is a TLS 1.2 suite but tls.min_version is \"1.3\""),
+                        "remove it, or set tls.min_version = \"1.2\"",
+                    );
+                }
+                cipher_suites.push(canon);
+            }
+            None => c.problem(
+                format!("tls.cipher_suites[{i}]"),
+                format!("unknown or unsupported cipher suite {name:?}"),
+                format!(
+                    "use one of {} (only AEAD suites with forward secrecy are offered)",
+                    tls_names::CIPHER_SUITES.iter().map(|s| s.0).collect::<Vec<_>>().join(", ")
+                ),
+            ),
+        }
+    }
+    if !cipher_suites.is_empty() && !cipher_suites.iter().any(|s| tls_names::cipher_suite(s).is_some_and(|x| x.1)) {
+        c.problem(
+            "tls.cipher_suites",
+            "lists no TLS 1.3 suite, so TLS 1.3 clients could not connect",
+            "add at least one TLS13_* suite, e.g. TLS13_AES_128_GCM_SHA256",
+        );
+    }
+    let mut kx_groups = Vec::new();
+    for (i, name) in t.kx_groups.iter().enumerate() {
+        match tls_names::kx_group(name) {
+            Some(canon) => kx_groups.push(canon),
+            None => c.problem(
+                format!("tls.kx_groups[{i}]"),
+                format!("unknown key-exchange group {name:?}"),
+                format!("use one of {}", tls_names::KX_GROUPS.iter().map(|g| g.0).collect::<Vec<_>>().join(", ")),
+            ),
+        }
+    }
+    let mut certificates = Vec::new();
+    for (i, cert) in t.certificates.iter().enumerate() {
+        let files = CertificateFiles { cert: c.path(&cert.cert), key: c.path(&cert.key) };
+        for (field, path, given) in [("cert", &files.cert, &cert.cert), ("key", &files.key, &cert.key)] {
+            if given.is_empty() {
+                c.problem(format!("tls.certificates[{i}].{field}"), "is empty", format!("give the path of the PEM {field} file"));
+            } else if !path.is_file() {
+                c.problem(
+                    format!("tls.certificates[{i}].{field}"),
+                    format!("{} does not exist or is not a file", path.display()),
+                    format!("give the path of the PEM {field} file"),
+                );
+            }
+        }
+        certificates.push(files);
+    }
+    let max_age = c.duration("tls.hsts.max_age", &t.hsts.max_age, Duration::ZERO);
+    if t.hsts.preload && (max_age < Duration::from_secs(31_536_000) || !t.hsts.include_subdomains) {
+        c.problem(
+            "tls.hsts.preload",
+            "preload lists require max_age of at least 1 year and include_subdomains = true",
+            "set tls.hsts.max_age = \"365d\" and tls.hsts.include_subdomains = true, or preload = false",
+        );
+    }
+    Tls {
+        enabled: t.enabled,
+        min_version,
+        cipher_suites,
+        kx_groups,
+        redirect_http: t.redirect_http,
+        reload_interval: c.duration("tls.reload_interval", &t.reload_interval, Duration::ZERO),
+        certificates,
+        hsts: Hsts { enabled: t.hsts.enabled, max_age, include_subdomains: t.hsts.include_subdomains, preload: t.hsts.preload },
+    }
+}
+
+fn validate_log(c: &mut Checker<'_>, l: &raw::RawLog) -> Log {
+    let access_log = match l.access_log.as_str() {
+        "off" | "" => AccessLogTarget::Off,
+        "stdout" => AccessLogTarget::Stdout,
+        "stderr" => AccessLogTarget::Stderr,
+        path => AccessLogTarget::File(c.path(path)),
+    };
+    let access_log_format = match l.access_log_format.as_str() {
+        "json" => AccessLogFormat::Json,
+        "common" => AccessLogFormat::Common,
+        other => {
+            c.problem("log.access_log_format", format!("unknown format {other:?}"), "use \"json\" or \"common\"");
+            AccessLogFormat::Json
+        }
+    };
+    if l.level.trim().is_empty() {
+        c.problem("log.level", "is empty", "use error, warn, info, debug or trace");
+    }
+    Log { level: l.level.clone(), access_log, access_log_format }
+}
+
+fn validate_app(c: &mut Checker<'_>, i: usize, a: &RawApp) -> Option<App> {
+    let key = |field: &str| format!("apps[{i}].{field}");
+    let before = c.problems.len();
+    let name_ok = !a.name.is_empty()
+        && a.name.len() <= 64
+        && a.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && a.name.as_bytes()[0].is_ascii_alphanumeric();
+    if !name_ok {
+        c.problem(
+            key("name"),
+            format!("{:?} is not a valid app name", a.name),
+            "use 1-64 letters, digits, '-' or '_', starting with a letter or digit",
+        );
+    }
+    let host = match a.host.as_deref() {
+        None | Some("") => None,
+        Some(h) => {
+            let bare = host_without_port(h);
+            let ok = bare.len() <= 253
+                && bare.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            if !ok || h.contains(':') {
+                c.problem(key("host"), format!("{h:?} is not a host name"), "write a bare host name such as \"grafana.example.com\" (no scheme or port)");
+            }
+            Some(bare)
+        }
+    };
+    let path = match a.path.as_deref() {
+        Some(p) => normalize_prefix(p).unwrap_or_else(|| {
+            c.problem(key("path"), format!("{p:?} is not a path prefix"), "write a prefix starting with '/', e.g. \"/grafana\"");
+            "/".into()
+        }),
+        None if host.is_some() => "/".into(),
+        None => {
+            c.problem(key("path"), "the app has neither path nor host", format!("mount it with path = \"/{}\" and/or host = \"NAME\"", a.name));
+            "/".into()
+        }
+    };
+    let source = match (&a.upstream, &a.static_dir) {
+        (Some(u), None) => parse_upstream(u, a.h2c).map(AppSource::Upstream).map_err(|e| c.problem(key("upstream"), e.0, e.1)).ok(),
+        (None, Some(d)) => {
+            let dir = c.path(d);
+            if !dir.is_dir() {
+                c.problem(key("static"), format!("{} is not a folder", dir.display()), "give the folder of a web-app bundle (it holds manifest.json)");
+                None
+            } else {
+                match manifest::read(&dir) {
+                    Ok(m) => Some(AppSource::Static(StaticBundle { dir, manifest: m })),
+                    Err(e) => {
+                        c.problem(key("static"), e, "add a manifest.json such as {\"name\": \"My app\"} to the folder");
+                        None
+                    }
+                }
+            }
+        }
+        (Some(_), Some(_)) => {
+            c.problem(key("upstream"), "an app has either upstream or static, not both", "remove one of them");
+            None
+        }
+        (None, None) => {
+            c.problem(key("upstream"), "the app has no source", "set upstream = \"http://HOST:PORT\" or static = \"DIR\"");
+            None
+        }
+    };
+    if a.h2c && a.static_dir.is_some() {
+        c.problem(key("h2c"), "h2c applies to upstream apps only", "remove it");
+    }
+    let max_body_size = match &a.max_body_size {
+        Some(v) => c.size(&key("max_body_size"), v, 0),
+        None => parse_size(raw::DEFAULT_MAX_BODY_SIZE).expect("default parses"),
+    };
+    let timeouts = Timeouts {
+        connect: c.duration(&key("timeouts.connect"), &a.timeouts.connect, Duration::from_millis(1)),
+        response_header: c.duration(&key("timeouts.response_header"), &a.timeouts.response_header, Duration::from_millis(1)),
+        idle: c.duration(&key("timeouts.idle"), &a.timeouts.idle, Duration::from_millis(1)),
+    };
+    if c.problems.len() > before {
+        return None;
+    }
+    Some(App {
+        name: a.name.clone(),
+        host,
+        path,
+        source: source?,
+        preserve_host: a.preserve_host,
+        strip_path: a.strip_path,
+        max_body_size,
+        timeouts,
+    })
+}
+
+/// (message, fix)
+struct UpstreamError(String, String);
+
+fn parse_upstream(u: &str, h2c: bool) -> Result<Upstream, UpstreamError> {
+    let fix = "write upstream = \"http://HOST:PORT\", e.g. \"http://127.0.0.1:3000\"".to_owned();
+    let uri: http::Uri = u.parse().map_err(|e| UpstreamError(format!("{u:?} is not a URL: {e}"), fix.clone()))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(UpstreamError(
+                "https upstreams are not supported yet".into(),
+                "reach the upstream over http on a private address, e.g. \"http://127.0.0.1:3000\"".into(),
+            ));
+        }
+        _ => return Err(UpstreamError(format!("{u:?} has no http:// scheme"), fix)),
+    }
+    let Some(authority) = uri.authority().cloned() else {
+        return Err(UpstreamError(format!("{u:?} has no host"), fix));
+    };
+    if authority.as_str().contains('@') {
+        return Err(UpstreamError("credentials in the upstream URL are not supported".into(), "remove user:password@ from the URL".into()));
+    }
+    if uri.query().is_some() {
+        return Err(UpstreamError("the upstream URL must not have a query".into(), fix));
+    }
+    let origin = http::Uri::builder().scheme("http").authority(authority).path_and_query("/").build().map_err(|e| UpstreamError(e.to_string(), fix))?;
+    Ok(Upstream { origin, base_path: uri.path().trim_end_matches('/').to_owned(), h2c })
+}
