@@ -15,7 +15,12 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem { key: key.into(), line: None, message: message.into(), fix: None }
+        Problem {
+            key: key.into(),
+            line: None,
+            message: message.into(),
+            fix: None,
+        }
     }
 
     pub fn fix(mut self, fix: impl Into<String>) -> Self {
@@ -38,7 +43,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn single(file: String, problem: Problem) -> Self {
-        ConfigError { file, problems: vec![problem] }
+        ConfigError {
+            file,
+            problems: vec![problem],
+        }
     }
 
     /// Adds line numbers to problems that lack one, from their key paths.
@@ -50,7 +58,10 @@ impl ConfigError {
                 if p.line.is_some() {
                     return p;
                 }
-                let line = doc.as_ref().and_then(|d| locate(d, &p.key)).map(|offset| line_of(text, offset));
+                let line = doc
+                    .as_ref()
+                    .and_then(|d| locate(d, &p.key))
+                    .map(|offset| line_of(text, offset));
                 p.at_line(line)
             })
             .collect::<Vec<_>>();
@@ -87,7 +98,11 @@ impl std::error::Error for ConfigError {}
 
 /// 1-based line number of a byte offset.
 pub fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Byte offset of a key path (`apps[1].timeouts.connect`) in the document:
@@ -103,7 +118,11 @@ fn locate(doc: &toml_edit::Document<String>, path: &str) -> Option<usize> {
             None => (part, None),
         };
         let Some(item) = table.get(name) else { break };
-        if let Some(span) = table.key(name).and_then(|k| k.span()).or_else(|| item.span()) {
+        if let Some(span) = table
+            .key(name)
+            .and_then(|k| k.span())
+            .or_else(|| item.span())
+        {
             best = Some(span.start);
         }
         let next = match (item, index) {

@@ -48,10 +48,19 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
 /// Parses and validates config text. `path` names the file in errors and is
 /// the base for relative paths in it; `None` means the embedded default.
 pub fn load_str(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
-    let file = path.map(|p| p.display().to_string()).unwrap_or_else(|| "<embedded default>".into());
+    let file = path
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<embedded default>".into());
     let base_dir: PathBuf = path
         .and_then(|p| p.parent())
-        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }.to_path_buf())
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+            .to_path_buf()
+        })
         .unwrap_or_else(|| PathBuf::from("."));
     let raw = raw::parse(text).map_err(|p| ConfigError::single(file.clone(), p))?;
     match validate::validate(raw, &base_dir) {

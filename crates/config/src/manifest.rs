@@ -27,6 +27,8 @@ pub const FILE_NAME: &str = "manifest.json";
 /// can act on.
 pub fn read(dir: &Path) -> Result<Manifest, String> {
     let path = dir.join(FILE_NAME);
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{} is not a valid manifest: {e}", path.display()))
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a valid manifest: {e}", path.display()))
 }

@@ -112,7 +112,12 @@ pub struct RawHsts {
 
 impl Default for RawHsts {
     fn default() -> Self {
-        RawHsts { enabled: true, max_age: Human::s("365d"), include_subdomains: false, preload: false }
+        RawHsts {
+            enabled: true,
+            max_age: Human::s("365d"),
+            include_subdomains: false,
+            preload: false,
+        }
     }
 }
 
@@ -132,7 +137,11 @@ pub struct RawLog {
 
 impl Default for RawLog {
     fn default() -> Self {
-        RawLog { level: "info".into(), access_log: "stdout".into(), access_log_format: "json".into() }
+        RawLog {
+            level: "info".into(),
+            access_log: "stdout".into(),
+            access_log_format: "json".into(),
+        }
     }
 }
 
@@ -162,7 +171,11 @@ pub struct RawTimeouts {
 
 impl Default for RawTimeouts {
     fn default() -> Self {
-        RawTimeouts { connect: Human::s("5s"), response_header: Human::s("60s"), idle: Human::s("300s") }
+        RawTimeouts {
+            connect: Human::s("5s"),
+            response_header: Human::s("60s"),
+            idle: Human::s("300s"),
+        }
     }
 }
 
@@ -192,5 +205,7 @@ fn toml_problem(text: &str, key: &str, e: &toml::de::Error) -> Problem {
     } else {
         "correct the TOML syntax at that line"
     };
-    Problem::new(key, message).fix(fix).at_line(e.span().map(|s| crate::error::line_of(text, s.start)))
+    Problem::new(key, message)
+        .fix(fix)
+        .at_line(e.span().map(|s| crate::error::line_of(text, s.start)))
 }

@@ -16,7 +16,14 @@ fn default_file_equals_empty_file() {
 #[test]
 fn default_file_documents_every_key() {
     let mut raw = raw::RawConfig::default();
-    raw.apps.push(raw::RawApp { upstream: Some(String::new()), static_dir: Some(String::new()), host: Some(String::new()), path: Some(String::new()), max_body_size: Some(raw::Human::Int(0)), ..Default::default() });
+    raw.apps.push(raw::RawApp {
+        upstream: Some(String::new()),
+        static_dir: Some(String::new()),
+        host: Some(String::new()),
+        path: Some(String::new()),
+        max_body_size: Some(raw::Human::Int(0)),
+        ..Default::default()
+    });
     raw.tls.certificates.push(raw::RawCertificate::default());
     raw.data_dir = Some(String::new());
     let value = toml::Value::try_from(&raw).unwrap();
@@ -37,7 +44,10 @@ fn default_file_documents_every_key() {
     for key in keys {
         let documented = DEFAULT_CONFIG.lines().any(|l| {
             let l = l.trim_start_matches(['#', ' ', '[']);
-            l.starts_with(&format!("{key} =")) || l.starts_with(&format!("{key}]")) || l.starts_with(&format!("apps.{key}]")) || l.contains(&format!(".{key}]"))
+            l.starts_with(&format!("{key} ="))
+                || l.starts_with(&format!("{key}]"))
+                || l.starts_with(&format!("apps.{key}]"))
+                || l.contains(&format!(".{key}]"))
         });
         assert!(documented, "key {key} is not in default.toml");
     }
@@ -58,14 +68,20 @@ fn defaults_are_secure() {
 fn unknown_key_names_line_and_key() {
     let e = err("[server]\nhttps = \"127.0.0.1:1\"\nmax_conections = 5\n");
     let s = e.to_string();
-    assert!(s.starts_with("moat.toml:3: server.max_conections: unknown field"), "{s}");
+    assert!(
+        s.starts_with("moat.toml:3: server.max_conections: unknown field"),
+        "{s}"
+    );
     assert!(s.contains("fix:"), "{s}");
 }
 
 #[test]
 fn wrong_type() {
     let s = err("[tls]\nenabled = \"yes\"\n").to_string();
-    assert!(s.starts_with("moat.toml:2: tls.enabled: invalid type"), "{s}");
+    assert!(
+        s.starts_with("moat.toml:2: tls.enabled: invalid type"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -100,13 +116,34 @@ upstream = "http://127.0.0.1:1"
     let s = e.to_string();
     let lines: Vec<&str> = s.lines().collect();
     assert_eq!(lines.len(), 8, "{s}");
-    assert!(lines[0].starts_with("moat.toml:3: server.max_header_size: unknown size unit"), "{s}");
-    assert!(lines[1].starts_with("moat.toml:4: server.header_read_timeout:"), "{s}");
-    assert!(lines[2].starts_with("moat.toml:7: tls.min_version: \"1.1\" is not supported"), "{s}");
-    assert!(lines[3].starts_with("moat.toml:8: tls.cipher_suites[0]: unknown or unsupported"), "{s}");
-    assert!(lines[4].starts_with("moat.toml:11: security.trusted_proxies[1]: \"not-an-ip\""), "{s}");
-    assert!(lines[5].starts_with("moat.toml:16: apps[0].upstream:"), "{s}");
-    assert!(lines[6].starts_with("moat.toml:18: apps[1].path: the app has neither path nor host"), "{s}");
+    assert!(
+        lines[0].starts_with("moat.toml:3: server.max_header_size: unknown size unit"),
+        "{s}"
+    );
+    assert!(
+        lines[1].starts_with("moat.toml:4: server.header_read_timeout:"),
+        "{s}"
+    );
+    assert!(
+        lines[2].starts_with("moat.toml:7: tls.min_version: \"1.1\" is not supported"),
+        "{s}"
+    );
+    assert!(
+        lines[3].starts_with("moat.toml:8: tls.cipher_suites[0]: unknown or unsupported"),
+        "{s}"
+    );
+    assert!(
+        lines[4].starts_with("moat.toml:11: security.trusted_proxies[1]: \"not-an-ip\""),
+        "{s}"
+    );
+    assert!(
+        lines[5].starts_with("moat.toml:16: apps[0].upstream:"),
+        "{s}"
+    );
+    assert!(
+        lines[6].starts_with("moat.toml:18: apps[1].path: the app has neither path nor host"),
+        "{s}"
+    );
     assert!(lines[7].starts_with("moat.toml:19: apps[1].name:"), "{s}");
     assert!(lines.iter().all(|l| l.contains("(fix: ")), "{s}");
 }
@@ -114,23 +151,41 @@ upstream = "http://127.0.0.1:1"
 #[test]
 fn cipher_names_and_versions() {
     let c = load_str("[tls]\ncipher_suites = [\"TLS_AES_128_GCM_SHA256\", \"ecdhe-rsa-aes128-gcm-sha256\"]\nkx_groups = [\"P-256\"]\n", None).unwrap();
-    assert_eq!(c.tls.cipher_suites, ["TLS13_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]);
+    assert_eq!(
+        c.tls.cipher_suites,
+        [
+            "TLS13_AES_128_GCM_SHA256",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+        ]
+    );
     assert_eq!(c.tls.kx_groups, ["secp256r1"]);
     let s = err("[tls]\nmin_version = \"1.3\"\ncipher_suites = [\"TLS13_AES_128_GCM_SHA256\", \"ECDHE-RSA-AES128-GCM-SHA256\"]\n").to_string();
-    assert!(s.contains("is a TLS 1.2 suite but tls.min_version is \"1.3\""), "{s}");
+    assert!(
+        s.contains("is a TLS 1.2 suite but tls.min_version is \"1.3\""),
+        "{s}"
+    );
     let s = err("[tls]\ncipher_suites = [\"ECDHE-RSA-AES128-GCM-SHA256\"]\n").to_string();
     assert!(s.contains("lists no TLS 1.3 suite"), "{s}");
     let s = err("[tls]\nkx_groups = [\"ffdhe2048\"]\n").to_string();
-    assert!(s.contains("tls.kx_groups[0]: unknown key-exchange group"), "{s}");
+    assert!(
+        s.contains("tls.kx_groups[0]: unknown key-exchange group"),
+        "{s}"
+    );
 }
 
 #[test]
 fn apps_and_paths() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("bundle")).unwrap();
-    std::fs::write(dir.path().join("bundle/manifest.json"), r#"{"name": "Notes", "spa": true, "icons": []}"#).unwrap();
+    std::fs::write(
+        dir.path().join("bundle/manifest.json"),
+        r#"{"name": "Notes", "spa": true, "icons": []}"#,
+    )
+    .unwrap();
     let file = dir.path().join("moat.toml");
-    std::fs::write(&file, r#"
+    std::fs::write(
+        &file,
+        r#"
 [[apps]]
 name = "notes"
 path = "/notes/"
@@ -143,7 +198,9 @@ upstream = "http://127.0.0.1:9000/base/"
 strip_path = true
 max_body_size = "1MiB"
 timeouts = { connect = "2s", response_header = "1m", idle = "90s" }
-"#).unwrap();
+"#,
+    )
+    .unwrap();
     let c = load_file(&file).unwrap();
     assert_eq!(c.apps[0].path, "/notes");
     match &c.apps[0].source {
@@ -175,20 +232,37 @@ fn static_without_manifest_and_duplicates() {
     assert!(s.contains("apps[0].static: cannot read"), "{s}");
     assert!(s.contains("manifest.json"), "{s}");
     let s = err("[[apps]]\nname = \"x\"\npath = \"/x\"\nupstream = \"http://h:1\"\n[[apps]]\nname = \"x\"\npath = \"/x\"\nupstream = \"http://h:1\"\n").to_string();
-    assert!(s.contains("apps[1].name: app name \"x\" is used twice"), "{s}");
-    assert!(s.contains("apps[1].path: another app is already mounted"), "{s}");
+    assert!(
+        s.contains("apps[1].name: app name \"x\" is used twice"),
+        "{s}"
+    );
+    assert!(
+        s.contains("apps[1].path: another app is already mounted"),
+        "{s}"
+    );
 }
 
 #[test]
 fn missing_file() {
     let e = load_file(Path::new("/nonexistent/moat.toml")).unwrap_err();
-    assert!(e.to_string().starts_with("/nonexistent/moat.toml: cannot read the file"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/moat.toml: cannot read the file"),
+        "{e}"
+    );
 }
 
 #[test]
 fn hsts_values() {
-    let c = load_str("[tls.hsts]\nmax_age = \"365d\"\ninclude_subdomains = true\npreload = true\n", None).unwrap();
-    assert_eq!(c.tls.hsts.header_value().unwrap(), "max-age=31536000; includeSubDomains; preload");
+    let c = load_str(
+        "[tls.hsts]\nmax_age = \"365d\"\ninclude_subdomains = true\npreload = true\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        c.tls.hsts.header_value().unwrap(),
+        "max-age=31536000; includeSubDomains; preload"
+    );
     let s = err("[tls.hsts]\npreload = true\n").to_string();
     assert!(s.contains("tls.hsts.preload"), "{s}");
 }

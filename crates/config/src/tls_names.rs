@@ -9,15 +9,51 @@
 
 /// (canonical, is TLS 1.3, aliases)
 pub const CIPHER_SUITES: &[(&str, bool, &[&str])] = &[
-    ("TLS13_AES_256_GCM_SHA384", true, &["TLS_AES_256_GCM_SHA384"]),
-    ("TLS13_AES_128_GCM_SHA256", true, &["TLS_AES_128_GCM_SHA256"]),
-    ("TLS13_CHACHA20_POLY1305_SHA256", true, &["TLS_CHACHA20_POLY1305_SHA256"]),
-    ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", false, &["ECDHE-ECDSA-AES256-GCM-SHA384"]),
-    ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", false, &["ECDHE-ECDSA-AES128-GCM-SHA256"]),
-    ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", false, &["ECDHE-ECDSA-CHACHA20-POLY1305"]),
-    ("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", false, &["ECDHE-RSA-AES256-GCM-SHA384"]),
-    ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", false, &["ECDHE-RSA-AES128-GCM-SHA256"]),
-    ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", false, &["ECDHE-RSA-CHACHA20-POLY1305"]),
+    (
+        "TLS13_AES_256_GCM_SHA384",
+        true,
+        &["TLS_AES_256_GCM_SHA384"],
+    ),
+    (
+        "TLS13_AES_128_GCM_SHA256",
+        true,
+        &["TLS_AES_128_GCM_SHA256"],
+    ),
+    (
+        "TLS13_CHACHA20_POLY1305_SHA256",
+        true,
+        &["TLS_CHACHA20_POLY1305_SHA256"],
+    ),
+    (
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        false,
+        &["ECDHE-ECDSA-AES256-GCM-SHA384"],
+    ),
+    (
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        false,
+        &["ECDHE-ECDSA-AES128-GCM-SHA256"],
+    ),
+    (
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        false,
+        &["ECDHE-ECDSA-CHACHA20-POLY1305"],
+    ),
+    (
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        false,
+        &["ECDHE-RSA-AES256-GCM-SHA384"],
+    ),
+    (
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        false,
+        &["ECDHE-RSA-AES128-GCM-SHA256"],
+    ),
+    (
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        false,
+        &["ECDHE-RSA-CHACHA20-POLY1305"],
+    ),
 ];
 
 /// (canonical, aliases)
@@ -31,13 +67,17 @@ pub const KX_GROUPS: &[(&str, &[&str])] = &[
 pub fn cipher_suite(name: &str) -> Option<(&'static str, bool)> {
     CIPHER_SUITES
         .iter()
-        .find(|(c, _, aliases)| c.eq_ignore_ascii_case(name) || aliases.iter().any(|a| a.eq_ignore_ascii_case(name)))
+        .find(|(c, _, aliases)| {
+            c.eq_ignore_ascii_case(name) || aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+        })
         .map(|(c, v13, _)| (*c, *v13))
 }
 
 pub fn kx_group(name: &str) -> Option<&'static str> {
     KX_GROUPS
         .iter()
-        .find(|(c, aliases)| c.eq_ignore_ascii_case(name) || aliases.iter().any(|a| a.eq_ignore_ascii_case(name)))
+        .find(|(c, aliases)| {
+            c.eq_ignore_ascii_case(name) || aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+        })
         .map(|(c, _)| *c)
 }

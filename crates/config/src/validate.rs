@@ -23,7 +23,12 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn problem(&mut self, key: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) {
+    fn problem(
+        &mut self,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
         self.problems.push(Problem::new(key, message).fix(fix));
     }
 
@@ -36,7 +41,14 @@ impl Checker<'_> {
         match parsed {
             Ok(d) if d >= min => d,
             Ok(_) => {
-                self.problem(key, format!("must be at least {}", moat_policy::units::format_duration(min)), "raise the value");
+                self.problem(
+                    key,
+                    format!(
+                        "must be at least {}",
+                        moat_policy::units::format_duration(min)
+                    ),
+                    "raise the value",
+                );
                 min
             }
             Err(e) => {
@@ -55,7 +67,11 @@ impl Checker<'_> {
         match parsed {
             Ok(n) if n >= min => n,
             Ok(_) => {
-                self.problem(key, format!("must be at least {}", moat_policy::units::format_size(min)), "raise the value");
+                self.problem(
+                    key,
+                    format!("must be at least {}", moat_policy::units::format_size(min)),
+                    "raise the value",
+                );
                 min
             }
             Err(e) => {
@@ -85,48 +101,90 @@ impl Checker<'_> {
 
     fn path(&self, v: &str) -> PathBuf {
         let p = PathBuf::from(v);
-        if p.is_absolute() { p } else { self.base_dir.join(p) }
+        if p.is_absolute() {
+            p
+        } else {
+            self.base_dir.join(p)
+        }
     }
 }
 
 pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
-    let mut c = Checker { problems: Vec::new(), base_dir };
+    let mut c = Checker {
+        problems: Vec::new(),
+        base_dir,
+    };
 
-    let data_dir = raw.data_dir.as_deref().filter(|s| !s.is_empty()).map(|s| c.path(s));
+    let data_dir = raw
+        .data_dir
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| c.path(s));
 
     let s = &raw.server;
     let https = c.listen("server.https", &s.https);
     let http = c.listen("server.http", &s.http);
     if s.max_connections < 1 {
-        c.problem("server.max_connections", "must be at least 1", "set a positive number, e.g. 10000");
+        c.problem(
+            "server.max_connections",
+            "must be at least 1",
+            "set a positive number, e.g. 10000",
+        );
     }
     let server = Server {
         https,
         http,
         admin_socket: (!s.admin_socket.is_empty()).then(|| c.path(&s.admin_socket)),
         max_connections: s.max_connections.max(1) as usize,
-        header_read_timeout: c.duration("server.header_read_timeout", &s.header_read_timeout, Duration::from_millis(100)),
-        tls_handshake_timeout: c.duration("server.tls_handshake_timeout", &s.tls_handshake_timeout, Duration::from_millis(100)),
+        header_read_timeout: c.duration(
+            "server.header_read_timeout",
+            &s.header_read_timeout,
+            Duration::from_millis(100),
+        ),
+        tls_handshake_timeout: c.duration(
+            "server.tls_handshake_timeout",
+            &s.tls_handshake_timeout,
+            Duration::from_millis(100),
+        ),
         max_header_size: c.size("server.max_header_size", &s.max_header_size, 1024) as usize,
         max_uri_length: c.size("server.max_uri_length", &s.max_uri_length, 256) as usize,
-        shutdown_timeout: c.duration("server.shutdown_timeout", &s.shutdown_timeout, Duration::ZERO),
+        shutdown_timeout: c.duration(
+            "server.shutdown_timeout",
+            &s.shutdown_timeout,
+            Duration::ZERO,
+        ),
         http2: s.http2,
     };
     if server.max_header_size > 1 << 20 {
-        c.problem("server.max_header_size", "must be at most 1MiB", "lower the value; 16KiB suits nearly every app");
+        c.problem(
+            "server.max_header_size",
+            "must be at most 1MiB",
+            "lower the value; 16KiB suits nearly every app",
+        );
     }
 
     let tls = validate_tls(&mut c, &raw.tls);
     if tls.enabled && server.https.is_none() {
-        c.problem("server.https", "is empty but TLS is enabled", "give an address such as \"127.0.0.1:8443\", or set tls.enabled = false");
+        c.problem(
+            "server.https",
+            "is empty but TLS is enabled",
+            "give an address such as \"127.0.0.1:8443\", or set tls.enabled = false",
+        );
     }
     if !tls.enabled && server.http.is_none() {
-        c.problem("server.http", "is empty but TLS is disabled, so nothing would listen", "give an address such as \"127.0.0.1:8080\"");
+        c.problem(
+            "server.http",
+            "is empty but TLS is disabled, so nothing would listen",
+            "give an address such as \"127.0.0.1:8080\"",
+        );
     }
 
     let mut nets = Vec::new();
     for (i, p) in raw.security.trusted_proxies.iter().enumerate() {
-        match p.parse::<IpNet>().or_else(|_| p.parse::<IpAddr>().map(IpNet::from)) {
+        match p
+            .parse::<IpNet>()
+            .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
+        {
             Ok(n) => nets.push(n.trunc()),
             Err(_) => c.problem(
                 format!("security.trusted_proxies[{i}]"),
@@ -144,12 +202,19 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
     for (i, a) in raw.apps.iter().enumerate() {
         if let Some(app) = validate_app(&mut c, i, a) {
             if !names.insert(app.name.clone()) {
-                c.problem(format!("apps[{i}].name"), format!("app name {:?} is used twice", app.name), "give every app its own name");
+                c.problem(
+                    format!("apps[{i}].name"),
+                    format!("app name {:?} is used twice", app.name),
+                    "give every app its own name",
+                );
             }
             if !mounts.insert((app.host.clone(), app.path.clone())) {
                 c.problem(
                     format!("apps[{i}].path"),
-                    format!("another app is already mounted on the same host and path {:?}", app.path),
+                    format!(
+                        "another app is already mounted on the same host and path {:?}",
+                        app.path
+                    ),
                     "give each app its own path prefix or host",
                 );
             }
@@ -165,7 +230,9 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
         data_dir,
         server,
         tls,
-        security: Security { trusted_proxies: TrustedProxies::new(nets) },
+        security: Security {
+            trusted_proxies: TrustedProxies::new(nets),
+        },
         log,
         apps,
     })
@@ -202,12 +269,20 @@ fn validate_tls(c: &mut Checker<'_>, t: &raw::RawTls) -> Tls {
                 format!("unknown or unsupported cipher suite {name:?}"),
                 format!(
                     "use one of {} (only AEAD suites with forward secrecy are offered)",
-                    tls_names::CIPHER_SUITES.iter().map(|s| s.0).collect::<Vec<_>>().join(", ")
+                    tls_names::CIPHER_SUITES
+                        .iter()
+                        .map(|s| s.0)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ),
         }
     }
-    if !cipher_suites.is_empty() && !cipher_suites.iter().any(|s| tls_names::cipher_suite(s).is_some_and(|x| x.1)) {
+    if !cipher_suites.is_empty()
+        && !cipher_suites
+            .iter()
+            .any(|s| tls_names::cipher_suite(s).is_some_and(|x| x.1))
+    {
         c.problem(
             "tls.cipher_suites",
             "lists no TLS 1.3 suite, so TLS 1.3 clients could not connect",
@@ -221,16 +296,33 @@ fn validate_tls(c: &mut Checker<'_>, t: &raw::RawTls) -> Tls {
             None => c.problem(
                 format!("tls.kx_groups[{i}]"),
                 format!("unknown key-exchange group {name:?}"),
-                format!("use one of {}", tls_names::KX_GROUPS.iter().map(|g| g.0).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "use one of {}",
+                    tls_names::KX_GROUPS
+                        .iter()
+                        .map(|g| g.0)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ),
         }
     }
     let mut certificates = Vec::new();
     for (i, cert) in t.certificates.iter().enumerate() {
-        let files = CertificateFiles { cert: c.path(&cert.cert), key: c.path(&cert.key) };
-        for (field, path, given) in [("cert", &files.cert, &cert.cert), ("key", &files.key, &cert.key)] {
+        let files = CertificateFiles {
+            cert: c.path(&cert.cert),
+            key: c.path(&cert.key),
+        };
+        for (field, path, given) in [
+            ("cert", &files.cert, &cert.cert),
+            ("key", &files.key, &cert.key),
+        ] {
             if given.is_empty() {
-                c.problem(format!("tls.certificates[{i}].{field}"), "is empty", format!("give the path of the PEM {field} file"));
+                c.problem(
+                    format!("tls.certificates[{i}].{field}"),
+                    "is empty",
+                    format!("give the path of the PEM {field} file"),
+                );
             } else if !path.is_file() {
                 c.problem(
                     format!("tls.certificates[{i}].{field}"),
@@ -257,7 +349,12 @@ fn validate_tls(c: &mut Checker<'_>, t: &raw::RawTls) -> Tls {
         redirect_http: t.redirect_http,
         reload_interval: c.duration("tls.reload_interval", &t.reload_interval, Duration::ZERO),
         certificates,
-        hsts: Hsts { enabled: t.hsts.enabled, max_age, include_subdomains: t.hsts.include_subdomains, preload: t.hsts.preload },
+        hsts: Hsts {
+            enabled: t.hsts.enabled,
+            max_age,
+            include_subdomains: t.hsts.include_subdomains,
+            preload: t.hsts.preload,
+        },
     }
 }
 
@@ -272,14 +369,26 @@ fn validate_log(c: &mut Checker<'_>, l: &raw::RawLog) -> Log {
         "json" => AccessLogFormat::Json,
         "common" => AccessLogFormat::Common,
         other => {
-            c.problem("log.access_log_format", format!("unknown format {other:?}"), "use \"json\" or \"common\"");
+            c.problem(
+                "log.access_log_format",
+                format!("unknown format {other:?}"),
+                "use \"json\" or \"common\"",
+            );
             AccessLogFormat::Json
         }
     };
     if l.level.trim().is_empty() {
-        c.problem("log.level", "is empty", "use error, warn, info, debug or trace");
+        c.problem(
+            "log.level",
+            "is empty",
+            "use error, warn, info, debug or trace",
+        );
     }
-    Log { level: l.level.clone(), access_log, access_log_format }
+    Log {
+        level: l.level.clone(),
+        access_log,
+        access_log_format,
+    }
 }
 
 fn validate_app(c: &mut Checker<'_>, i: usize, a: &RawApp) -> Option<App> {
@@ -287,7 +396,9 @@ fn validate_app(c: &mut Checker<'_>, i: usize, a: &RawApp) -> Option<App> {
     let before = c.problems.len();
     let name_ok = !a.name.is_empty()
         && a.name.len() <= 64
-        && a.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && a.name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         && a.name.as_bytes()[0].is_ascii_alphanumeric();
     if !name_ok {
         c.problem(
@@ -301,47 +412,85 @@ fn validate_app(c: &mut Checker<'_>, i: usize, a: &RawApp) -> Option<App> {
         Some(h) => {
             let bare = host_without_port(h);
             let ok = bare.len() <= 253
-                && bare.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+                && bare.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
             if !ok || h.contains(':') {
-                c.problem(key("host"), format!("{h:?} is not a host name"), "write a bare host name such as \"grafana.example.com\" (no scheme or port)");
+                c.problem(
+                    key("host"),
+                    format!("{h:?} is not a host name"),
+                    "write a bare host name such as \"grafana.example.com\" (no scheme or port)",
+                );
             }
             Some(bare)
         }
     };
     let path = match a.path.as_deref() {
         Some(p) => normalize_prefix(p).unwrap_or_else(|| {
-            c.problem(key("path"), format!("{p:?} is not a path prefix"), "write a prefix starting with '/', e.g. \"/grafana\"");
+            c.problem(
+                key("path"),
+                format!("{p:?} is not a path prefix"),
+                "write a prefix starting with '/', e.g. \"/grafana\"",
+            );
             "/".into()
         }),
         None if host.is_some() => "/".into(),
         None => {
-            c.problem(key("path"), "the app has neither path nor host", format!("mount it with path = \"/{}\" and/or host = \"NAME\"", a.name));
+            c.problem(
+                key("path"),
+                "the app has neither path nor host",
+                format!(
+                    "mount it with path = \"/{}\" and/or host = \"NAME\"",
+                    a.name
+                ),
+            );
             "/".into()
         }
     };
     let source = match (&a.upstream, &a.static_dir) {
-        (Some(u), None) => parse_upstream(u, a.h2c).map(AppSource::Upstream).map_err(|e| c.problem(key("upstream"), e.0, e.1)).ok(),
+        (Some(u), None) => parse_upstream(u, a.h2c)
+            .map(AppSource::Upstream)
+            .map_err(|e| c.problem(key("upstream"), e.0, e.1))
+            .ok(),
         (None, Some(d)) => {
             let dir = c.path(d);
             if !dir.is_dir() {
-                c.problem(key("static"), format!("{} is not a folder", dir.display()), "give the folder of a web-app bundle (it holds manifest.json)");
+                c.problem(
+                    key("static"),
+                    format!("{} is not a folder", dir.display()),
+                    "give the folder of a web-app bundle (it holds manifest.json)",
+                );
                 None
             } else {
                 match manifest::read(&dir) {
                     Ok(m) => Some(AppSource::Static(StaticBundle { dir, manifest: m })),
                     Err(e) => {
-                        c.problem(key("static"), e, "add a manifest.json such as {\"name\": \"My app\"} to the folder");
+                        c.problem(
+                            key("static"),
+                            e,
+                            "add a manifest.json such as {\"name\": \"My app\"} to the folder",
+                        );
                         None
                     }
                 }
             }
         }
         (Some(_), Some(_)) => {
-            c.problem(key("upstream"), "an app has either upstream or static, not both", "remove one of them");
+            c.problem(
+                key("upstream"),
+                "an app has either upstream or static, not both",
+                "remove one of them",
+            );
             None
         }
         (None, None) => {
-            c.problem(key("upstream"), "the app has no source", "set upstream = \"http://HOST:PORT\" or static = \"DIR\"");
+            c.problem(
+                key("upstream"),
+                "the app has no source",
+                "set upstream = \"http://HOST:PORT\" or static = \"DIR\"",
+            );
             None
         }
     };
@@ -353,9 +502,21 @@ fn validate_app(c: &mut Checker<'_>, i: usize, a: &RawApp) -> Option<App> {
         None => parse_size(raw::DEFAULT_MAX_BODY_SIZE).expect("default parses"),
     };
     let timeouts = Timeouts {
-        connect: c.duration(&key("timeouts.connect"), &a.timeouts.connect, Duration::from_millis(1)),
-        response_header: c.duration(&key("timeouts.response_header"), &a.timeouts.response_header, Duration::from_millis(1)),
-        idle: c.duration(&key("timeouts.idle"), &a.timeouts.idle, Duration::from_millis(1)),
+        connect: c.duration(
+            &key("timeouts.connect"),
+            &a.timeouts.connect,
+            Duration::from_millis(1),
+        ),
+        response_header: c.duration(
+            &key("timeouts.response_header"),
+            &a.timeouts.response_header,
+            Duration::from_millis(1),
+        ),
+        idle: c.duration(
+            &key("timeouts.idle"),
+            &a.timeouts.idle,
+            Duration::from_millis(1),
+        ),
     };
     if c.problems.len() > before {
         return None;
@@ -377,13 +538,16 @@ struct UpstreamError(String, String);
 
 fn parse_upstream(u: &str, h2c: bool) -> Result<Upstream, UpstreamError> {
     let fix = "write upstream = \"http://HOST:PORT\", e.g. \"http://127.0.0.1:3000\"".to_owned();
-    let uri: http::Uri = u.parse().map_err(|e| UpstreamError(format!("{u:?} is not a URL: {e}"), fix.clone()))?;
+    let uri: http::Uri = u
+        .parse()
+        .map_err(|e| UpstreamError(format!("{u:?} is not a URL: {e}"), fix.clone()))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some("https") => {
             return Err(UpstreamError(
                 "https upstreams are not supported yet".into(),
-                "reach the upstream over http on a private address, e.g. \"http://127.0.0.1:3000\"".into(),
+                "reach the upstream over http on a private address, e.g. \"http://127.0.0.1:3000\""
+                    .into(),
             ));
         }
         _ => return Err(UpstreamError(format!("{u:?} has no http:// scheme"), fix)),
@@ -392,11 +556,26 @@ fn parse_upstream(u: &str, h2c: bool) -> Result<Upstream, UpstreamError> {
         return Err(UpstreamError(format!("{u:?} has no host"), fix));
     };
     if authority.as_str().contains('@') {
-        return Err(UpstreamError("credentials in the upstream URL are not supported".into(), "remove user:password@ from the URL".into()));
+        return Err(UpstreamError(
+            "credentials in the upstream URL are not supported".into(),
+            "remove user:password@ from the URL".into(),
+        ));
     }
     if uri.query().is_some() {
-        return Err(UpstreamError("the upstream URL must not have a query".into(), fix));
+        return Err(UpstreamError(
+            "the upstream URL must not have a query".into(),
+            fix,
+        ));
     }
-    let origin = http::Uri::builder().scheme("http").authority(authority).path_and_query("/").build().map_err(|e| UpstreamError(e.to_string(), fix))?;
-    Ok(Upstream { origin, base_path: uri.path().trim_end_matches('/').to_owned(), h2c })
+    let origin = http::Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query("/")
+        .build()
+        .map_err(|e| UpstreamError(e.to_string(), fix))?;
+    Ok(Upstream {
+        origin,
+        base_path: uri.path().trim_end_matches('/').to_owned(),
+        h2c,
+    })
 }

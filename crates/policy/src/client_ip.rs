@@ -55,7 +55,10 @@ pub struct ClientIp {
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> ClientIp {
     let peer = canonical(peer);
     if !trusted.contains(peer) {
-        return ClientIp { ip: peer, source: Source::Peer };
+        return ClientIp {
+            ip: peer,
+            source: Source::Peer,
+        };
     }
     let mut chain = headers.get_all("x-forwarded-for").iter().peekable();
     if chain.peek().is_some() {
@@ -73,7 +76,12 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> C
                     nearest_trusted = ip;
                     source = Source::XForwardedFor;
                 }
-                Some(ip) => return ClientIp { ip, source: Source::XForwardedFor },
+                Some(ip) => {
+                    return ClientIp {
+                        ip,
+                        source: Source::XForwardedFor,
+                    };
+                }
                 // SECURITY: an entry we cannot parse ends what we can vouch for;
                 // the client is the last hop we could still verify.
                 None => break,
@@ -81,16 +89,25 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> C
         }
         // Every entry was a trusted proxy (or the chain broke): the furthest
         // verified hop is the best answer.
-        return ClientIp { ip: nearest_trusted, source };
+        return ClientIp {
+            ip: nearest_trusted,
+            source,
+        };
     }
     if let Some(ip) = headers
         .get("x-real-ip")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_addr(v.trim()))
     {
-        return ClientIp { ip, source: Source::XRealIp };
+        return ClientIp {
+            ip,
+            source: Source::XRealIp,
+        };
     }
-    ClientIp { ip: peer, source: Source::Peer }
+    ClientIp {
+        ip: peer,
+        source: Source::Peer,
+    }
 }
 
 /// Parses one forwarded address: `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`,
@@ -105,7 +122,10 @@ pub fn parse_addr(s: &str) -> Option<IpAddr> {
         return Some(canonical(sa.ip()));
     }
     let inner = s.strip_prefix('[')?.split(']').next()?;
-    inner.parse::<std::net::Ipv6Addr>().ok().map(|ip| canonical(IpAddr::V6(ip)))
+    inner
+        .parse::<std::net::Ipv6Addr>()
+        .ok()
+        .map(|ip| canonical(IpAddr::V6(ip)))
 }
 
 /// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`, seen on dual-stack sockets)
@@ -127,7 +147,11 @@ mod tests {
     fn trusted(list: &[&str]) -> TrustedProxies {
         TrustedProxies::new(
             list.iter()
-                .map(|s| s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from)).unwrap())
+                .map(|s| {
+                    s.parse::<IpNet>()
+                        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                        .unwrap()
+                })
                 .collect(),
         )
     }
@@ -135,7 +159,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         h
     }
@@ -147,23 +174,45 @@ mod tests {
     #[test]
     fn untrusted_peer_headers_ignored() {
         let t = trusted(&["10.0.0.0/8"]);
-        let h = headers(&[("x-forwarded-for", "1.1.1.1"), ("x-real-ip", "2.2.2.2"), ("forwarded", "for=3.3.3.3")]);
+        let h = headers(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-real-ip", "2.2.2.2"),
+            ("forwarded", "for=3.3.3.3"),
+        ]);
         let c = resolve(ip("203.0.113.9"), &h, &t);
-        assert_eq!(c, ClientIp { ip: ip("203.0.113.9"), source: Source::Peer });
+        assert_eq!(
+            c,
+            ClientIp {
+                ip: ip("203.0.113.9"),
+                source: Source::Peer
+            }
+        );
     }
 
     #[test]
     fn no_trusted_proxies_means_peer() {
         let h = headers(&[("x-forwarded-for", "1.1.1.1")]);
-        assert_eq!(resolve(ip("127.0.0.1"), &h, &TrustedProxies::default()).ip, ip("127.0.0.1"));
+        assert_eq!(
+            resolve(ip("127.0.0.1"), &h, &TrustedProxies::default()).ip,
+            ip("127.0.0.1")
+        );
     }
 
     #[test]
     fn trusted_peer_rightmost_untrusted() {
         let t = trusted(&["127.0.0.1", "10.0.0.0/8"]);
         // client spoofs 6.6.6.6, real client 1.2.3.4, then two trusted hops.
-        let h = headers(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.2"), ("x-forwarded-for", "10.0.0.3")]);
-        assert_eq!(resolve(ip("127.0.0.1"), &h, &t), ClientIp { ip: ip("1.2.3.4"), source: Source::XForwardedFor });
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.2"),
+            ("x-forwarded-for", "10.0.0.3"),
+        ]);
+        assert_eq!(
+            resolve(ip("127.0.0.1"), &h, &t),
+            ClientIp {
+                ip: ip("1.2.3.4"),
+                source: Source::XForwardedFor
+            }
+        );
     }
 
     #[test]
@@ -179,7 +228,13 @@ mod tests {
         let h = headers(&[("x-forwarded-for", "1.2.3.4, garbage, 10.0.0.2")]);
         assert_eq!(resolve(ip("127.0.0.1"), &h, &t).ip, ip("10.0.0.2"));
         let h = headers(&[("x-forwarded-for", "nonsense")]);
-        assert_eq!(resolve(ip("127.0.0.1"), &h, &t), ClientIp { ip: ip("127.0.0.1"), source: Source::Peer });
+        assert_eq!(
+            resolve(ip("127.0.0.1"), &h, &t),
+            ClientIp {
+                ip: ip("127.0.0.1"),
+                source: Source::Peer
+            }
+        );
     }
 
     #[test]
@@ -195,10 +250,19 @@ mod tests {
     fn real_ip_fallback_only_without_xff() {
         let t = trusted(&["127.0.0.1"]);
         let h = headers(&[("x-real-ip", "198.51.100.7")]);
-        assert_eq!(resolve(ip("127.0.0.1"), &h, &t), ClientIp { ip: ip("198.51.100.7"), source: Source::XRealIp });
+        assert_eq!(
+            resolve(ip("127.0.0.1"), &h, &t),
+            ClientIp {
+                ip: ip("198.51.100.7"),
+                source: Source::XRealIp
+            }
+        );
         let h = headers(&[("x-real-ip", "bogus")]);
         assert_eq!(resolve(ip("127.0.0.1"), &h, &t).source, Source::Peer);
-        let h = headers(&[("x-real-ip", "198.51.100.7"), ("x-forwarded-for", "192.0.2.1")]);
+        let h = headers(&[
+            ("x-real-ip", "198.51.100.7"),
+            ("x-forwarded-for", "192.0.2.1"),
+        ]);
         assert_eq!(resolve(ip("127.0.0.1"), &h, &t).ip, ip("192.0.2.1"));
     }
 

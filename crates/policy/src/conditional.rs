@@ -16,7 +16,11 @@ pub fn not_modified(
     }
     if let Some(ims) = if_modified_since.and_then(|v| httpdate::parse_http_date(v.trim()).ok()) {
         // HTTP dates have second precision; compare at that precision.
-        let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        };
         return secs(last_modified) <= secs(ims);
     }
     false
@@ -40,8 +44,18 @@ mod tests {
         assert!(not_modified(Some("W/\"b\""), None, "\"b\"", t));
         assert!(not_modified(Some("*"), None, "\"b\"", t));
         assert!(!not_modified(Some("\"c\""), Some(&date), "\"b\"", t));
-        assert!(not_modified(None, Some(&date), "\"b\"", t + Duration::from_millis(500)));
-        assert!(!not_modified(None, Some(&date), "\"b\"", t + Duration::from_secs(1)));
+        assert!(not_modified(
+            None,
+            Some(&date),
+            "\"b\"",
+            t + Duration::from_millis(500)
+        ));
+        assert!(!not_modified(
+            None,
+            Some(&date),
+            "\"b\"",
+            t + Duration::from_secs(1)
+        ));
         assert!(!not_modified(None, Some("garbage"), "\"b\"", t));
         assert!(!not_modified(None, None, "\"b\"", t));
     }

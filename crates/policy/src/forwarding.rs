@@ -17,8 +17,14 @@ pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// Every forwarding header moat owns; inbound copies are stripped.
-pub const OWNED: [HeaderName; 6] =
-    [X_FORWARDED_FOR, X_FORWARDED_PROTO, X_FORWARDED_HOST, X_FORWARDED_PORT, X_REAL_IP, FORWARDED];
+pub const OWNED: [HeaderName; 6] = [
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PORT,
+    X_REAL_IP,
+    FORWARDED,
+];
 
 /// What moat knows about the original request.
 #[derive(Debug, Clone)]
@@ -43,7 +49,10 @@ pub fn rebuild(headers: &mut HeaderMap, origin: &Origin<'_>) {
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST, value(host));
     }
-    headers.insert(FORWARDED, value(&forwarded_element(origin.client, origin.proto, host)));
+    headers.insert(
+        FORWARDED,
+        value(&forwarded_element(origin.client, origin.proto, host)),
+    );
 }
 
 /// One RFC 7239 `Forwarded` element: `for=...;proto=...;host=...`.
@@ -96,13 +105,20 @@ mod tests {
         h.insert("x-forwarded-port", "1".parse().unwrap());
         h.insert("x-real-ip", "6.6.6.6".parse().unwrap());
         h.insert("accept", "*/*".parse().unwrap());
-        let origin = Origin { client: "192.0.2.1".parse().unwrap(), proto: "https", host: Some("app.example:8443") };
+        let origin = Origin {
+            client: "192.0.2.1".parse().unwrap(),
+            proto: "https",
+            host: Some("app.example:8443"),
+        };
         rebuild(&mut h, &origin);
         assert_eq!(h["x-forwarded-for"], "192.0.2.1");
         assert_eq!(h["x-real-ip"], "192.0.2.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "app.example:8443");
-        assert_eq!(h["forwarded"], "for=192.0.2.1;proto=https;host=\"app.example:8443\"");
+        assert_eq!(
+            h["forwarded"],
+            "for=192.0.2.1;proto=https;host=\"app.example:8443\""
+        );
         assert!(h.get("x-forwarded-port").is_none());
         assert_eq!(h["accept"], "*/*");
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);

@@ -52,7 +52,10 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     let upgrade_ws = headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+        });
     connection_upgrade && upgrade_ws
 }
 

@@ -8,7 +8,9 @@ pub const VARIANTS: [(&str, &str); 2] = [("br", ".br"), ("gzip", ".gz")];
 /// The codings from [`VARIANTS`] the client accepts, best first (by q-value,
 /// then by our preference).
 pub fn accepted(accept_encoding: Option<&str>) -> Vec<&'static str> {
-    let Some(header) = accept_encoding else { return Vec::new() };
+    let Some(header) = accept_encoding else {
+        return Vec::new();
+    };
     let mut star: Option<f32> = None;
     let mut named: Vec<(&str, f32)> = Vec::new();
     for item in header.split(',') {
@@ -35,7 +37,10 @@ pub fn accepted(accept_encoding: Option<&str>) -> Vec<&'static str> {
     for (rank, (coding, _)) in VARIANTS.iter().enumerate() {
         let q = named
             .iter()
-            .find(|(c, _)| c.eq_ignore_ascii_case(coding) || (*coding == "gzip" && c.eq_ignore_ascii_case("x-gzip")))
+            .find(|(c, _)| {
+                c.eq_ignore_ascii_case(coding)
+                    || (*coding == "gzip" && c.eq_ignore_ascii_case("x-gzip"))
+            })
             .map(|(_, q)| *q)
             .or(star)
             .unwrap_or(0.0);

@@ -17,11 +17,18 @@ pub struct Mount {
 
 /// Normalises a configured path prefix; `None` if it is not a usable prefix.
 pub fn normalize_prefix(p: &str) -> Option<String> {
-    if !p.starts_with('/') || p.contains(['?', '#', '%', '\\']) || p.split('/').any(|s| s == "." || s == "..") {
+    if !p.starts_with('/')
+        || p.contains(['?', '#', '%', '\\'])
+        || p.split('/').any(|s| s == "." || s == "..")
+    {
         return None;
     }
     let trimmed = p.trim_end_matches('/');
-    Some(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
+    Some(if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
+    })
 }
 
 /// Lower-cases a Host header value and removes its port.
@@ -83,7 +90,10 @@ mod tests {
     use super::*;
 
     fn m(host: Option<&str>, path: &str) -> Mount {
-        Mount { host: host.map(str::to_owned), path: normalize_prefix(path).unwrap() }
+        Mount {
+            host: host.map(str::to_owned),
+            path: normalize_prefix(path).unwrap(),
+        }
     }
 
     #[test]
@@ -99,7 +109,10 @@ mod tests {
         assert_eq!(r.find(Some("x"), "/grafana"), Some(1));
         assert_eq!(r.find(Some("x"), "/grafana/d/1"), Some(1));
         assert_eq!(r.find(Some("x"), "/grafana/api/x"), Some(3));
-        assert_eq!(r.find(Some("Grafana.Example.com:8443"), "/grafana/x"), Some(2));
+        assert_eq!(
+            r.find(Some("Grafana.Example.com:8443"), "/grafana/x"),
+            Some(2)
+        );
         assert_eq!(r.find(None, "/grafana"), Some(1));
     }
 

@@ -49,7 +49,9 @@ pub fn resolve(path: &str) -> Result<StaticPath, Refusal> {
         if raw.is_empty() {
             continue;
         }
-        let decoded = percent_decode_str(raw).decode_utf8().map_err(|_| Refusal::NotUtf8)?;
+        let decoded = percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| Refusal::NotUtf8)?;
         if decoded == "." || decoded == ".." {
             return Err(Refusal::DotSegment);
         }
@@ -61,7 +63,10 @@ pub fn resolve(path: &str) -> Result<StaticPath, Refusal> {
         }
         segments.push(decoded.into_owned());
     }
-    Ok(StaticPath { segments, trailing_slash: path.ends_with('/') })
+    Ok(StaticPath {
+        segments,
+        trailing_slash: path.ends_with('/'),
+    })
 }
 
 #[cfg(test)]
@@ -81,7 +86,13 @@ mod tests {
 
     #[test]
     fn traversal_refused() {
-        for p in ["/../etc/passwd", "/a/%2e%2e/b", "/%2E%2E/x", "/a/.", "/.%2e/x"] {
+        for p in [
+            "/../etc/passwd",
+            "/a/%2e%2e/b",
+            "/%2E%2E/x",
+            "/a/.",
+            "/.%2e/x",
+        ] {
             assert_eq!(resolve(p), Err(Refusal::DotSegment), "{p}");
         }
         for p in ["/..%2fetc", "/a%2F..%2F..%2Fetc", "/a%5c..", "/a%00.txt"] {

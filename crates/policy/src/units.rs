@@ -10,7 +10,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     if num.is_empty() {
-        return Err(format!("{s:?} is not a size; write a number with an optional unit, e.g. \"16KiB\" or \"10MiB\""));
+        return Err(format!(
+            "{s:?} is not a size; write a number with an optional unit, e.g. \"16KiB\" or \"10MiB\""
+        ));
     }
     let n: u64 = num.parse().map_err(|_| format!("{num:?} is too large"))?;
     let mult: u64 = match unit.trim() {
@@ -22,10 +24,13 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
         other => {
-            return Err(format!("unknown size unit {other:?}; use B, KiB, MiB, GiB (or KB, MB, GB)"));
+            return Err(format!(
+                "unknown size unit {other:?}; use B, KiB, MiB, GiB (or KB, MB, GB)"
+            ));
         }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// Parses a duration: one or more `<number><unit>` parts with units `ms`,
@@ -33,7 +38,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse::<u64>().map(Duration::from_secs).map_err(|_| format!("{s:?} is too large"));
+        return s
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{s:?} is too large"));
     }
     let hint = "write a number and a unit, e.g. \"30s\", \"5m\", \"1h30m\", \"250ms\"";
     if s.is_empty() {
@@ -42,13 +50,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(format!("{s:?} is not a duration; {hint}"));
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| format!("{s:?} is too large"))?;
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{s:?} is too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let part = match &rest[..unit_len] {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),
@@ -58,7 +72,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "" => return Err(format!("{s:?} is missing a unit after {n}; {hint}")),
             other => return Err(format!("unknown duration unit {other:?}; {hint}")),
         };
-        total = total.checked_add(part).ok_or_else(|| format!("{s:?} is too large"))?;
+        total = total
+            .checked_add(part)
+            .ok_or_else(|| format!("{s:?} is too large"))?;
         rest = &rest[unit_len..];
     }
     Ok(total)
@@ -103,7 +119,11 @@ mod tests {
         assert_eq!(parse_size("1 M"), Ok(1 << 20));
         assert_eq!(parse_size("42"), Ok(42));
         assert!(parse_size("KiB").is_err());
-        assert!(parse_size("10XB").unwrap_err().contains("unknown size unit"));
+        assert!(
+            parse_size("10XB")
+                .unwrap_err()
+                .contains("unknown size unit")
+        );
         assert!(parse_size("99999999999999999999").is_err());
         assert!(parse_size("99999999999G").is_err());
         assert_eq!(format_size(16384), "16KiB");
@@ -119,7 +139,11 @@ mod tests {
         assert_eq!(parse_duration("365d"), Ok(Duration::from_secs(365 * 86400)));
         assert!(parse_duration("10").is_ok());
         assert!(parse_duration("s").is_err());
-        assert!(parse_duration("10x").unwrap_err().contains("unknown duration unit"));
+        assert!(
+            parse_duration("10x")
+                .unwrap_err()
+                .contains("unknown duration unit")
+        );
         assert!(parse_duration("5 m").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("999999999999999999d").is_err());

@@ -1,14 +1,32 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! moat's data plane: listeners, TLS, the request pipeline, upstreams and
+//! static apps.
+//!
+//! # Layout
+//! - [`gateway`]: starts everything from a validated config, reloads it,
+//!   drains on shutdown.
+//! - [`listener`]: accept loops, the connection cap, TLS handshakes, one
+//!   hyper connection per client.
+//! - [`tls`]: rustls server config, SNI certificate choice, self-signed
+//!   certificates, certificate reload.
+//! - [`pipeline`]: the ordered request and response stages, one module each.
+//! - [`runtime`]: the per-config state the pipeline reads (routes, apps,
+//!   upstream pools), swapped atomically on reload.
+//! - [`body`]: body types and wrappers (size limit, idle timeout, access
+//!   logging on completion).
+//! - [`error`]: why a request was refused, mapped to a status and a page.
+//! - [`access_log`]: one line per request, written off the request path.
+//! - [`admin`]: the admin API on a Unix socket.
+//! - [`welcome`]: the built-in welcome app served when no app is configured.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod access_log;
+pub mod admin;
+pub mod body;
+pub mod error;
+pub mod gateway;
+pub mod listener;
+pub mod pipeline;
+pub mod runtime;
+pub mod tls;
+pub mod welcome;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use gateway::{Gateway, GatewayError};

@@ -1,0 +1,170 @@
+//! Command-line parsing and the commands themselves.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use moat_config::Config;
+use moat_proxy::Gateway;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "moat",
+    version,
+    about = "A security gateway for self-hosted web apps."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the configured apps (the built-in welcome app when none are).
+    Serve {
+        /// Config file; without one moat runs on its embedded default.
+        #[arg(short, long, env = "MOAT_CONFIG")]
+        config: Option<PathBuf>,
+        /// State directory (certificates, admin socket); overrides data_dir
+        /// in the config.
+        #[arg(long, env = "MOAT_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Check or print configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file (and the certificate files it names) without serving.
+    Check { file: PathBuf },
+    /// Print the full default config, with a comment on every key.
+    Default,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config, data_dir } => serve(config.as_deref(), data_dir),
+        Command::Config {
+            command: ConfigCommand::Default,
+        } => {
+            print!("{}", moat_config::DEFAULT_CONFIG);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => check(&file),
+    }
+}
+
+fn load(path: Option<&Path>) -> Result<Config, moat_config::ConfigError> {
+    match path {
+        Some(p) => moat_config::load_file(p),
+        None => Ok(moat_config::default_config()),
+    }
+}
+
+fn check(file: &Path) -> anyhow::Result<ExitCode> {
+    let config = match moat_config::load_file(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    // Certificates are checked the way the server loads them, so a key that
+    // does not match its certificate is caught here too.
+    if config.tls.enabled && !config.tls.certificates.is_empty() {
+        let provider = moat_proxy::tls::provider(&config.tls)?;
+        if let Err(e) = moat_proxy::tls::CertStore::load(&config.tls.certificates, &provider) {
+            eprintln!("{}: {e}", file.display());
+            return Ok(ExitCode::from(1));
+        }
+    }
+    println!(
+        "{}: OK ({} app{})",
+        file.display(),
+        config.apps.len(),
+        if config.apps.len() == 1 { "" } else { "s" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(config_path: Option<&Path>, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = match load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    init_tracing(&config.log.level);
+    let data_dir = data_dir
+        .or_else(|| config.data_dir.clone())
+        .unwrap_or_else(crate::data_dir::default);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let gateway = Gateway::start(config, data_dir).await?;
+        match (gateway.https_addr, gateway.http_addr) {
+            (Some(https), http) => tracing::info!(
+                data_dir = %gateway.data_dir().display(),
+                "moat is serving https://{https}/{}",
+                http.map(|h| format!(" (http://{h}/ redirects there)")).unwrap_or_default()
+            ),
+            (None, Some(http)) => tracing::info!(data_dir = %gateway.data_dir().display(), "moat is serving http://{http}/"),
+            (None, None) => {}
+        }
+        run_until_stopped(gateway, config_path).await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Handles signals: SIGHUP reloads, SIGTERM and SIGINT drain and stop.
+async fn run_until_stopped(gateway: Gateway, config_path: Option<&Path>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break }
+            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading");
+                match load(config_path) {
+                    Ok(config) => {
+                        if let Err(e) = gateway.reload(config) {
+                            tracing::error!("config reload refused, still serving the previous config: {e}");
+                        }
+                    }
+                    Err(e) => tracing::error!("config reload refused, still serving the previous config:\n{e}"),
+                }
+                if let Err(e) = gateway.reload_certificates() {
+                    tracing::error!("certificate reload failed, still serving the previous certificate: {e}");
+                }
+            }
+        }
+    }
+    gateway.shutdown().await;
+    tracing::info!("stopped");
+}
+
+fn init_tracing(level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

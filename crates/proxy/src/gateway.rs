@@ -1,0 +1,454 @@
+//! Starts moat from a validated config: binds listeners and the admin
+//! socket, sets up TLS, and afterwards reloads the config and certificates
+//! and drains connections on shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use http::{Request, StatusCode};
+use hyper_util::server::graceful::GracefulShutdown;
+use moat_config::{AppSource, Config};
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use crate::access_log::{AccessLog, Entry};
+use crate::admin;
+use crate::listener::{self, Role};
+use crate::pipeline::ConnInfo;
+use crate::runtime::{Runtime, RuntimeError};
+use crate::tls::{self, CertStore, Resumption, SniResolver, TlsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind {
+        addr: SocketAddr,
+        key: &'static str,
+        source: std::io::Error,
+    },
+    #[error("admin socket {path}: {source}")]
+    AdminSocket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("access log: {0}")]
+    AccessLog(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// TLS state that outlives config reloads.
+pub struct TlsState {
+    pub server_config: ArcSwap<ServerConfig>,
+    pub resolver: Arc<SniResolver>,
+    resumption: Resumption,
+    /// The certificate files in use (configured, or the self-signed pair).
+    files: ArcSwap<Vec<moat_config::CertificateFiles>>,
+}
+
+/// State shared by every listener and connection.
+pub struct Shared {
+    pub runtime: ArcSwap<Runtime>,
+    pub tls: Option<TlsState>,
+    pub access_log: AccessLog,
+    pub conn_limit: Arc<Semaphore>,
+    started: Instant,
+    data_dir: PathBuf,
+    listeners: Vec<(SocketAddr, Role)>,
+}
+
+impl Shared {
+    pub fn status(&self) -> admin::Status {
+        let runtime = self.runtime.load();
+        let apps = if runtime.config.apps.is_empty() {
+            vec![admin::AppStatus {
+                name: "welcome".into(),
+                host: None,
+                path: "/".into(),
+                source: "built-in".into(),
+            }]
+        } else {
+            runtime
+                .config
+                .apps
+                .iter()
+                .map(|a| admin::AppStatus {
+                    name: a.name.clone(),
+                    host: a.host.clone(),
+                    path: a.path.clone(),
+                    source: match &a.source {
+                        AppSource::Upstream(u) => format!(
+                            "{}{}",
+                            u.origin.to_string().trim_end_matches('/'),
+                            u.base_path
+                        ),
+                        AppSource::Static(s) => s.dir.display().to_string(),
+                    },
+                })
+                .collect()
+        };
+        admin::Status {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            listeners: self
+                .listeners
+                .iter()
+                .map(|(addr, role)| admin::ListenerStatus {
+                    address: addr.to_string(),
+                    role: match role {
+                        Role::Apps { tls: true } => "https",
+                        Role::Apps { tls: false } => "http",
+                        Role::RedirectToHttps { .. } => "http-redirect",
+                    },
+                })
+                .collect(),
+            apps,
+        }
+    }
+
+    pub(crate) fn log_redirect<B>(&self, req: &Request<B>, conn: &ConnInfo, status: StatusCode) {
+        if !self.access_log.enabled() {
+            return;
+        }
+        self.access_log.log(&Entry {
+            time: SystemTime::now(),
+            client_ip: moat_policy::client_ip::canonical(conn.peer.ip()),
+            app: None,
+            method: req.method().to_string(),
+            path: req.uri().path().to_owned(),
+            proto: "HTTP/1.1",
+            host: crate::pipeline::request_host(req),
+            status: status.as_u16(),
+            bytes: 0,
+            duration_ms: 0.0,
+            user_agent: None,
+            referer: None,
+        });
+    }
+}
+
+/// A running gateway.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    pub https_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
+    pub admin_socket: PathBuf,
+    shutdown_tx: watch::Sender<bool>,
+    accept_tasks: Vec<JoinHandle<()>>,
+    admin_task: JoinHandle<()>,
+    graceful: Arc<GracefulShutdown>,
+}
+
+impl Gateway {
+    /// Binds everything and starts serving. Nothing is served if any part
+    /// fails, and the error says which.
+    pub async fn start(config: Config, data_dir: PathBuf) -> Result<Gateway, GatewayError> {
+        let dir_err = |source| GatewayError::DataDir {
+            path: data_dir.clone(),
+            source,
+        };
+        tls::create_private_dir(&data_dir).map_err(dir_err)?;
+        warn_if_open(&data_dir);
+        let welcome_dir = crate::welcome::install(&data_dir).map_err(dir_err)?;
+
+        let config = Arc::new(config);
+        let runtime = Runtime::build(config.clone(), &welcome_dir)?;
+
+        let tls_state = if config.tls.enabled {
+            let files = certificate_files(&config, &data_dir)?;
+            let provider = tls::provider(&config.tls)?;
+            let resolver = Arc::new(SniResolver::new(CertStore::load(&files, &provider)?));
+            let resumption = Resumption::new()?;
+            let sc = tls::server_config(
+                &config.tls,
+                provider,
+                resolver.clone(),
+                &resumption,
+                config.server.http2,
+            )?;
+            Some(TlsState {
+                server_config: ArcSwap::from_pointee(sc),
+                resolver,
+                resumption,
+                files: ArcSwap::from_pointee(files),
+            })
+        } else {
+            tracing::warn!(
+                "TLS is disabled (tls.enabled = false): apps are served over plain HTTP"
+            );
+            None
+        };
+
+        let mut bound: Vec<(TcpListener, Role)> = Vec::new();
+        let mut https_addr = None;
+        let mut http_addr = None;
+        if config.tls.enabled {
+            let addr = config
+                .server
+                .https
+                .expect("validated: https is set when TLS is on");
+            let l = bind(addr, "server.https").await?;
+            https_addr = Some(listener::local_addr(&l));
+            bound.push((l, Role::Apps { tls: true }));
+            match (config.server.http, config.tls.redirect_http) {
+                (Some(addr), true) => {
+                    let l = bind(addr, "server.http").await?;
+                    http_addr = Some(listener::local_addr(&l));
+                    bound.push((
+                        l,
+                        Role::RedirectToHttps {
+                            https_port: https_addr.map(|a| a.port()).unwrap_or(443),
+                        },
+                    ));
+                }
+                (Some(_), false) => {
+                    tracing::info!("tls.redirect_http is off: the HTTP listener is not started")
+                }
+                (None, _) => {}
+            }
+        } else {
+            let addr = config
+                .server
+                .http
+                .expect("validated: http is set when TLS is off");
+            let l = bind(addr, "server.http").await?;
+            http_addr = Some(listener::local_addr(&l));
+            bound.push((l, Role::Apps { tls: false }));
+        }
+
+        let admin_path = config
+            .server
+            .admin_socket
+            .clone()
+            .unwrap_or_else(|| data_dir.join("moat.sock"));
+        let admin_listener =
+            admin::bind(&admin_path)
+                .await
+                .map_err(|source| GatewayError::AdminSocket {
+                    path: admin_path.clone(),
+                    source,
+                })?;
+
+        let access_log = AccessLog::start(&config.log.access_log, config.log.access_log_format)
+            .map_err(GatewayError::AccessLog)?;
+        let shared = Arc::new(Shared {
+            runtime: ArcSwap::from_pointee(runtime),
+            tls: tls_state,
+            access_log,
+            conn_limit: Arc::new(Semaphore::new(config.server.max_connections)),
+            started: Instant::now(),
+            data_dir,
+            listeners: bound
+                .iter()
+                .map(|(l, r)| (listener::local_addr(l), *r))
+                .collect(),
+        });
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let graceful = Arc::new(GracefulShutdown::new());
+        let mut accept_tasks = Vec::new();
+        for (l, role) in bound {
+            tracing::info!(address = %listener::local_addr(&l), ?role, "listening");
+            accept_tasks.push(tokio::spawn(listener::accept_loop(
+                l,
+                role,
+                shared.clone(),
+                graceful.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
+        let admin_task = tokio::spawn(admin::serve(
+            admin_listener,
+            admin_path.clone(),
+            shared.clone(),
+            shutdown_rx.clone(),
+        ));
+        tracing::info!(socket = %admin_path.display(), "admin API on the Unix socket");
+
+        if let Some(interval) = shared
+            .tls
+            .as_ref()
+            .map(|_| config.tls.reload_interval)
+            .filter(|d| !d.is_zero())
+        {
+            tokio::spawn(watch_certificates(shared.clone(), interval, shutdown_rx));
+        }
+
+        Ok(Gateway {
+            shared,
+            https_addr,
+            http_addr,
+            admin_socket: admin_path,
+            shutdown_tx,
+            accept_tasks,
+            admin_task,
+            graceful,
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.shared.data_dir
+    }
+
+    /// Applies a new config. Everything is built before anything is
+    /// swapped, so a config that fails leaves the old one serving.
+    /// Listener addresses, TLS on/off and the connection cap need a restart;
+    /// a change to them is reported and otherwise ignored.
+    pub fn reload(&self, config: Config) -> Result<(), GatewayError> {
+        let old = self.shared.runtime.load().config.clone();
+        for (what, changed) in [
+            ("server.https", old.server.https != config.server.https),
+            ("server.http", old.server.http != config.server.http),
+            (
+                "server.admin_socket",
+                old.server.admin_socket != config.server.admin_socket,
+            ),
+            (
+                "server.max_connections",
+                old.server.max_connections != config.server.max_connections,
+            ),
+            ("tls.enabled", old.tls.enabled != config.tls.enabled),
+            (
+                "tls.redirect_http",
+                old.tls.redirect_http != config.tls.redirect_http,
+            ),
+            (
+                "log.access_log",
+                old.log.access_log != config.log.access_log,
+            ),
+        ] {
+            if changed {
+                tracing::warn!("{what} changed: it takes effect at the next restart");
+            }
+        }
+        let config = Arc::new(config);
+        let welcome_dir = self.shared.data_dir.join("welcome");
+        let runtime = Runtime::build(config.clone(), &welcome_dir)?;
+        if let Some(tls) = &self.shared.tls {
+            if config.tls.enabled {
+                let files = certificate_files(&config, &self.shared.data_dir)?;
+                let provider = tls::provider(&config.tls)?;
+                let store = CertStore::load(&files, &provider)?;
+                let sc = tls::server_config(
+                    &config.tls,
+                    provider,
+                    tls.resolver.clone(),
+                    &tls.resumption,
+                    config.server.http2,
+                )?;
+                tls.resolver.replace(store);
+                tls.server_config.store(Arc::new(sc));
+                tls.files.store(Arc::new(files));
+            }
+        }
+        self.shared.runtime.store(Arc::new(runtime));
+        tracing::info!(apps = config.apps.len(), "configuration reloaded");
+        Ok(())
+    }
+
+    /// Reloads certificate files if any changed on disk. Returns whether a
+    /// reload happened.
+    pub fn reload_certificates(&self) -> Result<bool, GatewayError> {
+        reload_certificates(&self.shared)
+    }
+
+    /// Stops accepting, lets in-flight requests finish for up to
+    /// `server.shutdown_timeout`, then closes what is left.
+    pub async fn shutdown(self) {
+        let timeout = self.shared.runtime.load().config.server.shutdown_timeout;
+        let _ = self.shutdown_tx.send(true);
+        for t in self.accept_tasks {
+            let _ = t.await;
+        }
+        let graceful = Arc::try_unwrap(self.graceful).ok();
+        if let Some(graceful) = graceful {
+            let open = graceful.count();
+            tracing::info!(
+                open_connections = open,
+                "draining connections for up to {timeout:?}"
+            );
+            if tokio::time::timeout(timeout, graceful.shutdown())
+                .await
+                .is_err()
+            {
+                tracing::warn!("shutdown timeout reached; closing the remaining connections");
+            }
+        }
+        let _ = self.admin_task.await;
+    }
+}
+
+async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { addr, key, source })
+}
+
+fn certificate_files(
+    config: &Config,
+    data_dir: &Path,
+) -> Result<Vec<moat_config::CertificateFiles>, TlsError> {
+    if config.tls.certificates.is_empty() {
+        Ok(vec![tls::self_signed(data_dir)?])
+    } else {
+        Ok(config.tls.certificates.clone())
+    }
+}
+
+fn reload_certificates(shared: &Shared) -> Result<bool, GatewayError> {
+    let Some(tls) = &shared.tls else {
+        return Ok(false);
+    };
+    if !tls.resolver.store().changed_on_disk() {
+        return Ok(false);
+    }
+    let config = shared.runtime.load().config.clone();
+    let provider = tls::provider(&config.tls)?;
+    let store = CertStore::load(&tls.files.load(), &provider)?;
+    tls.resolver.replace(store);
+    tracing::info!("certificate files changed; reloaded (open connections keep their certificate)");
+    Ok(true)
+}
+
+async fn watch_certificates(
+    shared: Arc<Shared>,
+    interval: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        // A half-written file fails to load; the old certificate stays and
+        // the next tick tries again.
+        if let Err(e) = reload_certificates(&shared) {
+            tracing::error!(
+                "certificate reload failed, still serving the previous certificate: {e}"
+            );
+        }
+    }
+}
+
+fn warn_if_open(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(dir) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), "the data directory is readable by other users; run chmod 700 on it");
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The request pipeline: the ordered stages every request passes through.
+//!
+//! Request stages take the request (and what earlier stages learned, in
+//! [`RequestCtx`]) and either let it continue or refuse it with a
+//! [`Rejection`]; response stages edit the response on its way out. The
+//! order lives in [`handle`] and nowhere else.
+
+pub mod limits;
+pub mod redirect;
+pub mod response_headers;
+pub mod static_files;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use http::{Request, Response, header};
+use hyper::body::Incoming;
+use moat_policy::client_ip::{self, ClientIp};
+
+use crate::access_log::{AccessLog, Entry};
+use crate::body::{self, Body, Counted};
+use crate::error::{Rejection, Side};
+use crate::runtime::{AppKind, AppRuntime, Runtime};
+
+/// What moat knows about the connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub tls: bool,
+}
+
+/// What earlier stages learned about a request, for later stages and logs.
+pub struct RequestCtx {
+    pub client: ClientIp,
+    pub tls: bool,
+    /// The host the client asked for (Host header, or the HTTP/2 authority).
+    pub host: Option<String>,
+    pub app: Option<Arc<AppRuntime>>,
+}
+
+impl RequestCtx {
+    pub fn proto(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+}
+
+/// Runs one request through the pipeline.
+pub async fn handle(
+    req: Request<Incoming>,
+    conn: &ConnInfo,
+    runtime: Arc<Runtime>,
+    log: &AccessLog,
+) -> Response<Body> {
+    let started = Instant::now();
+    let time = SystemTime::now();
+    // Stage 1, client IP: every later stage and the log see the resolved
+    // address, never the raw peer behind a trusted proxy.
+    let client = client_ip::resolve(
+        conn.peer.ip(),
+        req.headers(),
+        &runtime.config.security.trusted_proxies,
+    );
+    let mut ctx = RequestCtx {
+        client,
+        tls: conn.tls,
+        host: request_host(&req),
+        app: None,
+    };
+    let summary = log.enabled().then(|| Summary::of(&req));
+
+    let response = match request_stages(req, &mut ctx, &runtime).await {
+        Ok(resp) => resp,
+        Err(rejection) => rescue(rejection, &ctx),
+    };
+    let response = response_headers::apply(response, &ctx, &runtime);
+
+    match summary {
+        Some(s) => s.log_on_completion(response, &ctx, log.clone(), started, time),
+        None => response,
+    }
+}
+
+/// The request stages, in order. Stages still to come (rate limit, CORS
+/// preflight, CSRF, auth) slot in between limits and routing.
+async fn request_stages(
+    req: Request<Incoming>,
+    ctx: &mut RequestCtx,
+    runtime: &Runtime,
+) -> Result<Response<Body>, Rejection> {
+    // Limits first: an oversized head is refused before any work is done on it.
+    limits::check_head(&req, &runtime.config.server)?;
+    // Route: which app; nothing else can be decided without it.
+    let app = route(&req, ctx, runtime)?;
+    // The body limit needs the app's setting.
+    limits::check_declared_body(&req, &app)?;
+    match &app.kind {
+        AppKind::Upstream(up) => up.forward(req, ctx, &app).await,
+        AppKind::Static(st) => st.serve(&req, &app.prefix).await,
+    }
+}
+
+fn route(
+    req: &Request<Incoming>,
+    ctx: &mut RequestCtx,
+    runtime: &Runtime,
+) -> Result<Arc<AppRuntime>, Rejection> {
+    let index = runtime
+        .router
+        .find(ctx.host.as_deref(), req.uri().path())
+        .ok_or_else(Rejection::not_found)?;
+    let app = runtime.apps[index].clone();
+    ctx.app = Some(app.clone());
+    Ok(app)
+}
+
+/// The one place a refusal becomes a response; failures that are not the
+/// client's are logged with the app name.
+fn rescue(rejection: Rejection, ctx: &RequestCtx) -> Response<Body> {
+    let app = ctx.app.as_ref().map(|a| a.name.as_str()).unwrap_or("-");
+    match rejection.side {
+        Side::Upstream => {
+            tracing::warn!(app, client = %ctx.client.ip, status = rejection.status.as_u16(), "upstream failed: {}", rejection.detail)
+        }
+        Side::Internal => {
+            tracing::error!(app, client = %ctx.client.ip, "internal error: {}", rejection.detail)
+        }
+        Side::Client => {
+            tracing::debug!(app, client = %ctx.client.ip, status = rejection.status.as_u16(), "refused: {}", rejection.public)
+        }
+    }
+    rejection.into_response()
+}
+
+/// The host the client asked for: HTTP/2 carries it in the URI authority,
+/// HTTP/1.1 in the Host header.
+pub fn request_host<B>(req: &Request<B>) -> Option<String> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+}
+
+/// The parts of the request the access log needs, taken before the request
+/// is consumed.
+struct Summary {
+    method: String,
+    path: String,
+    proto: &'static str,
+    user_agent: Option<String>,
+    referer: Option<String>,
+}
+
+impl Summary {
+    fn of<B>(req: &Request<B>) -> Self {
+        let text = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v: &http::HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Summary {
+            method: req.method().to_string(),
+            path: req.uri().path().to_owned(),
+            proto: match req.version() {
+                http::Version::HTTP_2 => "HTTP/2.0",
+                http::Version::HTTP_10 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            },
+            user_agent: text(header::USER_AGENT),
+            referer: text(header::REFERER),
+        }
+    }
+
+    /// Wraps the body so the line is written when the body is done, with
+    /// the bytes actually sent and the full duration.
+    fn log_on_completion(
+        self,
+        response: Response<Body>,
+        ctx: &RequestCtx,
+        log: AccessLog,
+        started: Instant,
+        time: SystemTime,
+    ) -> Response<Body> {
+        let status = response.status().as_u16();
+        let client_ip = ctx.client.ip;
+        let app = ctx.app.as_ref().map(|a| a.name.clone());
+        let host = ctx.host.clone();
+        let (parts, inner) = response.into_parts();
+        let counted = Counted::new(inner, move |bytes| {
+            log.log(&Entry {
+                time,
+                client_ip,
+                app,
+                method: self.method,
+                path: self.path,
+                proto: self.proto,
+                host,
+                status,
+                bytes,
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                user_agent: self.user_agent,
+                referer: self.referer,
+            })
+        });
+        Response::from_parts(parts, body::boxed(counted))
+    }
+}

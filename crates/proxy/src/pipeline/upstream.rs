@@ -1,0 +1,267 @@
+//! Forwards a request to an app's upstream and streams the answer back.
+//!
+//! Bodies stream both ways; the request body is limited to the app's
+//! maximum as it flows, and either body is cut if it goes idle. WebSocket
+//! upgrades are passed through: after the upstream's 101 both connections are
+//! joined byte for byte.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use moat_config::{App, Timeouts, Upstream};
+use moat_policy::{forwarding, hop_by_hop};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::body::{self, Body, IdleTimeout, Limited};
+use crate::error::Rejection;
+use crate::pipeline::RequestCtx;
+use crate::runtime::AppRuntime;
+
+pub struct UpstreamApp {
+    client: Client<HttpConnector, Body>,
+    origin: Uri,
+    base_path: String,
+    h2c: bool,
+    preserve_host: bool,
+    strip_path: bool,
+    timeouts: Timeouts,
+}
+
+impl UpstreamApp {
+    pub fn new(app: &App, upstream: &Upstream) -> UpstreamApp {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(app.timeouts.connect));
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        // Each app has its own keep-alive pool, so its timeouts and limits
+        // never affect another app's connections.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .http2_only(upstream.h2c)
+            .build(connector);
+        UpstreamApp {
+            client,
+            origin: upstream.origin.clone(),
+            base_path: upstream.base_path.clone(),
+            h2c: upstream.h2c,
+            preserve_host: app.preserve_host,
+            strip_path: app.strip_path,
+            timeouts: app.timeouts.clone(),
+        }
+    }
+
+    pub async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        ctx: &RequestCtx,
+        app: &AppRuntime,
+    ) -> Result<Response<Body>, Rejection> {
+        let websocket =
+            req.version() == Version::HTTP_11 && hop_by_hop::is_websocket_upgrade(req.headers());
+        let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+
+        let (mut parts, incoming) = req.into_parts();
+        parts.uri = self.upstream_uri(&parts.uri, &app.prefix)?;
+        parts.version = if self.h2c {
+            Version::HTTP_2
+        } else {
+            Version::HTTP_11
+        };
+        let h = &mut parts.headers;
+        hop_by_hop::strip(h);
+        forwarding::rebuild(
+            h,
+            &forwarding::Origin {
+                client: ctx.client.ip,
+                proto: ctx.proto(),
+                host: ctx.host.as_deref(),
+            },
+        );
+        if self.preserve_host {
+            if let Some(host) = ctx
+                .host
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                h.insert(header::HOST, host);
+            }
+        } else {
+            h.remove(header::HOST);
+            if let Some(auth) = self.origin.authority() {
+                h.insert(
+                    header::HOST,
+                    HeaderValue::from_str(auth.as_str()).expect("authority is a valid header"),
+                );
+            }
+        }
+        if websocket {
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        }
+
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let body = Limited::new(
+            IdleTimeout::new(incoming, self.timeouts.idle),
+            app.max_body_size,
+            exceeded.clone(),
+        );
+        let upstream_req = Request::from_parts(parts, body::boxed(body));
+
+        let result = tokio::time::timeout(
+            self.timeouts.response_header,
+            self.client.request(upstream_req),
+        )
+        .await;
+        let mut resp = match result {
+            Err(_) => {
+                return Err(Rejection::upstream(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "The app did not answer in time.",
+                    format!(
+                        "no response head within {:?}",
+                        self.timeouts.response_header
+                    ),
+                ));
+            }
+            Ok(Err(e)) => return Err(classify(e, &exceeded)),
+            Ok(Ok(resp)) => resp,
+        };
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                return Err(Rejection::upstream(
+                    StatusCode::BAD_GATEWAY,
+                    "The app sent an invalid response.",
+                    "101 to a request that asked for no upgrade",
+                ));
+            };
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            let idle = self.timeouts.idle;
+            let name = app.name.clone();
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((c, u)) => {
+                        if let Err(e) = tunnel(TokioIo::new(c), TokioIo::new(u), idle).await {
+                            tracing::debug!(app = name, "websocket ended: {e}");
+                        }
+                    }
+                    Err(e) => tracing::debug!(app = name, "websocket upgrade failed: {e}"),
+                }
+            });
+            let (mut parts, _) = resp.into_parts();
+            hop_by_hop::strip(&mut parts.headers);
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts
+                .headers
+                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            return Ok(Response::from_parts(parts, body::empty()));
+        }
+
+        let (mut parts, incoming) = resp.into_parts();
+        hop_by_hop::strip(&mut parts.headers);
+        Ok(Response::from_parts(
+            parts,
+            body::boxed(IdleTimeout::new(incoming, self.timeouts.idle)),
+        ))
+    }
+
+    /// The URI sent upstream: the upstream's origin and base path, then the
+    /// request path (without the mount prefix when `strip_path` is on) and
+    /// query.
+    fn upstream_uri(&self, uri: &Uri, prefix: &str) -> Result<Uri, Rejection> {
+        let path = uri.path();
+        let path = if self.strip_path && prefix != "/" {
+            &path[prefix.len().min(path.len())..]
+        } else {
+            path
+        };
+        let path = if path.is_empty() { "/" } else { path };
+        let mut pq = String::with_capacity(
+            self.base_path.len() + path.len() + 1 + uri.query().map_or(0, str::len),
+        );
+        pq.push_str(&self.base_path);
+        pq.push_str(path);
+        if let Some(q) = uri.query() {
+            pq.push('?');
+            pq.push_str(q);
+        }
+        let mut parts = self.origin.clone().into_parts();
+        parts.path_and_query = Some(PathAndQuery::try_from(pq).map_err(|_| {
+            Rejection::client(StatusCode::BAD_REQUEST, "The request path is not valid.")
+        })?);
+        Uri::from_parts(parts).map_err(|e| Rejection::internal(e.to_string()))
+    }
+}
+
+/// Maps a failed upstream exchange to a status: our own body limit is the
+/// client's fault (413), a connect timeout is 504, anything else 502.
+fn classify(e: hyper_util::client::legacy::Error, exceeded: &AtomicBool) -> Rejection {
+    if exceeded.load(Ordering::Acquire) {
+        return crate::pipeline::limits::too_large();
+    }
+    let detail = error_chain(&e);
+    if e.is_connect() {
+        let timed_out = detail.contains("timed out") || detail.contains("timeout");
+        if timed_out {
+            return Rejection::upstream(
+                StatusCode::GATEWAY_TIMEOUT,
+                "The app did not answer in time.",
+                detail,
+            );
+        }
+        return Rejection::upstream(StatusCode::BAD_GATEWAY, "The app is not reachable.", detail);
+    }
+    Rejection::upstream(StatusCode::BAD_GATEWAY, "The app failed to answer.", detail)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Joins two upgraded connections until either side closes or nothing has
+/// moved in either direction for `idle`.
+async fn tunnel<A, B>(a: A, b: B, idle: Duration) -> std::io::Result<()>
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut ar, mut aw) = tokio::io::split(a);
+    let (mut br, mut bw) = tokio::io::split(b);
+    let mut abuf = vec![0u8; 16 * 1024];
+    let mut bbuf = vec![0u8; 16 * 1024];
+    let (mut a_open, mut b_open) = (true, true);
+    while a_open || b_open {
+        tokio::select! {
+            n = ar.read(&mut abuf), if a_open => {
+                let n = n?;
+                if n == 0 { a_open = false; bw.shutdown().await?; } else { bw.write_all(&abuf[..n]).await?; }
+            }
+            n = br.read(&mut bbuf), if b_open => {
+                let n = n?;
+                if n == 0 { b_open = false; aw.shutdown().await?; } else { aw.write_all(&bbuf[..n]).await?; }
+            }
+            _ = tokio::time::sleep(idle) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("idle for {idle:?}")));
+            }
+        }
+    }
+    Ok(())
+}
