@@ -1,14 +1,17 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Test harness for moat: the real `moat` binary started on ephemeral
+//! ports in a temporary folder, real upstream servers, and clients that trust
+//! the moat under test.
+//!
+//! # Layout
+//! - [`moat`]: start and stop a moat process, read its logs, signal it.
+//! - [`upstream`]: HTTP upstreams (echo, streaming, slow) and a WebSocket
+//!   echo server, each on `127.0.0.1:0`.
+//! - [`client`]: TLS client configs and reqwest clients for a moat.
+//! - [`certs`]: certificates for test host names.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod certs;
+pub mod client;
+pub mod moat;
+pub mod upstream;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use moat::Moat;

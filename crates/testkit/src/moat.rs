@@ -1,0 +1,232 @@
+//! A real moat process for a test.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A running moat, killed when dropped. If the test is panicking, its logs
+/// are printed so the failure can be read without re-running.
+pub struct Moat {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub https: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+}
+
+/// Starts listeners on ephemeral ports unless the config sets them.
+pub const TEST_SERVER: &str = "[server]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n";
+
+impl Moat {
+    /// Writes `config` to a temp folder and starts `bin serve -c` on it.
+    /// `config` should set listeners to port 0 (see [`TEST_SERVER`]).
+    pub async fn start(bin: &str, config: &str) -> Moat {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(bin, config, dir).await
+    }
+
+    pub async fn start_in(bin: &str, config: &str, dir: tempfile::TempDir) -> Moat {
+        let config_path = dir.path().join("moat.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let child = Command::new(bin)
+            .args(["serve", "-c"])
+            .arg(&config_path)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "info")
+            .env_remove("MOAT_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+            .spawn()
+            .expect("moat binary starts");
+        let mut moat = Moat {
+            child: Some(child),
+            dir,
+            config_path,
+            https: None,
+            http: None,
+        };
+        let status = moat.wait_ready().await;
+        for l in status["listeners"].as_array().unwrap() {
+            let addr: SocketAddr = l["address"].as_str().unwrap().parse().unwrap();
+            match l["role"].as_str().unwrap() {
+                "https" => moat.https = Some(addr),
+                _ => moat.http = Some(addr),
+            }
+        }
+        moat
+    }
+
+    async fn wait_ready(&mut self) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("moat exited during start ({status}):\n{}", self.logs());
+            }
+            if let Ok(v) = self.admin_get("/api/v1/status").await {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moat did not become ready:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.data_dir().join("moat.sock")
+    }
+
+    /// The self-signed certificate moat made (PEM).
+    pub fn self_signed_cert(&self) -> PathBuf {
+        self.data_dir().join("tls/self-signed.crt")
+    }
+
+    pub fn https_url(&self, path: &str) -> String {
+        format!(
+            "https://localhost:{}{path}",
+            self.https.expect("https listener").port()
+        )
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}{path}",
+            self.http.expect("http listener").port()
+        )
+    }
+
+    /// GET on the admin socket, parsed as JSON.
+    pub async fn admin_get(&self, path: &str) -> std::io::Result<serde_json::Value> {
+        let mut s = tokio::net::UnixStream::connect(self.socket()).await?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: moat\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await?;
+        let text = String::from_utf8_lossy(&buf);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+        serde_json::from_str(body).map_err(|e| std::io::Error::other(format!("{e}: {text}")))
+    }
+
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+
+    /// Replaces the config file and sends SIGHUP.
+    pub fn reload_with(&self, config: &str) {
+        std::fs::write(&self.config_path, config).unwrap();
+        self.signal(libc::SIGHUP);
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moat did not exit:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Waits until stderr holds `needle` (log lines are written
+    /// asynchronously), then returns all of stderr.
+    pub async fn wait_stderr(&self, needle: &str) -> String {
+        wait_for(
+            || self.stderr().contains(needle).then(|| self.stderr()),
+            &format!("stderr to contain {needle:?}"),
+            || self.logs(),
+        )
+        .await
+    }
+
+    /// Access log lines (JSON) currently written.
+    pub fn access_log(&self) -> Vec<serde_json::Value> {
+        self.stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits for an access-log line matching `pred`.
+    pub async fn wait_access(
+        &self,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        wait_for(
+            || self.access_log().into_iter().find(&pred),
+            "a matching access log line",
+            || self.logs(),
+        )
+        .await
+    }
+
+    pub fn logs(&self) -> String {
+        format!(
+            "--- config {} ---\n{}\n--- stderr ---\n{}\n--- stdout (access log) ---\n{}",
+            self.config_path.display(),
+            std::fs::read_to_string(&self.config_path).unwrap_or_default(),
+            self.stderr(),
+            self.stdout()
+        )
+    }
+}
+
+async fn wait_for<T>(mut f: impl FnMut() -> Option<T>, what: &str, logs: impl Fn() -> String) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+impl Drop for Moat {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+/// Path helper for configs: a path as a TOML string.
+pub fn toml_path(p: &Path) -> String {
+    format!("{:?}", p.display().to_string())
+}

@@ -1,0 +1,213 @@
+//! Real upstream servers for tests, each on `127.0.0.1:0`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// An HTTP upstream that answers:
+/// - `/bytes/N`: N bytes, streamed in 64 KiB chunks;
+/// - `/slow/MS`: after MS milliseconds;
+/// - `/fingerprint`: with `Server`, `X-Powered-By` and hop-by-hop headers;
+/// - anything else: JSON describing the request it received (method, URI,
+///   headers, body length and SHA-256), read as a stream.
+///
+/// Every response carries `x-upstream: NAME`.
+pub async fn echo(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| handle(name, req));
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn handle(name: &'static str, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let mut resp = if let Some(n) = path
+        .strip_prefix("/bytes/")
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        let chunks = futures_util::stream::unfold(n, |left| async move {
+            if left == 0 {
+                return None;
+            }
+            let len = left.min(64 * 1024);
+            Some((
+                Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'x'; len as usize]))),
+                left - len,
+            ))
+        });
+        Response::new(BodyExt::boxed(StreamBody::new(chunks)))
+    } else if let Some(ms) = path
+        .strip_prefix("/slow/")
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Response::new(full("slow"))
+    } else if path == "/fingerprint" {
+        let mut r = Response::new(full("fingerprinted"));
+        let h = r.headers_mut();
+        h.insert("server", "Apache/2.4.1 (Unix)".parse().unwrap());
+        h.insert("x-powered-by", "PHP/5.6".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("connection", "x-hop-secret".parse().unwrap());
+        h.insert("x-hop-secret", "1".parse().unwrap());
+        h.insert("x-app-header", "kept".parse().unwrap());
+        r
+    } else {
+        let method = req.method().to_string();
+        let uri = req.uri().to_string();
+        let version = format!("{:?}", req.version());
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let mut body = req.into_body();
+        let mut hasher = Sha256::new();
+        let mut len = 0u64;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Some(d) = f.data_ref() {
+                        len += d.len() as u64;
+                        hasher.update(d);
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let hash: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let json = serde_json::json!({
+            "upstream": name, "method": method, "uri": uri, "version": version,
+            "headers": headers, "body_len": len, "body_sha256": hash,
+        });
+        let mut r = Response::new(BodyExt::boxed(Full::new(Bytes::from(json.to_string()))));
+        r.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        r
+    };
+    resp.headers_mut()
+        .insert("x-upstream", name.parse().unwrap());
+    Ok(resp)
+}
+
+fn full(s: &'static str) -> Body {
+    BodyExt::boxed(Full::new(Bytes::from_static(s.as_bytes())))
+}
+
+/// Helpers to read the echo JSON.
+pub trait EchoExt {
+    /// All values of a header the upstream received, in order.
+    fn header_values(&self, name: &str) -> Vec<String>;
+    fn header(&self, name: &str) -> Option<String> {
+        let v = self.header_values(name);
+        assert!(
+            v.len() <= 1,
+            "header {name} received {} times: {v:?}",
+            v.len()
+        );
+        v.into_iter().next()
+    }
+}
+
+impl EchoExt for serde_json::Value {
+    fn header_values(&self, name: &str) -> Vec<String> {
+        self["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|kv| kv[0].as_str().unwrap().eq_ignore_ascii_case(name))
+            .map(|kv| kv[1].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// A WebSocket server that echoes every message back.
+pub async fn websocket_echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_close() {
+                        break;
+                    }
+                    if ws.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A port that refuses connections (bound, then closed).
+pub fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    addr
+}
+
+/// A fixed response served over HTTP/1.1 keep-alive; used by the benchmark
+/// as the upstream every contender proxies to.
+pub async fn fixed(listener: TcpListener, body: &'static [u8]) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let svc = service_fn(move |_req: Request<Incoming>| async move {
+                let mut r = Response::new(Full::new(Bytes::from_static(body)));
+                r.headers_mut()
+                    .insert("content-type", "text/plain".parse().unwrap());
+                Ok::<_, Infallible>(r)
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
