@@ -13,7 +13,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, watch};
@@ -74,7 +74,7 @@ pub async fn accept_loop(
             tls: matches!(role, Role::Apps { tls: true }),
         };
         let shared = shared.clone();
-        let watcher = graceful.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             if conn.tls {
                 serve_tls(stream, conn, role, shared, watcher, permit).await
@@ -90,7 +90,7 @@ async fn serve_tls(
     conn: ConnInfo,
     role: Role,
     shared: Arc<Shared>,
-    graceful: Arc<GracefulShutdown>,
+    graceful: Watcher,
     permit: OwnedSemaphorePermit,
 ) {
     let Some(tls) = shared.tls.as_ref() else {
@@ -120,7 +120,7 @@ async fn serve_connection<I>(
     conn: ConnInfo,
     role: Role,
     shared: Arc<Shared>,
-    graceful: Arc<GracefulShutdown>,
+    graceful: Watcher,
     _permit: OwnedSemaphorePermit,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,

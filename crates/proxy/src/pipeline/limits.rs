@@ -39,14 +39,9 @@ pub fn check_head<B>(req: &Request<B>, server: &Server) -> Result<(), Rejection>
 }
 
 /// Refuses a body whose declared length is over the app's limit before any
-/// of it is read.
+/// of it reaches the upstream.
 pub fn check_declared_body<B>(req: &Request<B>, app: &AppRuntime) -> Result<(), Rejection> {
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > app.max_body_size) {
+    if declared_length(req).is_some_and(|n| n > app.max_body_size) {
         return Err(too_large());
     }
     Ok(())
@@ -57,4 +52,35 @@ pub fn too_large() -> Rejection {
         StatusCode::PAYLOAD_TOO_LARGE,
         "The request body is too large for this app.",
     )
+}
+
+/// Most of an over-limit body moat reads and throws away before answering
+/// 413, and for how long. A client that is still sending when the
+/// connection closes sees a broken pipe, not the 413; reading a bounded
+/// amount first (as a lingering close does) lets ordinary clients read the
+/// answer, while a client declaring gigabytes is still cut off at once.
+const DISCARD_LIMIT: u64 = 16 << 20;
+const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and discards a body known to be over the limit, within bounds.
+pub async fn discard_body<B>(body: B, declared: Option<u64>)
+where
+    B: http_body::Body + Unpin,
+{
+    use http_body_util::BodyExt;
+    if declared.is_none_or(|n| n > DISCARD_LIMIT) {
+        return;
+    }
+    let mut body = body;
+    let _ = tokio::time::timeout(DISCARD_TIME, async {
+        while let Some(Ok(_)) = body.frame().await {}
+    })
+    .await;
+}
+
+pub fn declared_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }

@@ -95,7 +95,11 @@ async fn request_stages(
     // Route: which app; nothing else can be decided without it.
     let app = route(&req, ctx, runtime)?;
     // The body limit needs the app's setting.
-    limits::check_declared_body(&req, &app)?;
+    if let Err(too_large) = limits::check_declared_body(&req, &app) {
+        let declared = limits::declared_length(&req);
+        limits::discard_body(req.into_body(), declared).await;
+        return Err(too_large);
+    }
     match &app.kind {
         AppKind::Upstream(up) => up.forward(req, ctx, &app).await,
         AppKind::Static(st) => st.serve(&req, &app.prefix).await,
