@@ -35,6 +35,8 @@ struct Chosen {
     type_name: PathBuf,
     encoding: Option<&'static str>,
     meta: std::fs::Metadata,
+    /// Found as the `index.html` of a folder that was asked for.
+    folder_index: bool,
 }
 
 impl StaticApp {
@@ -86,25 +88,31 @@ impl StaticApp {
             .get(header::ACCEPT_ENCODING)
             .and_then(|v| v.to_str().ok());
         let encodings = negotiate::accepted(accept_enc);
-        let chosen = match self.find(&candidate, &encodings).await {
+        let found = self.find(&candidate, &encodings).await;
+        let is_folder = match &found {
+            Found::Folder => true,
+            Found::File(c) => c.folder_index,
+            Found::Nothing => false,
+        };
+        if is_folder && !wanted.trailing_slash && !wanted.segments.is_empty() {
+            // A folder asked for without its slash: redirect, like a web
+            // server, so relative links inside it resolve.
+            let query = req
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            return Ok(redirect(&format!("{path}/{query}")));
+        }
+        let chosen = match found {
             Found::File(c) => c,
-            Found::Folder if !wanted.trailing_slash => {
-                // A folder asked for without its slash: redirect, like a web server.
-                let query = req
-                    .uri()
-                    .query()
-                    .map(|q| format!("?{q}"))
-                    .unwrap_or_default();
-                return Ok(redirect(&format!("{path}/{query}")));
-            }
             Found::Folder | Found::Nothing => {
-                if self.spa && accepts_html(req) && !looks_like_file(&wanted.segments) {
-                    match self.find(&self.root.join("index.html"), &encodings).await {
-                        Found::File(c) => c,
-                        _ => return Err(Rejection::not_found()),
-                    }
-                } else {
+                if !(self.spa && accepts_html(req) && !looks_like_file(&wanted.segments)) {
                     return Err(Rejection::not_found());
+                }
+                match self.find(&self.root.join("index.html"), &encodings).await {
+                    Found::File(c) => c,
+                    _ => return Err(Rejection::not_found()),
                 }
             }
         };
@@ -117,7 +125,8 @@ impl StaticApp {
         let Some((path, meta)) = self.inside(candidate).await else {
             return Found::Nothing;
         };
-        let (path, meta) = if meta.is_dir() {
+        let folder_index = meta.is_dir();
+        let (path, meta) = if folder_index {
             let index = path.join("index.html");
             match self.inside(&index).await {
                 Some((p, m)) if m.is_file() => (p, m),
@@ -143,6 +152,7 @@ impl StaticApp {
                         type_name: path,
                         encoding: Some(enc),
                         meta: vm,
+                        folder_index,
                     });
                 }
             }
@@ -152,6 +162,7 @@ impl StaticApp {
             path,
             encoding: None,
             meta,
+            folder_index,
         })
     }
 
@@ -249,9 +260,10 @@ fn etag(meta: &std::fs::Metadata, modified: SystemTime, encoding: Option<&str>) 
 fn content_type(path: &Path) -> HeaderValue {
     let mime = mime_guess::from_path(path).first_or_octet_stream();
     let text_like = mime.type_() == mime_guess::mime::TEXT
+        || mime.suffix().is_some_and(|s| s == "xml" || s == "json")
         || matches!(
-            mime.subtype().as_str(),
-            "javascript" | "json" | "xml" | "manifest+json" | "svg+xml"
+            mime.essence_str(),
+            "application/javascript" | "application/json" | "application/xml"
         );
     let value = if text_like && mime.get_param("charset").is_none() {
         format!("{mime}; charset=utf-8")

@@ -1,0 +1,237 @@
+//! The `moat` command itself: config check/default, start-up errors, the
+//! embedded default, the admin socket.
+
+use std::process::Command;
+
+use moat_testkit::moat::{TEST_SERVER, toml_path};
+use moat_testkit::{Moat, certs, client};
+
+const BIN: &str = env!("CARGO_BIN_EXE_moat");
+
+fn moat(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("MOAT_CONFIG")
+        .env_remove("MOAT_DATA_DIR")
+        .output()
+        .unwrap()
+}
+
+fn show(o: &std::process::Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn config_default_is_a_valid_config() {
+    let out = moat(&["config", "default"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("default.toml");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let check = moat(&["config", "check", file.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", show(&check));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("OK (0 apps)"));
+    // Every non-comment key line is preceded by a comment.
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.contains(" = ") && !l.starts_with('#') {
+            assert!(lines[i - 1].starts_with('#'), "key without a comment: {l}");
+        }
+    }
+}
+
+#[test]
+fn config_check_reports_every_problem_with_line_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[server]\nmax_header_size = \"lots\"\n\n[[apps]]\nname = \"a\"\npath = \"/a\"\nupstream = \"htp://x\"\n").unwrap();
+    let out = moat(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let f = file.display();
+    assert!(
+        err.contains(&format!("{f}:2: server.max_header_size:")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{f}:7: apps[0].upstream:")), "{err}");
+    assert_eq!(err.matches("(fix: ").count(), 2, "{err}");
+
+    std::fs::write(&file, "[tls]\nmin_versoin = \"1.3\"\n").unwrap();
+    let out = moat(&["config", "check", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{f}:2: tls.min_versoin: unknown field")),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_check_loads_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = certs::write(dir.path(), "a", &["a.test"]);
+    let b = certs::write(dir.path(), "b", &["b.test"]);
+    let file = dir.path().join("moat.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[tls.certificates]]\ncert = {}\nkey = {}\n",
+            toml_path(&a.cert),
+            toml_path(&b.key)
+        ),
+    )
+    .unwrap();
+    let out = moat(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not belong to the certificate"),
+        "{}",
+        show(&out)
+    );
+    std::fs::write(
+        &file,
+        format!(
+            "[[tls.certificates]]\ncert = {}\nkey = {}\n",
+            toml_path(&a.key),
+            toml_path(&a.key)
+        ),
+    )
+    .unwrap();
+    let out = moat(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("CERTIFICATE"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn serve_refuses_a_bad_config_and_a_busy_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("moat.toml");
+    std::fs::write(&file, "[server]\nhttps = \"nonsense\"\n").unwrap();
+    let data = dir.path().join("data");
+    let out = moat(&[
+        "serve",
+        "-c",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(":2: server.https: \"nonsense\" is not an address:port"),
+        "{}",
+        show(&out)
+    );
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "[server]\nhttps = \"{}\"\nhttp = \"\"\n",
+            busy.local_addr().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = moat(&[
+        "serve",
+        "-c",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("(server.https)"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[tokio::test]
+async fn admin_socket_is_private_and_exclusive() {
+    use std::os::unix::fs::PermissionsExt;
+    let m = Moat::start(BIN, TEST_SERVER).await;
+    let mode = std::fs::metadata(m.socket()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let mode = std::fs::metadata(m.data_dir())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let status = m.admin_get("/api/v1/status").await.unwrap();
+    assert_eq!(status["apps"][0]["name"], "welcome");
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    // A second moat on the same data directory is refused, and the first
+    // keeps its socket.
+    let out = moat(&[
+        "serve",
+        "-c",
+        m.config_path.to_str().unwrap(),
+        "--data-dir",
+        m.data_dir().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another moat is running"),
+        "{}",
+        show(&out)
+    );
+    assert!(m.admin_get("/api/v1/status").await.is_ok());
+}
+
+/// The README's first command: no config file, fixed ports.
+#[tokio::test]
+async fn embedded_default_serves_the_welcome_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "--data-dir", data.to_str().unwrap()])
+        .env_remove("MOAT_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let cert = data.join("tls/self-signed.crt");
+    let http = loop {
+        if cert.exists()
+            && tokio::net::TcpStream::connect("127.0.0.1:8443")
+                .await
+                .is_ok()
+        {
+            break client::http1(&cert);
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "moat exited; is port 8443 or 8080 in use?"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let resp = http.get("https://localhost:8443/").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("moat is a security gateway"), "{page}");
+    assert!(page.contains("[[apps]]"), "the page says how to add an app");
+    let resp = client::plain()
+        .get("http://127.0.0.1:8080/some/page")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 308);
+    assert_eq!(
+        resp.headers()["location"],
+        "https://127.0.0.1:8443/some/page"
+    );
+    assert!(data.join("moat.sock").exists());
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+}
