@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn dates() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_446_245_123);
-        assert_eq!(rfc3339(t), "2026-11-23T09:04:05.123Z");
+        assert_eq!(rfc3339(t), "2026-11-23T15:04:05.123Z");
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(&rfc3339(leap)[..10], "2000-02-29");
@@ -200,7 +200,7 @@ mod tests {
         };
         assert_eq!(
             common(&e),
-            "192.0.2.1 - - [23/Nov/2026:09:04:05 +0000] \"GET /a%22b HTTP/1.1\" 200 - app=grafana 1.500ms"
+            "192.0.2.1 - - [23/Nov/2026:15:04:05 +0000] \"GET /a%22b HTTP/1.1\" 200 - app=grafana 1.500ms"
         );
     }
 }
