@@ -1,7 +1,6 @@
 //! Protective limits and lifecycle on real sockets: 414, 431, 413, the
 //! connection cap, slow clients, graceful drain, SIGHUP reload.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use moat_testkit::moat::TEST_SERVER;
@@ -13,19 +12,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_moat");
 async fn echo_moat(extra: &str) -> Moat {
     let a = upstream::echo("a").await;
     Moat::start(BIN, &format!("{TEST_SERVER}{extra}\n[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\nmax_body_size = \"1MiB\"\n")).await
-}
-
-/// A raw TLS connection to moat, for requests no well-behaved client sends.
-async fn raw_tls(moat: &Moat) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let tls = client::tls_config(&moat.self_signed_cert(), &[b"http/1.1"]);
-    let tcp = tokio::net::TcpStream::connect(moat.https.unwrap())
-        .await
-        .unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(tls))
-        .connect(name, tcp)
-        .await
-        .unwrap()
 }
 
 /// Reads until the peer closes (or errors); returns what was read.
@@ -95,7 +81,7 @@ async fn large_headers_are_431() {
         }
     }
     // Far beyond the read buffer: hyper itself answers 431 on HTTP/1.1.
-    let mut s = raw_tls(&moat).await;
+    let mut s = client::raw_https(&moat).await;
     let req = format!(
         "GET / HTTP/1.1\r\nHost: localhost\r\nX-Huge: {}\r\n\r\n",
         "h".repeat(64 * 1024)
@@ -148,7 +134,7 @@ async fn connection_cap_closes_extra_connections() {
     let moat = echo_moat("max_connections = 2").await;
     let mut held = Vec::new();
     for _ in 0..2 {
-        held.push(raw_tls(&moat).await);
+        held.push(client::raw_https(&moat).await);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The third connection is accepted by the kernel and closed by moat.
@@ -176,7 +162,7 @@ async fn connection_cap_closes_extra_connections() {
 #[tokio::test]
 async fn slow_header_client_is_cut_off() {
     let moat = echo_moat("header_read_timeout = \"500ms\"").await;
-    let mut s = raw_tls(&moat).await;
+    let mut s = client::raw_https(&moat).await;
     s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
         .await
         .unwrap();
@@ -184,7 +170,7 @@ async fn slow_header_client_is_cut_off() {
     // Never finish the head: moat must close the connection by itself.
     let _ = read_to_close(&mut s, Duration::from_secs(10)).await;
     // A prompt client on a fresh connection is unaffected.
-    let mut s = raw_tls(&moat).await;
+    let mut s = client::raw_https(&moat).await;
     s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
@@ -262,7 +248,7 @@ async fn sighup_reloads_config_and_refuses_a_bad_one() {
     );
 
     // Keep a connection open across the reload: it must survive.
-    let mut kept = raw_tls(&moat).await;
+    let mut kept = client::raw_https(&moat).await;
     moat.reload_with(&format!(
         "{base}[[apps]]\nname = \"b\"\npath = \"/b\"\nupstream = \"http://{b}\"\n"
     ));

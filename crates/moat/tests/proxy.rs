@@ -325,15 +325,7 @@ async fn websocket_echo_through_moat() {
         ),
     )
     .await;
-    let tls = client::tls_config(&moat.self_signed_cert(), &[b"http/1.1"]);
-    let tcp = tokio::net::TcpStream::connect(moat.https.unwrap())
-        .await
-        .unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let stream = client::raw_https(&moat).await;
     let url = format!("wss://localhost:{}/ws/chat", moat.https.unwrap().port());
     let (mut socket, resp) = tokio_tungstenite::client_async(url, stream).await.unwrap();
     assert_eq!(resp.status(), 101);

@@ -2,7 +2,6 @@
 //! precompressed files, SPA fallback, no listings, no way out of the folder.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use moat_testkit::moat::{TEST_SERVER, toml_path};
 use moat_testkit::{Moat, client};
@@ -231,15 +230,7 @@ async fn spa_fallback_and_folders() {
 
 /// Sends a raw request target, exactly as written (clients normalise `..`).
 async fn raw_get(moat: &Moat, target: &str) -> String {
-    let tls = client::tls_config(&moat.self_signed_cert(), &[b"http/1.1"]);
-    let tcp = tokio::net::TcpStream::connect(moat.https.unwrap())
-        .await
-        .unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut s = tokio_rustls::TlsConnector::from(Arc::new(tls))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut s = client::raw_https(moat).await;
     s.write_all(
         format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
     )

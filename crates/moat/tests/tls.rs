@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use moat_testkit::moat::{TEST_SERVER, toml_path};
 use moat_testkit::{Moat, certs, client, upstream};
 use rustls::crypto::ring::{cipher_suite, default_provider, kx_group};
-use rustls::pki_types::ServerName;
 use rustls::version::{TLS12, TLS13};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::client::TlsStream;
@@ -22,19 +21,24 @@ async fn connect(
     config: rustls::ClientConfig,
     sni: &str,
 ) -> std::io::Result<Stream> {
-    connect_shared(addr, Arc::new(config), sni).await
+    client::connect_tls(addr, Arc::new(config), sni).await
 }
 
-async fn connect_shared(
-    addr: SocketAddr,
-    config: Arc<rustls::ClientConfig>,
-    sni: &str,
-) -> std::io::Result<Stream> {
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let name = ServerName::try_from(sni.to_owned()).unwrap();
-    tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
+/// Connects until moat presents `der`, for up to ten seconds.
+async fn wait_for_certificate(moat: &Moat, sni: &str, der: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let cfg = client::any_cert_config(default_provider(), &[&TLS13]);
+        if leaf(&connect(moat.https.unwrap(), cfg, sni).await.unwrap()) == der {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "certificate not picked up:\n{}",
+            moat.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// One keep-alive request on an open connection; returns the status line.
@@ -264,19 +268,7 @@ async fn certificate_files_reload_without_dropping_connections() {
     let second = certs::write(staged.path(), "site", &["site.test"]);
     std::fs::rename(&second.key, &first.key).unwrap();
     std::fs::rename(&second.cert, &first.cert).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = connect(addr, cfg(), "site.test").await.unwrap();
-        if leaf(&s) == second.der {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "new certificate not picked up:\n{}",
-            moat.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_certificate(&moat, "site.test", &second.der).await;
     moat.wait_stderr("certificate files changed; reloaded")
         .await;
     // The connection made before the reload still works.
@@ -308,15 +300,7 @@ async fn sighup_reloads_certificates_and_keeps_old_on_bad_files() {
     // The matching certificate arrives: SIGHUP picks the pair up.
     std::fs::copy(&other.cert, &first.cert).unwrap();
     moat.signal(libc::SIGHUP);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while leaf(&connect(addr, cfg(), "site.test").await.unwrap()) != other.der {
-        assert!(
-            Instant::now() < deadline,
-            "certificate not reloaded:\n{}",
-            moat.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_certificate(&moat, "site.test", &other.der).await;
 }
 
 #[tokio::test]
@@ -326,7 +310,7 @@ async fn sessions_resume() {
     for version in [&TLS13, &TLS12] {
         // One client config, so one client-side session cache.
         let cfg = Arc::new(client::any_cert_config(default_provider(), &[version]));
-        let mut first = connect_shared(addr, cfg.clone(), "localhost")
+        let mut first = client::connect_tls(addr, cfg.clone(), "localhost")
             .await
             .unwrap();
         assert_eq!(
@@ -335,7 +319,7 @@ async fn sessions_resume() {
         );
         // TLS 1.3 tickets arrive after the handshake; a request reads them.
         assert_eq!(request(&mut first).await, "HTTP/1.1 200 OK");
-        let second = connect_shared(addr, cfg, "localhost").await.unwrap();
+        let second = client::connect_tls(addr, cfg, "localhost").await.unwrap();
         assert_eq!(
             second.get_ref().1.handshake_kind(),
             Some(rustls::HandshakeKind::Resumed),

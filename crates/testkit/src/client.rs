@@ -113,3 +113,32 @@ pub fn any_cert_config(
     c.alpn_protocols = vec![b"http/1.1".to_vec()];
     c
 }
+
+/// A raw TLS connection, for requests no well-behaved client sends.
+pub async fn connect_tls(
+    addr: std::net::SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    sni: &str,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name =
+        rustls::pki_types::ServerName::try_from(sni.to_owned()).map_err(std::io::Error::other)?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+}
+
+/// A raw HTTP/1.1 TLS connection to a moat's HTTPS listener, trusting its
+/// self-signed certificate.
+pub async fn raw_https(
+    moat: &crate::Moat,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tls = tls_config(&moat.self_signed_cert(), &[b"http/1.1"]);
+    connect_tls(
+        moat.https.expect("https listener"),
+        Arc::new(tls),
+        "localhost",
+    )
+    .await
+    .unwrap()
+}
