@@ -472,3 +472,28 @@ async fn idle_upstream_body_is_cut() {
         .expect("moat cuts the idle body");
     assert!(body.is_err(), "a truncated body must not look complete");
 }
+
+#[tokio::test]
+async fn h2c_upstream() {
+    let a = upstream::echo("a").await;
+    let moat = Moat::start(
+        BIN,
+        &format!("{TEST_SERVER}[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\nh2c = true\n"),
+    )
+    .await;
+    let http = client::http1(&moat.self_signed_cert());
+    let v = json(
+        http.post(moat.https_url("/h2c"))
+            .body("abc")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        v["version"], "HTTP/2.0",
+        "reached the upstream over cleartext HTTP/2"
+    );
+    assert_eq!(v["body_len"], 3);
+    assert_eq!(v.header("x-forwarded-for").unwrap(), "127.0.0.1");
+}
