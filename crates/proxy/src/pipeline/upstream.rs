@@ -109,12 +109,17 @@ impl UpstreamApp {
         }
 
         let exceeded = Arc::new(AtomicBool::new(false));
-        let body = Limited::new(
-            IdleTimeout::new(incoming, self.timeouts.idle),
-            app.max_body_size,
-            exceeded.clone(),
-        );
-        let upstream_req = Request::from_parts(parts, body::boxed(body));
+        // Most requests have no body; they skip the limit and idle timer.
+        let body = if http_body::Body::is_end_stream(&incoming) {
+            body::empty()
+        } else {
+            body::boxed(Limited::new(
+                IdleTimeout::new(incoming, self.timeouts.idle),
+                app.max_body_size,
+                exceeded.clone(),
+            ))
+        };
+        let upstream_req = Request::from_parts(parts, body);
 
         let result = tokio::time::timeout(
             self.timeouts.response_header,
