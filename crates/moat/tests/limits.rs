@@ -211,6 +211,8 @@ async fn sigterm_drains_in_flight_requests() {
     let status = moat.wait_exit(Duration::from_secs(20)).await;
     assert!(status.success(), "{status}");
     assert!(moat.stderr().contains("draining connections"));
+    let logged = moat.access_log();
+    assert!(logged.iter().any(|l| l["path"] == "/slow/1500" && l["status"] == 200), "the drained request was logged before exit:\n{}", moat.logs());
 }
 
 #[tokio::test]

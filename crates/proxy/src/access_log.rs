@@ -1,18 +1,18 @@
 //! The access log: one line per request, JSON or Common Log Format.
 //!
-//! Lines are handed to a writer task over a bounded channel so a slow disk
-//! never stalls a request; if the channel is full the line is dropped and
-//! counted, and the count is reported in the operational log.
+//! Lines are buffered in memory and written by a thread of their own, so a
+//! slow disk never stalls a request; if a stalled disk lets the buffer grow
+//! past its cap, lines are dropped and counted, and the count is reported in
+//! the operational log.
 
 use std::io::Write;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
 use moat_config::{AccessLogFormat, AccessLogTarget};
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 /// What is logged about one request.
 #[derive(Debug, Clone, Serialize)]
@@ -42,18 +42,30 @@ pub struct AccessLog {
     inner: Option<Arc<Inner>>,
 }
 
+/// Lines are appended to `pending` under a short lock; a writer thread
+/// swaps the buffer out and writes it every [`FLUSH_EVERY`], or sooner when
+/// it passes [`WAKE_AT`]. A request never waits on the disk and never wakes
+/// another thread, which a channel with one message per line would.
 struct Inner {
-    tx: mpsc::Sender<Vec<u8>>,
+    pending: Mutex<Vec<u8>>,
+    sink: Mutex<Box<dyn Write + Send>>,
+    wake: Condvar,
     format: AccessLogFormat,
     dropped: AtomicU64,
 }
+
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+const WAKE_AT: usize = 256 * 1024;
+/// Past this much unwritten log (a stalled disk), lines are dropped and
+/// counted rather than held in memory.
+const DROP_AT: usize = 16 << 20;
 
 impl AccessLog {
     pub fn off() -> Self {
         AccessLog { inner: None }
     }
 
-    /// Opens the target and starts the writer task.
+    /// Opens the target and starts the writer thread.
     pub fn start(target: &AccessLogTarget, format: AccessLogFormat) -> std::io::Result<Self> {
         let sink: Box<dyn Write + Send> = match target {
             AccessLogTarget::Off => return Ok(AccessLog::off()),
@@ -66,27 +78,33 @@ impl AccessLog {
                     .open(p)?,
             ),
         };
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(65_536);
-        // Writing is blocking I/O; it runs on a blocking thread and flushes
-        // whenever the queue is momentarily empty.
-        tokio::task::spawn_blocking(move || {
-            let mut out = std::io::BufWriter::with_capacity(64 * 1024, sink);
-            while let Some(line) = rx.blocking_recv() {
-                let _ = out.write_all(&line);
-                while let Ok(line) = rx.try_recv() {
-                    let _ = out.write_all(&line);
-                }
-                let _ = out.flush();
-            }
-            let _ = out.flush();
+        let inner = Arc::new(Inner {
+            pending: Mutex::new(Vec::with_capacity(WAKE_AT)),
+            sink: Mutex::new(sink),
+            wake: Condvar::new(),
+            format,
+            dropped: AtomicU64::new(0),
         });
-        Ok(AccessLog {
-            inner: Some(Arc::new(Inner {
-                tx,
-                format,
-                dropped: AtomicU64::new(0),
-            })),
-        })
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("moat-access-log".into())
+            .spawn(move || {
+                let mut spare = Vec::with_capacity(WAKE_AT);
+                // Ends once every AccessLog handle is gone, after a last write.
+                while let Some(inner) = weak.upgrade() {
+                    {
+                        let guard = inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+                        let (mut guard, _) = inner
+                            .wake
+                            .wait_timeout_while(guard, FLUSH_EVERY, |p| p.len() < WAKE_AT)
+                            .unwrap_or_else(|e| e.into_inner());
+                        std::mem::swap(&mut *guard, &mut spare);
+                    }
+                    inner.write(&mut spare);
+                    drop(inner);
+                }
+            })?;
+        Ok(AccessLog { inner: Some(inner) })
     }
 
     pub fn enabled(&self) -> bool {
@@ -95,17 +113,49 @@ impl AccessLog {
 
     pub fn log(&self, entry: &Entry) {
         let Some(inner) = &self.inner else { return };
-        let mut line = match inner.format {
-            AccessLogFormat::Json => serde_json::to_vec(entry).unwrap_or_default(),
-            AccessLogFormat::Common => common(entry).into_bytes(),
-        };
-        line.push(b'\n');
-        if inner.tx.try_send(line).is_err() {
+        let mut pending = inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.len() > DROP_AT {
+            drop(pending);
             let n = inner.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "access log cannot keep up; lines dropped");
             }
+            return;
         }
+        match inner.format {
+            AccessLogFormat::Json => {
+                let _ = serde_json::to_writer(&mut *pending, entry);
+            }
+            AccessLogFormat::Common => pending.extend_from_slice(common(entry).as_bytes()),
+        }
+        pending.push(b'\n');
+        if pending.len() >= WAKE_AT {
+            inner.wake.notify_one();
+        }
+    }
+
+    /// Writes what is pending now (at shutdown).
+    pub fn flush(&self) {
+        if let Some(inner) = &self.inner {
+            let mut taken =
+                std::mem::take(&mut *inner.pending.lock().unwrap_or_else(|e| e.into_inner()));
+            inner.write(&mut taken);
+        }
+    }
+}
+
+impl Inner {
+    /// Writes and clears `buf`. The sink lock keeps lines of two writers
+    /// (the thread and a shutdown flush) from interleaving.
+    fn write(&self, buf: &mut Vec<u8>) {
+        if buf.is_empty() {
+            return;
+        }
+        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = sink.write_all(buf).and_then(|_| sink.flush()) {
+            tracing::error!("writing the access log failed: {e}");
+        }
+        buf.clear();
     }
 }
 

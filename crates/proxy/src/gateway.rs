@@ -387,6 +387,7 @@ impl Gateway {
             }
         }
         let _ = self.admin_task.await;
+        self.shared.access_log.flush();
     }
 }
 
