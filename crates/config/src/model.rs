@@ -28,6 +28,8 @@ pub struct Server {
     pub http: Option<SocketAddr>,
     /// Admin socket path; `None`: `DATA_DIR/moat.sock`.
     pub admin_socket: Option<PathBuf>,
+    /// Worker threads, each owning its connections (at least 1).
+    pub workers: usize,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub tls_handshake_timeout: Duration,

@@ -124,6 +124,20 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
     let s = &raw.server;
     let https = c.listen("server.https", &s.https);
     let http = c.listen("server.http", &s.http);
+    let workers = match s.workers {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        n if (1..=1024).contains(&n) => n as usize,
+        n => {
+            c.problem(
+                "server.workers",
+                format!("{n} is out of range"),
+                "use 0 (one per CPU core) or a number from 1 to 1024",
+            );
+            1
+        }
+    };
     if s.max_connections < 1 {
         c.problem(
             "server.max_connections",
@@ -135,6 +149,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
         https,
         http,
         admin_socket: (!s.admin_socket.is_empty()).then(|| c.path(&s.admin_socket)),
+        workers,
         max_connections: s.max_connections.max(1) as usize,
         header_read_timeout: c.duration(
             "server.header_read_timeout",

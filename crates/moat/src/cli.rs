@@ -107,6 +107,9 @@ fn serve(config_path: Option<&Path>, data_dir: Option<PathBuf>) -> anyhow::Resul
         .or_else(|| config.data_dir.clone())
         .unwrap_or_else(crate::data_dir::default);
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        // Connections are served on the gateway's own worker threads; this
+        // runtime only accepts, serves the admin socket and watches files.
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -212,7 +212,13 @@ async fn sigterm_drains_in_flight_requests() {
     assert!(status.success(), "{status}");
     assert!(moat.stderr().contains("draining connections"));
     let logged = moat.access_log();
-    assert!(logged.iter().any(|l| l["path"] == "/slow/1500" && l["status"] == 200), "the drained request was logged before exit:\n{}", moat.logs());
+    assert!(
+        logged
+            .iter()
+            .any(|l| l["path"] == "/slow/1500" && l["status"] == 200),
+        "the drained request was logged before exit:\n{}",
+        moat.logs()
+    );
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ use crate::listener::{self, Role};
 use crate::pipeline::ConnInfo;
 use crate::runtime::{Runtime, RuntimeError};
 use crate::tls::{self, CertStore, Resumption, SniResolver, TlsError};
+use crate::workers::Workers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -41,6 +42,8 @@ pub enum GatewayError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("starting worker threads: {0}")]
+    Workers(std::io::Error),
     #[error("access log: {0}")]
     AccessLog(std::io::Error),
     #[error(transparent)]
@@ -64,6 +67,7 @@ pub struct Shared {
     pub tls: Option<TlsState>,
     pub access_log: AccessLog,
     pub conn_limit: Arc<Semaphore>,
+    pub workers: Arc<Workers>,
     started: Instant,
     data_dir: PathBuf,
     listeners: Vec<(SocketAddr, Role)>,
@@ -164,7 +168,8 @@ impl Gateway {
         let welcome_dir = crate::welcome::install(&data_dir).map_err(dir_err)?;
 
         let config = Arc::new(config);
-        let runtime = Runtime::build(config.clone(), &welcome_dir)?;
+        let workers = Workers::start(config.server.workers).map_err(GatewayError::Workers)?;
+        let runtime = Runtime::build(config.clone(), &welcome_dir, workers.len())?;
 
         let tls_state = if config.tls.enabled {
             let files = certificate_files(&config, &data_dir)?;
@@ -248,6 +253,7 @@ impl Gateway {
             tls: tls_state,
             access_log,
             conn_limit: Arc::new(Semaphore::new(config.server.max_connections)),
+            workers: Arc::new(workers),
             started: Instant::now(),
             data_dir,
             listeners: bound
@@ -335,7 +341,7 @@ impl Gateway {
         }
         let config = Arc::new(config);
         let welcome_dir = self.shared.data_dir.join("welcome");
-        let runtime = Runtime::build(config.clone(), &welcome_dir)?;
+        let runtime = Runtime::build(config.clone(), &welcome_dir, self.shared.workers.len())?;
         if let Some(tls) = &self.shared.tls {
             if config.tls.enabled {
                 let files = certificate_files(&config, &self.shared.data_dir)?;
@@ -387,6 +393,7 @@ impl Gateway {
             }
         }
         let _ = self.admin_task.await;
+        self.shared.workers.stop();
         self.shared.access_log.flush();
     }
 }

@@ -17,6 +17,8 @@
 //! - [`access_log`]: one line per request, written off the request path.
 //! - [`admin`]: the admin API on a Unix socket.
 //! - [`welcome`]: the built-in welcome app served when no app is configured.
+//! - [`workers`]: thread-per-core workers that own connections and their
+//!   upstream pools.
 
 pub mod access_log;
 pub mod admin;
@@ -28,5 +30,6 @@ pub mod pipeline;
 pub mod runtime;
 pub mod tls;
 pub mod welcome;
+pub mod workers;
 
 pub use gateway::{Gateway, GatewayError};

@@ -75,7 +75,20 @@ pub async fn accept_loop(
         };
         let shared = shared.clone();
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        // Hand the socket to a worker: it is re-registered with that
+        // worker's reactor, so all its I/O is woken on the worker's thread.
+        let std_stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%peer, "cannot hand the connection to a worker: {e}");
+                continue;
+            }
+        };
+        let workers = shared.workers.clone();
+        workers.spawn(move || async move {
+            let Ok(stream) = TcpStream::from_std(std_stream) else {
+                return;
+            };
             if conn.tls {
                 serve_tls(stream, conn, role, shared, watcher, permit).await
             } else {

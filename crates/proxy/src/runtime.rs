@@ -44,12 +44,16 @@ pub struct RuntimeError {
 impl Runtime {
     /// Builds the runtime; `welcome_dir` is served on `/` when the config
     /// has no apps.
-    pub fn build(config: Arc<Config>, welcome_dir: &Path) -> Result<Runtime, RuntimeError> {
+    pub fn build(
+        config: Arc<Config>,
+        welcome_dir: &Path,
+        workers: usize,
+    ) -> Result<Runtime, RuntimeError> {
         let mut mounts = Vec::new();
         let mut apps = Vec::new();
         for app in &config.apps {
             let kind = match &app.source {
-                AppSource::Upstream(u) => AppKind::Upstream(UpstreamApp::new(app, u)),
+                AppSource::Upstream(u) => AppKind::Upstream(UpstreamApp::new(app, u, workers)),
                 AppSource::Static(b) => {
                     AppKind::Static(StaticApp::new(&b.dir, b.manifest.spa).map_err(|e| {
                         RuntimeError {

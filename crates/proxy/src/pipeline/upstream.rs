@@ -25,7 +25,9 @@ use crate::pipeline::RequestCtx;
 use crate::runtime::AppRuntime;
 
 pub struct UpstreamApp {
-    client: Client<HttpConnector, Body>,
+    /// One pool per worker, so a request only uses upstream connections
+    /// driven by its own thread.
+    clients: Vec<Client<HttpConnector, Body>>,
     origin: Uri,
     base_path: String,
     h2c: bool,
@@ -35,21 +37,25 @@ pub struct UpstreamApp {
 }
 
 impl UpstreamApp {
-    pub fn new(app: &App, upstream: &Upstream) -> UpstreamApp {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(app.timeouts.connect));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        // Each app has its own keep-alive pool, so its timeouts and limits
-        // never affect another app's connections.
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .http2_only(upstream.h2c)
-            .build(connector);
+    pub fn new(app: &App, upstream: &Upstream, workers: usize) -> UpstreamApp {
+        let clients = (0..workers.max(1))
+            .map(|_| {
+                let mut connector = HttpConnector::new();
+                connector.set_connect_timeout(Some(app.timeouts.connect));
+                connector.set_nodelay(true);
+                connector.set_keepalive(Some(Duration::from_secs(60)));
+                // Each app has its own keep-alive pools, so its timeouts and
+                // limits never affect another app's connections.
+                Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .pool_max_idle_per_host(256)
+                    .http2_only(upstream.h2c)
+                    .build(connector)
+            })
+            .collect();
         UpstreamApp {
-            client,
+            clients,
             origin: upstream.origin.clone(),
             base_path: upstream.base_path.clone(),
             h2c: upstream.h2c,
@@ -123,7 +129,7 @@ impl UpstreamApp {
 
         let result = tokio::time::timeout(
             self.timeouts.response_header,
-            self.client.request(upstream_req),
+            self.clients[crate::workers::current() % self.clients.len()].request(upstream_req),
         )
         .await;
         let mut resp = match result {
