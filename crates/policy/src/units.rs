@@ -80,21 +80,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-/// Formats a duration the way [`parse_duration`] reads it.
+/// Formats a duration the way [`parse_duration`] reads it: the largest
+/// whole unit, then any milliseconds (`1m500ms`).
 pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms % 1000 != 0 {
-        return format!("{ms}ms");
-    }
     let s = d.as_secs();
-    if s != 0 && s % 86400 == 0 {
+    let ms = d.subsec_millis();
+    let whole = if s != 0 && s % 86400 == 0 {
         format!("{}d", s / 86400)
     } else if s != 0 && s % 3600 == 0 {
         format!("{}h", s / 3600)
     } else if s != 0 && s % 60 == 0 {
         format!("{}m", s / 60)
-    } else {
+    } else if s != 0 || ms == 0 {
         format!("{s}s")
+    } else {
+        String::new()
+    };
+    if ms == 0 {
+        whole
+    } else {
+        format!("{whole}{ms}ms")
     }
 }
 
@@ -147,7 +152,11 @@ mod tests {
         assert!(parse_duration("5 m").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("999999999999999999d").is_err());
-        for d in ["30s", "5m", "2h", "365d", "250ms", "0s"] {
+        // Found by fuzzing: a huge duration with milliseconds once printed
+        // as one millisecond count too large to read back.
+        let huge = Duration::new(8_360_360_003_600_261_522, 322_000_000);
+        assert_eq!(parse_duration(&format_duration(huge)), Ok(huge));
+        for d in ["30s", "5m", "2h", "365d", "250ms", "0s", "1m500ms"] {
             assert_eq!(format_duration(parse_duration(d).unwrap()), d);
         }
     }
