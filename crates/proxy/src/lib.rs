@@ -11,6 +11,8 @@
 //! - [`pipeline`]: the ordered request and response stages, one module each.
 //! - [`runtime`]: the per-config state the pipeline reads (routes, apps,
 //!   upstream pools), swapped atomically on reload.
+//! - [`upstream_pool`]: keep-alive HTTP/1.1 connections to an upstream,
+//!   one idle list per worker.
 //! - [`body`]: body types and wrappers (size limit, idle timeout, access
 //!   logging on completion).
 //! - [`error`]: why a request was refused, mapped to a status and a page.
@@ -29,6 +31,7 @@ pub mod listener;
 pub mod pipeline;
 pub mod runtime;
 pub mod tls;
+pub mod upstream_pool;
 pub mod welcome;
 pub mod workers;
 

@@ -23,11 +23,10 @@ use crate::body::{self, Body, IdleTimeout, Limited};
 use crate::error::Rejection;
 use crate::pipeline::RequestCtx;
 use crate::runtime::AppRuntime;
+use crate::upstream_pool::{Http1Pool, PoolError};
 
 pub struct UpstreamApp {
-    /// One pool per worker, so a request only uses upstream connections
-    /// driven by its own thread.
-    clients: Vec<Client<HttpConnector, Body>>,
+    transport: Transport,
     origin: Uri,
     base_path: String,
     h2c: bool,
@@ -36,32 +35,105 @@ pub struct UpstreamApp {
     timeouts: Timeouts,
 }
 
+/// How requests reach the upstream. Each app has its own connections, so
+/// its timeouts and limits never affect another app's.
+enum Transport {
+    /// HTTP/1.1 keep-alive, one idle list per worker.
+    Http1(Arc<Http1Pool>),
+    /// HTTP/2 cleartext: multiplexed connections, one client per worker.
+    H2c(Vec<Client<HttpConnector, Body>>),
+}
+
+/// Why the exchange failed, for the status code.
+enum Failure {
+    Connect { timed_out: bool, detail: String },
+    Exchange(String),
+}
+
 impl UpstreamApp {
     pub fn new(app: &App, upstream: &Upstream, workers: usize) -> UpstreamApp {
-        let clients = (0..workers.max(1))
-            .map(|_| {
-                let mut connector = HttpConnector::new();
-                connector.set_connect_timeout(Some(app.timeouts.connect));
-                connector.set_nodelay(true);
-                connector.set_keepalive(Some(Duration::from_secs(60)));
-                // Each app has its own keep-alive pools, so its timeouts and
-                // limits never affect another app's connections.
-                Client::builder(TokioExecutor::new())
-                    .pool_timer(TokioTimer::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .pool_max_idle_per_host(256)
-                    .http2_only(upstream.h2c)
-                    .build(connector)
-            })
-            .collect();
+        let authority = upstream
+            .origin
+            .authority()
+            .expect("validated: upstream has a host");
+        let addr = match authority.port_u16() {
+            Some(_) => authority.as_str().to_owned(),
+            None => format!("{}:80", authority.host()),
+        };
+        let transport = if upstream.h2c {
+            Transport::H2c(
+                (0..workers.max(1))
+                    .map(|_| {
+                        let mut connector = HttpConnector::new();
+                        connector.set_connect_timeout(Some(app.timeouts.connect));
+                        connector.set_nodelay(true);
+                        Client::builder(TokioExecutor::new())
+                            .pool_timer(TokioTimer::new())
+                            .pool_idle_timeout(Duration::from_secs(90))
+                            .http2_only(true)
+                            .build(connector)
+                    })
+                    .collect(),
+            )
+        } else {
+            Transport::Http1(Arc::new(Http1Pool::new(
+                addr,
+                app.timeouts.connect,
+                workers,
+            )))
+        };
         UpstreamApp {
-            clients,
+            transport,
             origin: upstream.origin.clone(),
             base_path: upstream.base_path.clone(),
             h2c: upstream.h2c,
             preserve_host: app.preserve_host,
             strip_path: app.strip_path,
             timeouts: app.timeouts.clone(),
+        }
+    }
+
+    /// One exchange with the upstream, up to the response head.
+    async fn send(&self, mut req: Request<Body>) -> Result<Response<Body>, Failure> {
+        match &self.transport {
+            Transport::Http1(pool) => {
+                // HTTP/1.1 requests carry the origin form; Host says where.
+                let pq = req
+                    .uri()
+                    .path_and_query()
+                    .cloned()
+                    .unwrap_or_else(|| PathAndQuery::from_static("/"));
+                *req.uri_mut() = Uri::from(pq);
+                match pool.send(req).await {
+                    Ok(resp) => Ok(resp.map(body::boxed)),
+                    Err(e @ PoolError::ConnectTimeout { .. }) => Err(Failure::Connect {
+                        timed_out: true,
+                        detail: e.to_string(),
+                    }),
+                    Err(e @ (PoolError::Connect { .. } | PoolError::Handshake { .. })) => {
+                        Err(Failure::Connect {
+                            timed_out: false,
+                            detail: error_chain(&e),
+                        })
+                    }
+                    Err(e) => Err(Failure::Exchange(error_chain(&e))),
+                }
+            }
+            Transport::H2c(clients) => match clients[crate::workers::current() % clients.len()]
+                .request(req)
+                .await
+            {
+                Ok(resp) => Ok(resp.map(body::boxed)),
+                Err(e) => {
+                    let detail = error_chain(&e);
+                    if e.is_connect() {
+                        let timed_out = detail.contains("timed out") || detail.contains("timeout");
+                        Err(Failure::Connect { timed_out, detail })
+                    } else {
+                        Err(Failure::Exchange(detail))
+                    }
+                }
+            },
         }
     }
 
@@ -127,11 +199,8 @@ impl UpstreamApp {
         };
         let upstream_req = Request::from_parts(parts, body);
 
-        let result = tokio::time::timeout(
-            self.timeouts.response_header,
-            self.clients[crate::workers::current() % self.clients.len()].request(upstream_req),
-        )
-        .await;
+        let result =
+            tokio::time::timeout(self.timeouts.response_header, self.send(upstream_req)).await;
         let mut resp = match result {
             Err(_) => {
                 return Err(Rejection::upstream(
@@ -143,7 +212,7 @@ impl UpstreamApp {
                     ),
                 ));
             }
-            Ok(Err(e)) => return Err(classify(e, &exceeded)),
+            Ok(Err(failure)) => return Err(classify(failure, &exceeded)),
             Ok(Ok(resp)) => resp,
         };
 
@@ -217,23 +286,27 @@ impl UpstreamApp {
 
 /// Maps a failed upstream exchange to a status: our own body limit is the
 /// client's fault (413), a connect timeout is 504, anything else 502.
-fn classify(e: hyper_util::client::legacy::Error, exceeded: &AtomicBool) -> Rejection {
+fn classify(failure: Failure, exceeded: &AtomicBool) -> Rejection {
     if exceeded.load(Ordering::Acquire) {
         return crate::pipeline::limits::too_large();
     }
-    let detail = error_chain(&e);
-    if e.is_connect() {
-        let timed_out = detail.contains("timed out") || detail.contains("timeout");
-        if timed_out {
-            return Rejection::upstream(
-                StatusCode::GATEWAY_TIMEOUT,
-                "The app did not answer in time.",
-                detail,
-            );
+    match failure {
+        Failure::Connect {
+            timed_out: true,
+            detail,
+        } => Rejection::upstream(
+            StatusCode::GATEWAY_TIMEOUT,
+            "The app did not answer in time.",
+            detail,
+        ),
+        Failure::Connect {
+            timed_out: false,
+            detail,
+        } => Rejection::upstream(StatusCode::BAD_GATEWAY, "The app is not reachable.", detail),
+        Failure::Exchange(detail) => {
+            Rejection::upstream(StatusCode::BAD_GATEWAY, "The app failed to answer.", detail)
         }
-        return Rejection::upstream(StatusCode::BAD_GATEWAY, "The app is not reachable.", detail);
     }
-    Rejection::upstream(StatusCode::BAD_GATEWAY, "The app failed to answer.", detail)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
