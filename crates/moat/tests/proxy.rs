@@ -497,3 +497,78 @@ async fn h2c_upstream() {
     assert_eq!(v["body_len"], 3);
     assert_eq!(v.header("x-forwarded-for").unwrap(), "127.0.0.1");
 }
+
+#[tokio::test]
+async fn upstream_connections_are_reused() {
+    let a = upstream::echo("a").await;
+    let moat = Moat::start(
+        BIN,
+        // TEST_SERVER leaves the [server] table open.
+        &format!("{TEST_SERVER}workers = 2\n[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
+    )
+    .await;
+    let http = client::http1(&moat.self_signed_cert());
+    let mut peers = std::collections::HashSet::new();
+    for _ in 0..30 {
+        let v = json(http.get(moat.https_url("/")).send().await.unwrap()).await;
+        peers.insert(v["peer"].as_str().unwrap().to_owned());
+    }
+    // Sequential requests on one client connection stay on one worker and
+    // reuse its idle upstream connection.
+    assert_eq!(peers.len(), 1, "{peers:?}");
+}
+
+#[tokio::test]
+async fn upstream_closing_idle_connections_is_harmless() {
+    let (addr, accepted) = upstream::closes_after_each_response().await;
+    let moat = Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[[apps]]\nname = \"c\"\npath = \"/\"\nupstream = \"http://{addr}\"\n"
+        ),
+    )
+    .await;
+    let http = client::http1(&moat.self_signed_cert());
+    for i in 0..25 {
+        let resp = http
+            .get(moat.https_url(&format!("/{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "request {i}:\n{}", moat.logs());
+        assert_eq!(resp.text().await.unwrap(), "ok");
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        25,
+        "one upstream connection per response"
+    );
+}
+
+#[tokio::test]
+async fn abandoned_response_does_not_poison_the_pool() {
+    let a = upstream::echo("a").await;
+    let moat = Moat::start(
+        BIN,
+        &format!("{TEST_SERVER}[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
+    )
+    .await;
+    for _ in 0..3 {
+        // A fresh client each time, dropped after the first chunk of a
+        // large body: moat must not hand that half-read upstream connection
+        // to the next request.
+        let http = client::http1(&moat.self_signed_cert());
+        let resp = http
+            .get(moat.https_url("/bytes/50000000"))
+            .send()
+            .await
+            .unwrap();
+        let mut stream = resp.bytes_stream();
+        stream.next().await.unwrap().unwrap();
+        drop(stream);
+        drop(http);
+        let http = client::http1(&moat.self_signed_cert());
+        let v = json(http.get(moat.https_url("/after")).send().await.unwrap()).await;
+        assert_eq!(v["uri"], "/after");
+    }
+}

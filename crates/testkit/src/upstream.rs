@@ -21,8 +21,8 @@ type Body = BoxBody<Bytes, Infallible>;
 /// - `/bytes/N`: N bytes, streamed in 64 KiB chunks;
 /// - `/slow/MS`: after MS milliseconds;
 /// - `/fingerprint`: with `Server`, `X-Powered-By` and hop-by-hop headers;
-/// - anything else: JSON describing the request it received (method, URI,
-///   headers, body length and SHA-256), read as a stream.
+/// - anything else: JSON describing the request it received (the TCP peer,
+///   method, URI, headers, body length and SHA-256), read as a stream.
 ///
 /// Every response carries `x-upstream: NAME`.
 pub async fn echo(name: &'static str) -> SocketAddr {
@@ -30,11 +30,11 @@ pub async fn echo(name: &'static str) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 continue;
             };
             tokio::spawn(async move {
-                let svc = service_fn(move |req| handle(name, req));
+                let svc = service_fn(move |req| handle(name, peer, req));
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), svc)
                     .await;
@@ -44,7 +44,11 @@ pub async fn echo(name: &'static str) -> SocketAddr {
     addr
 }
 
-async fn handle(name: &'static str, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    name: &'static str,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     let mut resp = if let Some(n) = path
         .strip_prefix("/bytes/")
@@ -111,7 +115,7 @@ async fn handle(name: &'static str, req: Request<Incoming>) -> Result<Response<B
             .map(|b| format!("{b:02x}"))
             .collect();
         let json = serde_json::json!({
-            "upstream": name, "method": method, "uri": uri, "version": version,
+            "upstream": name, "peer": peer.to_string(), "method": method, "uri": uri, "version": version,
             "headers": headers, "body_len": len, "body_sha256": hash,
         });
         let mut r = Response::new(BodyExt::boxed(Full::new(Bytes::from(json.to_string()))));
@@ -210,4 +214,39 @@ pub async fn fixed(listener: TcpListener, body: &'static [u8]) {
                 .await;
         });
     }
+}
+
+/// An upstream that answers one keep-alive response per connection and then
+/// closes it, as an upstream whose idle timeout fires does. Returns the
+/// address and a counter of connections accepted.
+pub async fn closes_after_each_response()
+-> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepted = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                continue;
+            };
+            accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                // No "Connection: close": the close comes unannounced.
+            });
+        }
+    });
+    (addr, count)
 }
