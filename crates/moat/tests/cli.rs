@@ -235,3 +235,89 @@ async fn embedded_default_serves_the_welcome_app() {
     child.start_kill().unwrap();
     let _ = child.wait().await;
 }
+
+/// `data_dir` in the config is used when `--data-dir` is not given, and
+/// the access log can be written in Common Log Format to a file.
+#[tokio::test]
+async fn data_dir_from_config_and_common_log_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("moat.toml");
+    let up = moat_testkit::upstream::echo("a").await;
+    std::fs::write(
+        &file,
+        format!(
+            "data_dir = \"state\"\n{TEST_SERVER}[log]\naccess_log = \"access.log\"\naccess_log_format = \"common\"\n[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{up}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "-c", file.to_str().unwrap()])
+        .env_remove("MOAT_CONFIG")
+        .env_remove("MOAT_DATA_DIR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Relative paths in the file are relative to the file's folder.
+    let socket = dir.path().join("state/moat.sock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no admin socket in the configured data_dir"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "moat exited");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Ask the admin socket where HTTPS listens (port 0 in the config).
+    let m = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    use std::io::{Read, Write};
+    let mut m = m;
+    m.write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: moat\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    m.read_to_string(&mut text).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let https = status["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["role"] == "https")
+        .unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let port = https.rsplit(':').next().unwrap();
+    let http = client::http1(&dir.path().join("state/tls/self-signed.crt"));
+    let resp = http
+        .get(format!("https://localhost:{port}/clf?secret=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let log = dir.path().join("access.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.contains("/clf")) {
+            break l.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access log line in {}",
+            log.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    assert!(line.contains("\"GET /clf HTTP/1.1\" 200 "), "{line}");
+    assert!(line.contains("app=a "), "{line}");
+    assert!(
+        !line.contains("secret"),
+        "query strings are not logged: {line}"
+    );
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+}
