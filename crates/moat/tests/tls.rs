@@ -246,16 +246,22 @@ async fn sni_chooses_the_certificate() {
     assert_eq!(request(&mut s).await, "HTTP/1.1 200 OK");
 }
 
-#[tokio::test]
-async fn certificate_files_reload_without_dropping_connections() {
+/// A moat serving one certificate for site.test from files in a temp folder.
+async fn site_moat(reload_interval: &str) -> (Moat, tempfile::TempDir, certs::TestCert) {
     let dir = tempfile::tempdir().unwrap();
-    let first = certs::write(dir.path(), "site", &["site.test"]);
+    let cert = certs::write(dir.path(), "site", &["site.test"]);
     let moat = welcome(&format!(
-        "[tls]\nreload_interval = \"100ms\"\n[[tls.certificates]]\ncert = {}\nkey = {}\n",
-        toml_path(&first.cert),
-        toml_path(&first.key)
+        "[tls]\nreload_interval = \"{reload_interval}\"\n[[tls.certificates]]\ncert = {}\nkey = {}\n",
+        toml_path(&cert.cert),
+        toml_path(&cert.key)
     ))
     .await;
+    (moat, dir, cert)
+}
+
+#[tokio::test]
+async fn certificate_files_reload_without_dropping_connections() {
+    let (moat, dir, first) = site_moat("100ms").await;
     let addr = moat.https.unwrap();
     let cfg = || client::any_cert_config(default_provider(), &[&TLS13]);
     let mut old = connect(addr, cfg(), "site.test").await.unwrap();
@@ -278,14 +284,7 @@ async fn certificate_files_reload_without_dropping_connections() {
 
 #[tokio::test]
 async fn sighup_reloads_certificates_and_keeps_old_on_bad_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = certs::write(dir.path(), "site", &["site.test"]);
-    let moat = welcome(&format!(
-        "[tls]\nreload_interval = \"0s\"\n[[tls.certificates]]\ncert = {}\nkey = {}\n",
-        toml_path(&first.cert),
-        toml_path(&first.key)
-    ))
-    .await;
+    let (moat, dir, first) = site_moat("0s").await;
     let addr = moat.https.unwrap();
     let cfg = || client::any_cert_config(default_provider(), &[&TLS13]);
     // A key that does not match the certificate: refused, old pair stays.
