@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 use moat_config::Config;
 use moat_proxy::Gateway;
 
+use crate::admin_cli::{self, Request, Target};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "moat",
@@ -36,6 +38,31 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Show a running moat: version, uptime, listeners and apps.
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List and inspect the apps of a running moat.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCommand {
+    /// Every app, with its mount and target.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// One app's settings.
+    Show {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +85,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => check(&file),
+        Command::Status { target } => Ok(admin_cli::run(&target, Request::Status)),
+        Command::App {
+            command: AppCommand::List { target },
+        } => Ok(admin_cli::run(&target, Request::AppList)),
+        Command::App {
+            command: AppCommand::Show { name, target },
+        } => Ok(admin_cli::run(&target, Request::AppShow(&name))),
     }
 }
 

@@ -1,5 +1,7 @@
-//! The `moat` command: serve, and check or print configuration.
+//! The `moat` command: serve; check or print configuration; ask a running
+//! moat for its status and apps over the admin socket.
 
+mod admin_cli;
 mod cli;
 mod data_dir;
 

@@ -7,36 +7,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use moat_admin::api::{ApiError, AppDetail, AppSummary, Listener, Status, Timeouts};
+use moat_config::{App, AppSource, Config};
+use moat_policy::units::format_duration;
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 
 use crate::gateway::Shared;
-
-#[derive(Debug, Serialize)]
-pub struct Status {
-    pub version: &'static str,
-    pub uptime_seconds: u64,
-    pub listeners: Vec<ListenerStatus>,
-    pub apps: Vec<AppStatus>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ListenerStatus {
-    pub address: String,
-    pub role: &'static str,
-}
-
-#[derive(Debug, Serialize)]
-pub struct AppStatus {
-    pub name: String,
-    pub host: Option<String>,
-    pub path: String,
-    pub source: String,
-}
+use crate::listener::Role;
 
 /// Binds the socket. A socket file left by a crashed moat is replaced; one
 /// that still answers belongs to a running moat and is an error.
@@ -67,6 +50,9 @@ pub async fn serve(
 ) {
     let app = Router::new()
         .route("/api/v1/status", get(status))
+        .route("/api/v1/apps", get(list_apps))
+        .route("/api/v1/apps/{name}", get(show_app))
+        .fallback(not_found)
         .with_state(shared);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -80,5 +66,128 @@ pub async fn serve(
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
-    Json(shared.status())
+    let config = shared.runtime.load().config.clone();
+    Json(Status {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_seconds: shared.uptime().as_secs(),
+        listeners: shared
+            .listeners()
+            .iter()
+            .map(|(addr, role)| Listener {
+                address: addr.to_string(),
+                role: match role {
+                    Role::Apps { tls: true } => "https",
+                    Role::Apps { tls: false } => "http",
+                    Role::RedirectToHttps { .. } => "http-redirect",
+                }
+                .to_owned(),
+            })
+            .collect(),
+        apps: summaries(&config),
+    })
+}
+
+async fn list_apps(State(shared): State<Arc<Shared>>) -> Json<Vec<AppSummary>> {
+    Json(summaries(&shared.runtime.load().config))
+}
+
+async fn show_app(State(shared): State<Arc<Shared>>, UrlPath(name): UrlPath<String>) -> Response {
+    let config = shared.runtime.load().config.clone();
+    match config.apps.iter().find(|a| a.name == name) {
+        Some(app) => Json(detail(app)).into_response(),
+        None if config.apps.is_empty() && name == "welcome" => {
+            Json(welcome_detail()).into_response()
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("app {name:?} not found"),
+            "not_found",
+        ),
+    }
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such API endpoint".to_owned(),
+        "not_found",
+    )
+}
+
+fn error(status: StatusCode, error: String, code: &str) -> Response {
+    (
+        status,
+        Json(ApiError {
+            error,
+            code: code.to_owned(),
+        }),
+    )
+        .into_response()
+}
+
+fn summaries(config: &Config) -> Vec<AppSummary> {
+    if config.apps.is_empty() {
+        return vec![welcome_detail().summary];
+    }
+    config.apps.iter().map(summary).collect()
+}
+
+fn summary(a: &App) -> AppSummary {
+    let (kind, target) = match &a.source {
+        AppSource::Upstream(u) => (
+            "upstream",
+            format!(
+                "{}{}",
+                u.origin.to_string().trim_end_matches('/'),
+                u.base_path
+            ),
+        ),
+        AppSource::Static(s) => ("static", s.dir.display().to_string()),
+    };
+    AppSummary {
+        name: a.name.clone(),
+        host: a.host.clone(),
+        path: a.path.clone(),
+        kind: kind.to_owned(),
+        target,
+        defined_in: "config".to_owned(),
+    }
+}
+
+fn detail(a: &App) -> AppDetail {
+    AppDetail {
+        summary: summary(a),
+        preserve_host: a.preserve_host,
+        strip_path: a.strip_path,
+        h2c: matches!(&a.source, AppSource::Upstream(u) if u.h2c),
+        max_body_size: a.max_body_size,
+        timeouts: Timeouts {
+            connect: format_duration(a.timeouts.connect),
+            response_header: format_duration(a.timeouts.response_header),
+            idle: format_duration(a.timeouts.idle),
+        },
+    }
+}
+
+/// The built-in welcome app, served while no app is configured.
+fn welcome_detail() -> AppDetail {
+    AppDetail {
+        summary: AppSummary {
+            name: "welcome".into(),
+            host: None,
+            path: "/".into(),
+            kind: "built-in".into(),
+            target: "built-in welcome page".into(),
+            defined_in: "built-in".into(),
+        },
+        preserve_host: false,
+        strip_path: false,
+        h2c: false,
+        max_body_size: 0,
+        timeouts: Timeouts {
+            connect: "0s".into(),
+            response_header: "0s".into(),
+            idle: "0s".into(),
+        },
+    }
 }

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 use arc_swap::ArcSwap;
 use http::{Request, StatusCode};
 use hyper_util::server::graceful::GracefulShutdown;
-use moat_config::{AppSource, Config};
+use moat_config::Config;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -74,52 +74,14 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn status(&self) -> admin::Status {
-        let runtime = self.runtime.load();
-        let apps = if runtime.config.apps.is_empty() {
-            vec![admin::AppStatus {
-                name: "welcome".into(),
-                host: None,
-                path: "/".into(),
-                source: "built-in".into(),
-            }]
-        } else {
-            runtime
-                .config
-                .apps
-                .iter()
-                .map(|a| admin::AppStatus {
-                    name: a.name.clone(),
-                    host: a.host.clone(),
-                    path: a.path.clone(),
-                    source: match &a.source {
-                        AppSource::Upstream(u) => format!(
-                            "{}{}",
-                            u.origin.to_string().trim_end_matches('/'),
-                            u.base_path
-                        ),
-                        AppSource::Static(s) => s.dir.display().to_string(),
-                    },
-                })
-                .collect()
-        };
-        admin::Status {
-            version: env!("CARGO_PKG_VERSION"),
-            uptime_seconds: self.started.elapsed().as_secs(),
-            listeners: self
-                .listeners
-                .iter()
-                .map(|(addr, role)| admin::ListenerStatus {
-                    address: addr.to_string(),
-                    role: match role {
-                        Role::Apps { tls: true } => "https",
-                        Role::Apps { tls: false } => "http",
-                        Role::RedirectToHttps { .. } => "http-redirect",
-                    },
-                })
-                .collect(),
-            apps,
-        }
+    /// How long this gateway has been running.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// The bound listeners and what each does.
+    pub fn listeners(&self) -> &[(SocketAddr, Role)] {
+        &self.listeners
     }
 
     pub(crate) fn log_redirect<B>(&self, req: &Request<B>, conn: &ConnInfo, status: StatusCode) {

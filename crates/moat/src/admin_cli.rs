@@ -1,0 +1,244 @@
+//! The CLI commands that talk to a running moat over its admin socket.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use moat_admin::api::{AppDetail, AppSummary, Status};
+use moat_admin::client::{AdminClient, ClientError};
+
+/// Where to find the server, and how to print.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The admin socket (default: DATA_DIR/moat.sock).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// The data directory of the moat to talk to.
+    #[arg(long, env = "MOAT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Target {
+    fn client(&self) -> AdminClient {
+        let socket = self.socket.clone().unwrap_or_else(|| {
+            self.data_dir
+                .clone()
+                .unwrap_or_else(crate::data_dir::default)
+                .join("moat.sock")
+        });
+        AdminClient::unix(socket)
+    }
+}
+
+pub enum Request<'a> {
+    Status,
+    AppList,
+    AppShow(&'a str),
+}
+
+/// Runs one request and prints the answer. Errors go to stderr with the
+/// exit code of their kind.
+pub fn run(target: &Target, request: Request<'_>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("moat: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let client = target.client();
+    let result = rt.block_on(async {
+        match request {
+            Request::Status => client
+                .get::<Status>("/api/v1/status")
+                .await
+                .map(|s| print(target, &s, status_text)),
+            Request::AppList => client
+                .get::<Vec<AppSummary>>("/api/v1/apps")
+                .await
+                .map(|a| print(target, &a, |a| apps_text(a))),
+            Request::AppShow(name) => {
+                let path = format!("/api/v1/apps/{}", percent_encode(name));
+                client
+                    .get::<AppDetail>(&path)
+                    .await
+                    .map(|a| print(target, &a, app_text))
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("moat: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn exit_code(e: &ClientError) -> u8 {
+    e.exit_code()
+}
+
+fn print<T: serde::Serialize>(target: &Target, value: &T, text: impl Fn(&T) -> String) {
+    if target.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("API values serialize")
+        );
+    } else {
+        print!("{}", text(value));
+    }
+}
+
+fn status_text(s: &Status) -> String {
+    let mut out = format!("moat {}, up {}\n\n", s.version, uptime(s.uptime_seconds));
+    out.push_str(&table(
+        &["LISTENER", "ROLE"],
+        s.listeners
+            .iter()
+            .map(|l| vec![l.address.clone(), l.role.clone()])
+            .collect(),
+    ));
+    out.push('\n');
+    out.push_str(&apps_text(&s.apps));
+    out
+}
+
+fn apps_text(apps: &[AppSummary]) -> String {
+    table(
+        &["APP", "MOUNT", "KIND", "TARGET", "DEFINED IN"],
+        apps.iter()
+            .map(|a| {
+                vec![
+                    a.name.clone(),
+                    mount(a),
+                    a.kind.clone(),
+                    a.target.clone(),
+                    a.defined_in.clone(),
+                ]
+            })
+            .collect(),
+    )
+}
+
+fn app_text(a: &AppDetail) -> String {
+    let s = &a.summary;
+    let rows = [
+        ("name", s.name.clone()),
+        ("mount", mount(s)),
+        ("kind", s.kind.clone()),
+        ("target", s.target.clone()),
+        ("defined in", s.defined_in.clone()),
+        ("preserve host", a.preserve_host.to_string()),
+        ("strip path", a.strip_path.to_string()),
+        ("h2c", a.h2c.to_string()),
+        ("max body size", moat_config_size(a.max_body_size)),
+        ("connect timeout", a.timeouts.connect.clone()),
+        (
+            "response header timeout",
+            a.timeouts.response_header.clone(),
+        ),
+        ("idle timeout", a.timeouts.idle.clone()),
+    ];
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    rows.iter()
+        .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+        .collect()
+}
+
+fn moat_config_size(n: u64) -> String {
+    // The same notation as the config file.
+    let units = [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    units
+        .iter()
+        .find(|(_, m)| n != 0 && n % m == 0)
+        .map(|(u, m)| format!("{}{u}", n / m))
+        .unwrap_or_else(|| n.to_string())
+}
+
+fn mount(a: &AppSummary) -> String {
+    match &a.host {
+        Some(h) => format!("{h}{}", a.path),
+        None => a.path.clone(),
+    }
+}
+
+fn uptime(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        s if s < 86400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// Left-aligned columns, two spaces apart.
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(cell);
+            } else {
+                l.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        l.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+/// App names are letters, digits, '-' and '_', but a typo may hold
+/// anything; encode so it reaches the server as typed.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align() {
+        let t = table(
+            &["A", "BB"],
+            vec![
+                vec!["long".into(), "x".into()],
+                vec!["s".into(), "yy".into()],
+            ],
+        );
+        assert_eq!(t, "A     BB\nlong  x\ns     yy\n");
+    }
+
+    #[test]
+    fn sizes_and_uptimes() {
+        assert_eq!(moat_config_size(10 << 20), "10MiB");
+        assert_eq!(moat_config_size(1000), "1000");
+        assert_eq!(uptime(59), "59s");
+        assert_eq!(uptime(3725), "1h 2m");
+        assert_eq!(percent_encode("a b/c"), "a%20b%2Fc");
+    }
+}

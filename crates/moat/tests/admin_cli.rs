@@ -1,0 +1,146 @@
+//! `moat status` and `moat app` against a running moat over its socket.
+
+use std::process::Command;
+
+use moat_testkit::moat::TEST_SERVER;
+use moat_testkit::{Moat, upstream};
+
+const BIN: &str = env!("CARGO_BIN_EXE_moat");
+
+fn moat(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("MOAT_DATA_DIR")
+        .output()
+        .unwrap()
+}
+
+fn show(o: &std::process::Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+async fn two_apps() -> (Moat, std::net::SocketAddr) {
+    let a = upstream::echo("a").await;
+    let m = Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[[apps]]\nname = \"grafana\"\npath = \"/grafana\"\nupstream = \"http://{a}\"\nmax_body_size = \"2MiB\"\n\n[[apps]]\nname = \"wiki\"\nhost = \"wiki.example.com\"\nupstream = \"http://{a}/w\"\nstrip_path = true\n"
+        ),
+    )
+    .await;
+    (m, a)
+}
+
+#[tokio::test]
+async fn status_and_app_commands() {
+    let (m, upstream_addr) = two_apps().await;
+    let data = m.data_dir();
+    let data = data.to_str().unwrap();
+
+    let out = moat(&["status", "--data-dir", data]);
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!("moat {}, up ", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{}  https", m.https.unwrap())),
+        "{text}"
+    );
+    assert!(text.contains("grafana  /grafana"), "{text}");
+    assert!(text.contains("wiki.example.com/"), "{text}");
+
+    let out = moat(&["status", "--json", "--socket", m.socket().to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["apps"].as_array().unwrap().len(), 2);
+    assert_eq!(v["listeners"][0]["role"], "https");
+
+    let out = moat(&["app", "list", "--json", "--data-dir", data]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[1]["name"], "wiki");
+    assert_eq!(v[1]["target"], format!("http://{upstream_addr}/w"));
+    assert_eq!(v[1]["defined_in"], "config");
+
+    let out = moat(&["app", "show", "grafana", "--data-dir", data]);
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("max body size            2MiB"), "{text}");
+    let out = moat(&["app", "show", "wiki", "--json", "--data-dir", data]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["strip_path"], true);
+    assert_eq!(v["timeouts"]["idle"], "5m");
+
+    // Exit codes scripts can rely on.
+    let out = moat(&["app", "show", "nope", "--data-dir", data]);
+    assert_eq!(out.status.code(), Some(5), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("app \"nope\" not found"));
+}
+
+#[tokio::test]
+async fn server_not_running_is_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = moat(&["status", "--data-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("moat is not running"),
+        "{}",
+        show(&out)
+    );
+    // A moat that stopped removes its socket: the same answer.
+    let mut m = Moat::start(BIN, TEST_SERVER).await;
+    m.signal(libc::SIGTERM);
+    m.wait_exit(std::time::Duration::from_secs(20)).await;
+    let out = moat(&["status", "--data-dir", m.data_dir().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+}
+
+/// SECURITY: only moat's own user may use the admin socket.
+#[tokio::test]
+async fn another_user_is_refused() {
+    if unsafe { libc::geteuid() } != 0 {
+        panic!("this test runs the client as `nobody` and needs root (CI runs as root)");
+    }
+    let m = Moat::start(BIN, TEST_SERVER).await;
+    // A copy of the binary that `nobody` can run.
+    let bin_dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = bin_dir.path().join("moat");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&bin)
+        .args(["status", "--socket", m.socket().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("permission denied"),
+        "{}",
+        show(&out)
+    );
+    // Even with the directories opened up, the socket's own mode refuses.
+    for dir in [m.dir.path().to_path_buf(), m.data_dir()] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&bin)
+        .args(["status", "--socket", m.socket().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    // The owner still gets in.
+    assert!(
+        moat(&["status", "--socket", m.socket().to_str().unwrap()])
+            .status
+            .success()
+    );
+}
