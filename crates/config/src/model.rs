@@ -96,6 +96,9 @@ impl Hsts {
 #[derive(Debug, Clone, Default)]
 pub struct Security {
     pub trusted_proxies: TrustedProxies,
+    /// bcrypt hash of the admin password; `None`: a random password is
+    /// made at every start.
+    pub admin_password_bcrypt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -127,6 +127,7 @@ impl Default for RawHsts {
 #[serde(deny_unknown_fields, default)]
 pub struct RawSecurity {
     pub trusted_proxies: Vec<String>,
+    pub admin_password_bcrypt: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

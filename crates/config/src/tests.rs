@@ -266,3 +266,21 @@ fn hsts_values() {
     let s = err("[tls.hsts]\npreload = true\n").to_string();
     assert!(s.contains("tls.hsts.preload"), "{s}");
 }
+
+#[test]
+fn admin_password_hash_is_checked() {
+    let good = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+    let c = load_str(
+        &format!("[security]\nadmin_password_bcrypt = \"{good}\"\n"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.security.admin_password_bcrypt.as_deref(), Some(good));
+    assert_eq!(default_config().security.admin_password_bcrypt, None);
+    let s = err("[security]\nadmin_password_bcrypt = \"hunter2\"\n").to_string();
+    assert!(
+        s.starts_with("moat.toml:2: security.admin_password_bcrypt: is not a bcrypt hash"),
+        "{s}"
+    );
+    assert!(s.contains("moat password"), "{s}");
+}

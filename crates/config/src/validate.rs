@@ -209,6 +209,19 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
         }
     }
 
+    let admin_password_bcrypt = match raw.security.admin_password_bcrypt.trim() {
+        "" => None,
+        h if is_bcrypt_hash(h) => Some(h.to_owned()),
+        _ => {
+            c.problem(
+                "security.admin_password_bcrypt",
+                "is not a bcrypt hash",
+                "run `moat password` (or `moat password --prompt`) and paste the hash it prints, e.g. \"$2b$12$...\"",
+            );
+            None
+        }
+    };
+
     let log = validate_log(&mut c, &raw.log);
 
     let mut apps = Vec::new();
@@ -247,6 +260,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
         tls,
         security: Security {
             trusted_proxies: TrustedProxies::new(nets),
+            admin_password_bcrypt,
         },
         log,
         apps,
@@ -593,4 +607,16 @@ fn parse_upstream(u: &str, h2c: bool) -> Result<Upstream, UpstreamError> {
         base_path: uri.path().trim_end_matches('/').to_owned(),
         h2c,
     })
+}
+
+/// `$2b$12$` + 53 characters of bcrypt's base64 (salt and hash), with cost
+/// 4 to 31.
+fn is_bcrypt_hash(h: &str) -> bool {
+    let parts: Vec<&str> = h.split('$').collect();
+    matches!(parts.as_slice(), ["", v, cost, rest]
+        if matches!(*v, "2a" | "2b" | "2x" | "2y")
+            && cost.len() == 2
+            && cost.parse::<u32>().is_ok_and(|c| (4..=31).contains(&c))
+            && rest.len() == 53
+            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/'))
 }

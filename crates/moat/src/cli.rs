@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use moat_config::Config;
 use moat_proxy::Gateway;
+use moat_proxy::admin_password::AdminPassword;
 
 use crate::admin_cli::{self, Request, Target};
 
@@ -37,6 +38,13 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Print a random password and its bcrypt hash, for
+    /// [security] admin_password_bcrypt.
+    Password {
+        /// Hash a password you type (not echoed) instead; prints the hash.
+        #[arg(long)]
+        prompt: bool,
     },
     /// Show a running moat: version, uptime, listeners and apps.
     Status {
@@ -85,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => check(&file),
+        Command::Password { prompt } => crate::password::run(prompt),
         Command::Status { target } => Ok(admin_cli::run(&target, Request::Status)),
         Command::App {
             command: AppCommand::List { target },
@@ -140,6 +149,14 @@ fn serve(config_path: Option<&Path>, data_dir: Option<PathBuf>) -> anyhow::Resul
     let data_dir = data_dir
         .or_else(|| config.data_dir.clone())
         .unwrap_or_else(crate::data_dir::default);
+    let (admin_password, shown_password) = match &config.security.admin_password_bcrypt {
+        Some(hash) => (AdminPassword::from_hash(hash.clone()), None),
+        None => {
+            let (password, plain) =
+                AdminPassword::generate().context("making the admin password")?;
+            (password, Some(plain))
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         // Connections are served on the gateway's own worker threads; this
         // runtime only accepts, serves the admin socket and watches files.
@@ -148,7 +165,13 @@ fn serve(config_path: Option<&Path>, data_dir: Option<PathBuf>) -> anyhow::Resul
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let gateway = Gateway::start(config, data_dir).await?;
+        let gateway = Gateway::start(config, data_dir, admin_password).await?;
+        if let Some(plain) = &shown_password {
+            // SECURITY: stdout only, once; never through the log.
+            println!(
+                "moat: no admin password is configured (security.admin_password_bcrypt); the admin password for this run is:\n\n    {plain}\n\nTo keep one across restarts, put the hash from `moat password --prompt` in the config."
+            );
+        }
         match (gateway.https_addr, gateway.http_addr) {
             (Some(https), http) => tracing::info!(
                 data_dir = %gateway.data_dir().display(),

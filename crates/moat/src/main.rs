@@ -4,6 +4,7 @@
 mod admin_cli;
 mod cli;
 mod data_dir;
+mod password;
 
 use std::process::ExitCode;
 

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::access_log::{AccessLog, Entry};
 use crate::admin;
+use crate::admin_password::AdminPassword;
 use crate::listener::{self, Role};
 use crate::pipeline::ConnInfo;
 use crate::runtime::{Runtime, RuntimeError};
@@ -68,6 +69,9 @@ pub struct Shared {
     pub access_log: AccessLog,
     pub conn_limit: Arc<Semaphore>,
     pub workers: Arc<Workers>,
+    /// Checked by admin logins (a configured hash, or this run's random
+    /// password).
+    pub admin_password: ArcSwap<AdminPassword>,
     started: Instant,
     data_dir: PathBuf,
     listeners: Vec<(SocketAddr, Role)>,
@@ -120,7 +124,11 @@ pub struct Gateway {
 impl Gateway {
     /// Binds everything and starts serving. Nothing is served if any part
     /// fails, and the error says which.
-    pub async fn start(config: Config, data_dir: PathBuf) -> Result<Gateway, GatewayError> {
+    pub async fn start(
+        config: Config,
+        data_dir: PathBuf,
+        admin_password: AdminPassword,
+    ) -> Result<Gateway, GatewayError> {
         let dir_err = |source| GatewayError::DataDir {
             path: data_dir.clone(),
             source,
@@ -216,6 +224,7 @@ impl Gateway {
             access_log,
             conn_limit: Arc::new(Semaphore::new(config.server.max_connections)),
             workers: Arc::new(workers),
+            admin_password: ArcSwap::from_pointee(admin_password),
             started: Instant::now(),
             data_dir,
             listeners: bound
@@ -320,6 +329,13 @@ impl Gateway {
                 tls.server_config.store(Arc::new(sc));
                 tls.files.store(Arc::new(files));
             }
+        }
+        // A configured hash replaces the current password; without one,
+        // this run's random password stays valid.
+        if let Some(hash) = &config.security.admin_password_bcrypt {
+            self.shared
+                .admin_password
+                .store(Arc::new(AdminPassword::from_hash(hash.clone())));
         }
         self.shared.runtime.store(Arc::new(runtime));
         tracing::info!(apps = config.apps.len(), "configuration reloaded");

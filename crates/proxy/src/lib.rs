@@ -18,12 +18,14 @@
 //! - [`error`]: why a request was refused, mapped to a status and a page.
 //! - [`access_log`]: one line per request, written off the request path.
 //! - [`admin`]: the admin API on a Unix socket.
+//! - [`admin_password`]: the admin password (configured hash or random).
 //! - [`welcome`]: the built-in welcome app served when no app is configured.
 //! - [`workers`]: thread-per-core workers that own connections and their
 //!   upstream pools.
 
 pub mod access_log;
 pub mod admin;
+pub mod admin_password;
 pub mod body;
 pub mod error;
 pub mod gateway;
