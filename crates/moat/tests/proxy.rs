@@ -238,12 +238,21 @@ async fn hop_by_hop_and_fingerprint_headers_removed() {
             .header("te", "trailers")
             .header("proxy-authorization", "Basic Zm9vOmJhcg==")
             .header("x-end-to-end", "yes")
+            .header("x-moat-user", "admin")
+            .header("X-Moat-Anything", "forged")
             .send()
             .await
             .unwrap(),
     )
     .await;
-    for h in ["x-client-hop", "keep-alive", "te", "proxy-authorization"] {
+    for h in [
+        "x-client-hop",
+        "keep-alive",
+        "te",
+        "proxy-authorization",
+        "x-moat-user",
+        "x-moat-anything",
+    ] {
         assert!(
             v.header_values(h).is_empty(),
             "{h} reached the upstream: {v}"

@@ -26,6 +26,24 @@ pub const OWNED: [HeaderName; 6] = [
     FORWARDED,
 ];
 
+/// Prefix of the headers moat uses to tell upstreams what it decided
+/// (`X-Moat-User`, ...).
+pub const MOAT_PREFIX: &str = "x-moat-";
+
+/// SECURITY: removes every `X-Moat-*` header a client sent, so none can
+/// pass for one moat set itself (an upstream trusting `X-Moat-User` must
+/// only ever see moat's).
+pub fn strip_moat_headers(headers: &mut HeaderMap) {
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with(MOAT_PREFIX))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
+
 /// What moat knows about the original request.
 #[derive(Debug, Clone)]
 pub struct Origin<'a> {
@@ -122,6 +140,18 @@ mod tests {
         assert!(h.get("x-forwarded-port").is_none());
         assert_eq!(h["accept"], "*/*");
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+    }
+
+    #[test]
+    fn moat_headers_from_clients_are_removed() {
+        let mut h = HeaderMap::new();
+        h.append("x-moat-user", "admin".parse().unwrap());
+        h.append("x-moat-user", "root".parse().unwrap());
+        h.insert("X-Moat-Jwt", "forged".parse().unwrap());
+        h.insert("x-moatish", "kept".parse().unwrap());
+        strip_moat_headers(&mut h);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["x-moatish"], "kept");
     }
 
     #[test]

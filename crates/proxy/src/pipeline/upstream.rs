@@ -156,6 +156,7 @@ impl UpstreamApp {
         };
         let h = &mut parts.headers;
         hop_by_hop::strip(h);
+        forwarding::strip_moat_headers(h);
         forwarding::rebuild(
             h,
             &forwarding::Origin {
