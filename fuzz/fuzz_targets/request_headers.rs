@@ -1,5 +1,6 @@
 //! Hop-by-hop stripping and forwarding rebuild never panic on any header
-//! set, and leave no connection-scoped or client-written forwarding header.
+//! set, and leave no connection-scoped, client-written forwarding or
+//! `X-Moat-*` header.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,6 +18,8 @@ fuzz_target!(|data: &[u8]| {
     let host = headers.get("host").and_then(|h| h.to_str().ok()).map(str::to_owned);
     let _ = hop_by_hop::is_websocket_upgrade(&headers);
     hop_by_hop::strip(&mut headers);
+    forwarding::strip_moat_headers(&mut headers);
+    assert!(headers.keys().all(|k| !k.as_str().starts_with(forwarding::MOAT_PREFIX)));
     for h in hop_by_hop::ALWAYS.iter() {
         assert!(headers.get(h).is_none());
     }
