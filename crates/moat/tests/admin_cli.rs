@@ -144,3 +144,94 @@ async fn another_user_is_refused() {
             .success()
     );
 }
+
+/// The served OpenAPI document is the repo's, every path in it answers,
+/// and every answer has the fields the document marks required.
+#[tokio::test]
+async fn api_matches_its_openapi_document() {
+    let (m, _) = two_apps().await;
+    let served = m.admin_get("/api/v1/openapi.json").await.unwrap();
+    let repo: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/openapi.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(served, repo);
+
+    let schemas = &repo["components"]["schemas"];
+    let paths = repo["paths"].as_object().unwrap();
+    let mut checked = 0;
+    for (path, item) in paths {
+        let concrete = path.replace("{name}", "grafana");
+        let value = m.admin_get(&concrete).await.unwrap();
+        let schema = &item["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        if !schema.is_null() {
+            check(&value, schema, schemas, &concrete);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 3, "status, apps and app detail were checked");
+    // The documented 404 body.
+    let missing = m.admin_get("/api/v1/apps/nope").await.unwrap();
+    check(
+        &missing,
+        &serde_json::json!({"$ref": "#/components/schemas/ApiError"}),
+        schemas,
+        "404",
+    );
+}
+
+/// Checks required fields and basic types, following $ref, allOf and arrays.
+fn check(
+    value: &serde_json::Value,
+    schema: &serde_json::Value,
+    schemas: &serde_json::Value,
+    at: &str,
+) {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap();
+        return check(value, &schemas[name], schemas, at);
+    }
+    if let Some(all) = schema["allOf"].as_array() {
+        return all.iter().for_each(|s| check(value, s, schemas, at));
+    }
+    match schema["type"].as_str() {
+        Some("object") => {
+            let obj = value
+                .as_object()
+                .unwrap_or_else(|| panic!("{at}: expected an object, got {value}"));
+            for req in schema["required"].as_array().into_iter().flatten() {
+                assert!(
+                    obj.contains_key(req.as_str().unwrap()),
+                    "{at}: missing required field {req} in {value}"
+                );
+            }
+            for (k, sub) in schema["properties"].as_object().into_iter().flatten() {
+                if let Some(v) = obj.get(k) {
+                    check(v, sub, schemas, &format!("{at}.{k}"));
+                }
+            }
+        }
+        Some("array") => value
+            .as_array()
+            .unwrap_or_else(|| panic!("{at}: expected an array"))
+            .iter()
+            .for_each(|v| check(v, &schema["items"], schemas, at)),
+        Some("string") => assert!(value.is_string(), "{at}: expected a string, got {value}"),
+        Some("integer") => assert!(
+            value.is_u64() || value.is_i64(),
+            "{at}: expected an integer, got {value}"
+        ),
+        Some("boolean") => assert!(value.is_boolean(), "{at}: expected a boolean, got {value}"),
+        _ => {}
+    }
+    if let Some(options) = schema["enum"].as_array() {
+        assert!(
+            options.contains(value),
+            "{at}: {value} is not one of {options:?}"
+        );
+    }
+}

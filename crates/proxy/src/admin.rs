@@ -52,6 +52,7 @@ pub async fn serve(
         .route("/api/v1/status", get(status))
         .route("/api/v1/apps", get(list_apps))
         .route("/api/v1/apps/{name}", get(show_app))
+        .route("/api/v1/openapi.json", get(openapi))
         .fallback(not_found)
         .with_state(shared);
     let result = axum::serve(listener, app)
@@ -104,6 +105,17 @@ async fn show_app(State(shared): State<Arc<Shared>>, UrlPath(name): UrlPath<Stri
             "not_found",
         ),
     }
+}
+
+/// The API's description; the repo keeps the same file (docs/openapi.json).
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {
