@@ -16,6 +16,7 @@
 //! - [`negotiate`]: choosing a precompressed variant from `Accept-Encoding`.
 //! - [`conditional`]: `If-None-Match` / `If-Modified-Since` evaluation.
 //! - [`redirect`]: the HTTPS URL an HTTP request is redirected to.
+//! - [`throttle`]: lockout after repeated failed authentication attempts.
 //! - [`units`]: parsing sizes (`16KiB`) and durations (`10s`) from config.
 
 pub mod client_ip;
@@ -26,4 +27,5 @@ pub mod negotiate;
 pub mod redirect;
 pub mod route;
 pub mod static_path;
+pub mod throttle;
 pub mod units;
