@@ -108,13 +108,16 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
             active_window || locked
         });
         if self.entries.len() >= limits.capacity {
-            if let Some(oldest) = self
+            // SECURITY: evict the oldest key that is not locked out, so
+            // spraying new keys cannot flush a lockout; only when every key
+            // is locked does the oldest lockout go.
+            let victim = self
                 .entries
                 .iter()
-                .min_by_key(|(_, e)| e.window_start)
-                .map(|(k, _)| k.clone())
-            {
-                self.entries.remove(&oldest);
+                .min_by_key(|(_, e)| (e.locked_until.is_some_and(|u| u > now), e.window_start))
+                .map(|(k, _)| k.clone());
+            if let Some(k) = victim {
+                self.entries.remove(&k);
             }
         }
     }
