@@ -99,6 +99,10 @@ pub struct Security {
     /// bcrypt hash of the admin password; `None`: a random password is
     /// made at every start.
     pub admin_password_bcrypt: Option<String>,
+    /// The admin's user name, for the admin API over TCP (and logins).
+    pub admin_user: String,
+    /// Serve the admin API on the HTTPS listener under `/_moat/api/`.
+    pub admin_over_tcp: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

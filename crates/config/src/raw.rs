@@ -123,11 +123,24 @@ impl Default for RawHsts {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawSecurity {
     pub trusted_proxies: Vec<String>,
     pub admin_password_bcrypt: String,
+    pub admin_user: String,
+    pub admin_over_tcp: bool,
+}
+
+impl Default for RawSecurity {
+    fn default() -> Self {
+        RawSecurity {
+            trusted_proxies: Vec::new(),
+            admin_password_bcrypt: String::new(),
+            admin_user: "admin".into(),
+            admin_over_tcp: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -222,6 +222,25 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
         }
     };
 
+    let user = &raw.security.admin_user;
+    if user.is_empty()
+        || user.len() > 64
+        || !user.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+    {
+        c.problem(
+            "security.admin_user",
+            format!("{user:?} is not a usable user name"),
+            "use 1-64 visible ASCII characters without ':' (the default is \"admin\")",
+        );
+    }
+    if raw.security.admin_over_tcp && !raw.tls.enabled {
+        c.problem(
+            "security.admin_over_tcp",
+            "the admin API over TCP is only served over TLS, but tls.enabled is false",
+            "turn TLS on, or leave admin_over_tcp off and use the Unix socket",
+        );
+    }
+
     let log = validate_log(&mut c, &raw.log);
 
     let mut apps = Vec::new();
@@ -261,6 +280,8 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
         security: Security {
             trusted_proxies: TrustedProxies::new(nets),
             admin_password_bcrypt,
+            admin_user: raw.security.admin_user.clone(),
+            admin_over_tcp: raw.security.admin_over_tcp,
         },
         log,
         apps,

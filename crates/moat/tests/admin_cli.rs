@@ -235,3 +235,149 @@ fn check(
         );
     }
 }
+
+/// bcrypt (cost 4, to keep tests quick) of "admin-test-pass", made by
+/// Python's bcrypt.
+const TEST_HASH: &str = "$2b$04$BiI6EeLbVeVGtQbzlLdLJOb8nHs.FiuH7LywPwpH8R6RT8hURmQrS";
+
+#[tokio::test]
+async fn admin_api_over_tcp_is_absent_by_default() {
+    let a = upstream::echo("a").await;
+    let m = Moat::start(
+        BIN,
+        &format!("{TEST_SERVER}[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
+    )
+    .await;
+    let http = moat_testkit::client::http1(&m.self_signed_cert());
+    let resp = http
+        .get(m.https_url("/_moat/api/v1/status"))
+        .basic_auth("admin", Some("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(
+        resp.headers().get("x-upstream").is_none(),
+        "the namespace never reaches an app"
+    );
+    // Other paths still reach the app mounted on "/".
+    assert_eq!(
+        http.get(m.https_url("/api/v1/status"))
+            .send()
+            .await
+            .unwrap()
+            .headers()["x-upstream"],
+        "a"
+    );
+}
+
+#[tokio::test]
+async fn admin_api_over_tcp_needs_credentials_and_throttles() {
+    let m = Moat::start(
+        BIN,
+        &format!("[security]\nadmin_over_tcp = true\nadmin_password_bcrypt = \"{TEST_HASH}\"\n\n{TEST_SERVER}"),
+    )
+    .await;
+    let http = moat_testkit::client::http1(&m.self_signed_cert());
+    let url = m.https_url("/_moat/api/v1/status");
+
+    let resp = http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(
+        resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic realm=\"moat admin\"")
+    );
+    let resp = http
+        .get(&url)
+        .basic_auth("admin", Some("admin-test-pass"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let status: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(status["apps"][0]["name"], "welcome");
+    let resp = http
+        .get(m.https_url("/_moat/api/v1/apps/welcome"))
+        .basic_auth("admin", Some("admin-test-pass"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // The plain-HTTP listener only redirects.
+    let resp = moat_testkit::client::plain()
+        .get(m.http_url("/_moat/api/v1/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 308);
+
+    // Wrong user (right password) and wrong password count alike; the
+    // fifth failure locks the address out, even for right credentials.
+    let resp = http
+        .get(&url)
+        .basic_auth("root", Some("admin-test-pass"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    for _ in 0..3 {
+        assert_eq!(
+            http.get(&url)
+                .basic_auth("admin", Some("guess"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+    }
+    let resp = http
+        .get(&url)
+        .basic_auth("admin", Some("guess"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&retry), "{retry}");
+    let body: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["code"], "too_many_attempts");
+    let resp = http
+        .get(&url)
+        .basic_auth("admin", Some("admin-test-pass"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        429,
+        "locked out even with the right password"
+    );
+    m.wait_stderr("admin API over TCP: failed login").await;
+}
+
+#[test]
+fn admin_over_tcp_requires_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("moat.toml");
+    std::fs::write(
+        &file,
+        "[security]\nadmin_over_tcp = true\n\n[tls]\nenabled = false\n",
+    )
+    .unwrap();
+    let out = moat(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("security.admin_over_tcp: the admin API over TCP is only served over TLS"),
+        "{}",
+        show(&out)
+    );
+}

@@ -6,6 +6,7 @@
 //! tested and fuzzed in isolation. The proxy crate does the I/O and calls in.
 //!
 //! # Layout
+//! - [`basic_auth`]: HTTP Basic credentials and constant-time comparison.
 //! - [`client_ip`]: who the client is, given the peer address, the trusted
 //!   proxies and the forwarding headers.
 //! - [`forwarding`]: the clean forwarding headers moat sends upstream.
@@ -19,6 +20,7 @@
 //! - [`throttle`]: lockout after repeated failed authentication attempts.
 //! - [`units`]: parsing sizes (`16KiB`) and durations (`10s`) from config.
 
+pub mod basic_auth;
 pub mod client_ip;
 pub mod conditional;
 pub mod forwarding;

@@ -48,13 +48,7 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let app = Router::new()
-        .route("/api/v1/status", get(status))
-        .route("/api/v1/apps", get(list_apps))
-        .route("/api/v1/apps/{name}", get(show_app))
-        .route("/api/v1/openapi.json", get(openapi))
-        .fallback(not_found)
-        .with_state(shared);
+    let app = router(shared);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;
@@ -64,6 +58,18 @@ pub async fn serve(
         tracing::error!("admin API stopped: {e}");
     }
     let _ = std::fs::remove_file(&path);
+}
+
+/// The API's routes; served on the Unix socket, and behind authentication
+/// on the HTTPS listener when `admin_over_tcp` is on.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/apps", get(list_apps))
+        .route("/api/v1/apps/{name}", get(show_app))
+        .route("/api/v1/openapi.json", get(openapi))
+        .fallback(not_found)
+        .with_state(shared)
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
@@ -126,7 +132,7 @@ async fn not_found() -> Response {
     )
 }
 
-fn error(status: StatusCode, error: String, code: &str) -> Response {
+pub fn error(status: StatusCode, error: String, code: &str) -> Response {
     (
         status,
         Json(ApiError {

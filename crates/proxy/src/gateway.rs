@@ -24,6 +24,7 @@ use crate::pipeline::ConnInfo;
 use crate::runtime::{Runtime, RuntimeError};
 use crate::tls::{self, CertStore, Resumption, SniResolver, TlsError};
 use crate::workers::Workers;
+use moat_policy::throttle::Throttle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -72,6 +73,8 @@ pub struct Shared {
     /// Checked by admin logins (a configured hash, or this run's random
     /// password).
     pub admin_password: ArcSwap<AdminPassword>,
+    /// Failed admin logins over TCP, per client address.
+    pub admin_throttle: std::sync::Mutex<Throttle<std::net::IpAddr>>,
     started: Instant,
     data_dir: PathBuf,
     listeners: Vec<(SocketAddr, Role)>,
@@ -225,6 +228,9 @@ impl Gateway {
             conn_limit: Arc::new(Semaphore::new(config.server.max_connections)),
             workers: Arc::new(workers),
             admin_password: ArcSwap::from_pointee(admin_password),
+            admin_throttle: std::sync::Mutex::new(Throttle::new(
+                crate::pipeline::admin_tcp::THROTTLE,
+            )),
             started: Instant::now(),
             data_dir,
             listeners: bound

@@ -174,10 +174,7 @@ async fn serve_connection<I>(
                     shared.log_redirect(&req, &conn, resp.status());
                     resp
                 }
-                Role::Apps { .. } => {
-                    pipeline::handle(req, &conn, shared.runtime.load_full(), &shared.access_log)
-                        .await
-                }
+                Role::Apps { .. } => pipeline::handle(req, &conn, &shared).await,
             };
             Ok::<_, Infallible>(resp)
         }

@@ -5,6 +5,7 @@
 //! [`Rejection`]; response stages edit the response on its way out. The
 //! order lives in [`handle`] and nowhere else.
 
+pub mod admin_tcp;
 pub mod limits;
 pub mod redirect;
 pub mod response_headers;
@@ -22,6 +23,7 @@ use moat_policy::client_ip::{self, ClientIp};
 use crate::access_log::{AccessLog, Entry};
 use crate::body::{self, Body, Counted};
 use crate::error::{Rejection, Side};
+use crate::gateway::Shared;
 use crate::runtime::{AppKind, AppRuntime, Runtime};
 
 /// What moat knows about the connection a request arrived on.
@@ -51,9 +53,10 @@ impl RequestCtx {
 pub async fn handle(
     req: Request<Incoming>,
     conn: &ConnInfo,
-    runtime: Arc<Runtime>,
-    log: &AccessLog,
+    shared: &Arc<Shared>,
 ) -> Response<Body> {
+    let runtime = shared.runtime.load_full();
+    let log = &shared.access_log;
     let started = Instant::now();
     let time = SystemTime::now();
     // Stage 1, client IP: every later stage and the log see the resolved
@@ -71,7 +74,7 @@ pub async fn handle(
     };
     let summary = log.enabled().then(|| Summary::of(&req));
 
-    let response = match request_stages(req, &mut ctx, &runtime).await {
+    let response = match request_stages(req, &mut ctx, &runtime, shared).await {
         Ok(resp) => resp,
         Err(rejection) => rescue(rejection, &ctx),
     };
@@ -89,9 +92,15 @@ async fn request_stages(
     req: Request<Incoming>,
     ctx: &mut RequestCtx,
     runtime: &Runtime,
+    shared: &Arc<Shared>,
 ) -> Result<Response<Body>, Rejection> {
     // Limits first: an oversized head is refused before any work is done on it.
     limits::check_head(&req, &runtime.config.server)?;
+    // moat's own namespace before app routing, so no app can shadow the
+    // admin API and no app is reachable through it.
+    if admin_tcp::is_admin_path(req.uri().path()) {
+        return admin_tcp::handle(req, ctx, runtime, shared).await;
+    }
     // Route: which app; nothing else can be decided without it.
     let app = route(&req, ctx, runtime)?;
     // The body limit needs the app's setting.
