@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use moat_admin::api::{AppDetail, AppSummary, Status};
-use moat_admin::client::{AdminClient, ClientError};
+use moat_admin::client::{self, AdminClient, ClientError};
 
 /// Where to find the server, and how to print.
 #[derive(Debug, clap::Args)]
@@ -18,17 +18,39 @@ pub struct Target {
     /// Print JSON for scripts instead of a table.
     #[arg(long)]
     json: bool,
+    /// Client settings for a remote moat (server_uri, admin_user,
+    /// [client] admin_password, ca_file, skip_cert_check).
+    #[arg(long, env = "MOAT_CLIENT_CONFIG")]
+    client_config: Option<PathBuf>,
 }
 
 impl Target {
-    fn client(&self) -> AdminClient {
+    /// The local socket when --socket or --data-dir is given or no
+    /// server_uri is configured; else the remote server.
+    fn client(&self) -> Result<AdminClient, String> {
+        if self.socket.is_none() && self.data_dir.is_none() {
+            if let Some(remote) = crate::client_config::load(self.client_config.as_deref())? {
+                if remote.skip_cert_check {
+                    eprintln!(
+                        "moat: warning: skip_cert_check is on; the server is not verified and the password can be intercepted"
+                    );
+                }
+                let tls = client::tls_config(remote.ca_file.as_deref(), remote.skip_cert_check)?;
+                return Ok(AdminClient::https(client::Remote {
+                    server_uri: remote.server_uri,
+                    user: remote.admin_user,
+                    password: remote.admin_password,
+                    tls,
+                }));
+            }
+        }
         let socket = self.socket.clone().unwrap_or_else(|| {
             self.data_dir
                 .clone()
                 .unwrap_or_else(crate::data_dir::default)
                 .join("moat.sock")
         });
-        AdminClient::unix(socket)
+        Ok(AdminClient::unix(socket))
     }
 }
 
@@ -51,7 +73,13 @@ pub fn run(target: &Target, request: Request<'_>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let client = target.client();
+    let client = match target.client() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("moat: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let result = rt.block_on(async {
         match request {
             Request::Status => client

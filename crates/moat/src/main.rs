@@ -3,6 +3,7 @@
 
 mod admin_cli;
 mod cli;
+mod client_config;
 mod data_dir;
 mod password;
 

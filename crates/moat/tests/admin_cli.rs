@@ -381,3 +381,106 @@ fn admin_over_tcp_requires_tls() {
         show(&out)
     );
 }
+
+fn moat_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("MOAT_DATA_DIR")
+        .env_remove("MOAT_CLIENT_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[tokio::test]
+async fn cli_talks_to_a_remote_moat() {
+    let m = Moat::start(
+        BIN,
+        &format!("[security]\nadmin_over_tcp = true\nadmin_password_bcrypt = \"{TEST_HASH}\"\n\n{TEST_SERVER}"),
+    )
+    .await;
+    let uri = format!("https://localhost:{}", m.https.unwrap().port());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("client.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "server_uri = \"{uri}\"\nadmin_user = \"admin\"\n[client]\nadmin_password = \"admin-test-pass\"\nca_file = {:?}\n",
+            m.self_signed_cert().display().to_string()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+
+    // Config file, certificate verified against ca_file.
+    let out = moat_env(&["status", "--json", "--client-config", cfg], &[]);
+    assert!(out.status.success(), "{}", show(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    let out = moat_env(&["app", "show", "nope", "--client-config", cfg], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", show(&out));
+
+    // Environment variables only, with the named unsafe switch.
+    let env = [
+        ("MOAT_SERVER_URI", uri.as_str()),
+        ("MOAT_ADMIN_PASSWORD", "admin-test-pass"),
+        ("MOAT_SKIP_CERT_CHECK", "1"),
+    ];
+    let out = moat_env(&["app", "list"], &env);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("welcome"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skip_cert_check is on"));
+
+    // Without a trusted certificate the connection is refused.
+    let out = moat_env(
+        &["status"],
+        &[
+            ("MOAT_SERVER_URI", uri.as_str()),
+            ("MOAT_ADMIN_PASSWORD", "admin-test-pass"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TLS"),
+        "{}",
+        show(&out)
+    );
+
+    // Wrong password: permission denied.
+    let env = [
+        ("MOAT_SERVER_URI", uri.as_str()),
+        ("MOAT_ADMIN_PASSWORD", "wrong"),
+        ("MOAT_SKIP_CERT_CHECK", "1"),
+    ];
+    let out = moat_env(&["status"], &env);
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrong user name or password"),
+        "{}",
+        show(&out)
+    );
+
+    // Plain http is refused before anything is sent.
+    let out = moat_env(
+        &["status"],
+        &[
+            ("MOAT_SERVER_URI", "http://localhost:1"),
+            ("MOAT_ADMIN_PASSWORD", "x"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("must be https://HOST:PORT"),
+        "{}",
+        show(&out)
+    );
+
+    // --data-dir (or --socket) always means the local socket.
+    let out = moat_env(
+        &["status", "--data-dir", m.data_dir().to_str().unwrap()],
+        &env,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+}
