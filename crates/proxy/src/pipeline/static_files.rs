@@ -69,12 +69,7 @@ impl StaticApp {
         };
         // `/app` → `/app/`, so the bundle's relative links resolve inside it.
         if rest.is_empty() {
-            let query = req
-                .uri()
-                .query()
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default();
-            return Ok(redirect(&format!("{prefix}/{query}")));
+            return Ok(redirect_with_slash(prefix, req.uri()));
         }
         let wanted = static_path::resolve(rest).map_err(|r| match r {
             Refusal::Hidden => Rejection::not_found(),
@@ -97,12 +92,7 @@ impl StaticApp {
         if is_folder && !wanted.trailing_slash && !wanted.segments.is_empty() {
             // A folder asked for without its slash: redirect, like a web
             // server, so relative links inside it resolve.
-            let query = req
-                .uri()
-                .query()
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default();
-            return Ok(redirect(&format!("{path}/{query}")));
+            return Ok(redirect_with_slash(path, req.uri()));
         }
         let chosen = match found {
             Found::File(c) => c,
@@ -233,6 +223,12 @@ async fn respond<B>(
     builder
         .body(body)
         .map_err(|e| Rejection::internal(e.to_string()))
+}
+
+/// Redirects to `path` + `/`, keeping the query.
+fn redirect_with_slash(path: &str, uri: &http::Uri) -> Response<Body> {
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    redirect(&format!("{path}/{query}"))
 }
 
 fn redirect(location: &str) -> Response<Body> {
