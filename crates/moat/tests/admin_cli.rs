@@ -8,21 +8,10 @@ use moat_testkit::{Moat, upstream};
 const BIN: &str = env!("CARGO_BIN_EXE_moat");
 
 fn moat(args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("MOAT_DATA_DIR")
-        .output()
-        .unwrap()
+    moat_testkit::cli::run(BIN, args)
 }
 
-fn show(o: &std::process::Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use moat_testkit::cli::show;
 
 async fn two_apps() -> (Moat, std::net::SocketAddr) {
     let a = upstream::echo("a").await;
@@ -100,6 +89,23 @@ async fn server_not_running_is_exit_3() {
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
 }
 
+/// Runs a copy of the binary as `nobody` (the build directory need not be
+/// readable by other users).
+fn as_nobody(args: &[&str]) -> std::process::Output {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("moat");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&bin)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// SECURITY: only moat's own user may use the admin socket.
 #[tokio::test]
 async fn another_user_is_refused() {
@@ -107,19 +113,7 @@ async fn another_user_is_refused() {
         panic!("this test runs the client as `nobody` and needs root (CI runs as root)");
     }
     let m = Moat::start(BIN, TEST_SERVER).await;
-    // A copy of the binary that `nobody` can run.
-    let bin_dir = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = bin_dir.path().join("moat");
-    std::fs::copy(BIN, &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new("runuser")
-        .args(["-u", "nobody", "--"])
-        .arg(&bin)
-        .args(["status", "--socket", m.socket().to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = as_nobody(&["status", "--socket", m.socket().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(4), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("permission denied"),
@@ -127,15 +121,11 @@ async fn another_user_is_refused() {
         show(&out)
     );
     // Even with the directories opened up, the socket's own mode refuses.
+    use std::os::unix::fs::PermissionsExt;
     for dir in [m.dir.path().to_path_buf(), m.data_dir()] {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let out = Command::new("runuser")
-        .args(["-u", "nobody", "--"])
-        .arg(&bin)
-        .args(["status", "--socket", m.socket().to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = as_nobody(&["status", "--socket", m.socket().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(4), "{}", show(&out));
     // The owner still gets in.
     assert!(

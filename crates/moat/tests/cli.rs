@@ -1,30 +1,16 @@
 //! The `moat` command itself: config check/default, start-up errors, the
 //! embedded default, the admin socket.
 
-use std::process::Command;
-
 use moat_testkit::moat::{TEST_SERVER, toml_path};
 use moat_testkit::{Moat, certs, client};
 
 const BIN: &str = env!("CARGO_BIN_EXE_moat");
 
 fn moat(args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("MOAT_CONFIG")
-        .env_remove("MOAT_DATA_DIR")
-        .output()
-        .unwrap()
+    moat_testkit::cli::run(BIN, args)
 }
 
-fn show(o: &std::process::Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use moat_testkit::cli::show;
 
 #[test]
 fn config_default_is_a_valid_config() {

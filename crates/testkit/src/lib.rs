@@ -6,10 +6,12 @@
 //! - [`moat`]: start and stop a moat process, read its logs, signal it.
 //! - [`upstream`]: HTTP upstreams (echo, streaming, slow) and a WebSocket
 //!   echo server, each on `127.0.0.1:0`.
+//! - [`cli`]: run the `moat` command and show its output on failure.
 //! - [`client`]: TLS client configs and reqwest clients for a moat.
 //! - [`certs`]: certificates for test host names.
 
 pub mod certs;
+pub mod cli;
 pub mod client;
 pub mod moat;
 pub mod upstream;
