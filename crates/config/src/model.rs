@@ -18,8 +18,52 @@ pub struct Config {
     pub server: Server,
     pub tls: Tls,
     pub security: Security,
+    pub auth: Auth,
     pub log: Log,
     pub apps: Vec<App>,
+}
+
+impl Config {
+    /// Why `app` cannot join this config: its name or its mount (host and
+    /// path) is taken by another app. `replacing` names an app the new one
+    /// replaces, whose name and mount do not count.
+    pub fn conflict(&self, app: &App, replacing: Option<&str>) -> Option<String> {
+        self.apps
+            .iter()
+            .filter(|other| Some(other.name.as_str()) != replacing)
+            .find_map(|other| {
+                let by = match other.origin {
+                    AppOrigin::ConfigFile => "the config file",
+                    AppOrigin::Api => "the admin API",
+                };
+                if other.name == app.name {
+                    Some(format!("an app named {:?} is already defined in {by}", app.name))
+                } else if other.host == app.host && other.path == app.path {
+                    Some(format!(
+                        "app {:?} (defined in {by}) is already mounted on {}{}",
+                        other.name,
+                        app.host.as_deref().unwrap_or(""),
+                        app.path
+                    ))
+                } else {
+                    None
+                }
+            })
+    }
+
+    /// This config with the apps created through the admin API added after
+    /// its own. The config file wins: an API app whose name or mount it
+    /// already uses is left out, and returned with the reason.
+    pub fn with_api_apps(mut self, api_apps: impl IntoIterator<Item = App>) -> (Config, Vec<(String, String)>) {
+        let mut shadowed = Vec::new();
+        for app in api_apps {
+            match self.conflict(&app, None) {
+                Some(why) => shadowed.push((app.name, why)),
+                None => self.apps.push(app),
+            }
+        }
+        (self, shadowed)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +149,20 @@ pub struct Security {
     pub admin_over_tcp: bool,
 }
 
+/// How people sign in to apps with `auth = "system"`.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// The built-in account (`admin_user` with the admin password) may sign
+    /// in to apps. Off: nobody can, until another identity source exists.
+    pub system_account: bool,
+    /// A session unused this long ends.
+    pub idle_timeout: Duration,
+    /// A session ends this long after sign-in, however active.
+    pub absolute_timeout: Duration,
+    /// Non-browser clients may send HTTP Basic credentials (over TLS only).
+    pub basic_auth: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccessLogTarget {
     Off,
@@ -139,6 +197,47 @@ pub struct App {
     pub strip_path: bool,
     pub max_body_size: u64,
     pub timeouts: Timeouts,
+    pub auth: AppAuth,
+    /// Also send the user upstream as a short-lived signed JWT.
+    pub identity_jwt: bool,
+    pub origin: AppOrigin,
+}
+
+/// Who may reach an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppAuth {
+    /// Anyone: moat asks for no login.
+    None,
+    /// People signed in through moat (its login page, or HTTP Basic).
+    System,
+}
+
+impl AppAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppAuth::None => "none",
+            AppAuth::System => "system",
+        }
+    }
+}
+
+/// Where an app is defined. The config file wins: an app created through
+/// the admin API may not take a config-file app's name or mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppOrigin {
+    /// The config file; read-only through the admin API.
+    ConfigFile,
+    /// Created through the admin API and kept in the metadata store.
+    Api,
+}
+
+impl AppOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppOrigin::ConfigFile => "config",
+            AppOrigin::Api => "api",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

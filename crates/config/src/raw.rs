@@ -30,6 +30,7 @@ pub struct RawConfig {
     pub server: RawServer,
     pub tls: RawTls,
     pub security: RawSecurity,
+    pub auth: RawAuth,
     pub log: RawLog,
     pub apps: Vec<RawApp>,
 }
@@ -145,6 +146,26 @@ impl Default for RawSecurity {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    pub system_account: bool,
+    pub idle_timeout: Human,
+    pub absolute_timeout: Human,
+    pub basic_auth: bool,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        RawAuth {
+            system_account: true,
+            idle_timeout: Human::s("1h"),
+            absolute_timeout: Human::s("12h"),
+            basic_auth: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct RawLog {
     pub level: String,
     pub access_log: String,
@@ -161,6 +182,8 @@ impl Default for RawLog {
     }
 }
 
+/// One `[[apps]]` entry; also the JSON body that creates or updates an app
+/// through the admin API.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawApp {
@@ -175,6 +198,10 @@ pub struct RawApp {
     pub strip_path: bool,
     pub max_body_size: Option<Human>,
     pub timeouts: RawTimeouts,
+    /// `"system"` (moat's login; the default when absent) or `"none"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+    pub identity_jwt: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

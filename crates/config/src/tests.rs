@@ -22,6 +22,7 @@ fn default_file_documents_every_key() {
         host: Some(String::new()),
         path: Some(String::new()),
         max_body_size: Some(raw::Human::Int(0)),
+        auth: Some(String::new()),
         ..Default::default()
     });
     raw.tls.certificates.push(raw::RawCertificate::default());
@@ -283,4 +284,66 @@ fn admin_password_hash_is_checked() {
         "{s}"
     );
     assert!(s.contains("moat password"), "{s}");
+}
+
+#[test]
+fn app_auth_defaults_to_system_and_is_checked() {
+    let c = load_str(
+        "[[apps]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://127.0.0.1:1\"\n\n[[apps]]\nname = \"b\"\npath = \"/b\"\nupstream = \"http://127.0.0.1:1\"\nauth = \"none\"\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.apps[0].auth, AppAuth::System);
+    assert_eq!(c.apps[1].auth, AppAuth::None);
+    assert_eq!(c.apps[0].origin, AppOrigin::ConfigFile);
+    assert!(c.auth.system_account);
+
+    let err = load_str(
+        "[auth]\nidle_timeout = \"2d\"\n[[apps]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://127.0.0.1:1\"\nauth = \"oidc\"\nidentity_jwt = true\n",
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("apps[0].auth: \"oidc\" is not an authentication mode"), "{err}");
+    assert!(err.contains("auth.idle_timeout"), "{err}");
+    let err = load_str(
+        "[[apps]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://127.0.0.1:1\"\nauth = \"none\"\nidentity_jwt = true\n",
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("apps[0].identity_jwt"), "{err}");
+}
+
+#[test]
+fn api_apps_are_validated_by_field_name_and_yield_to_the_config_file() {
+    let raw: raw::RawApp = serde_json::from_value(serde_json::json!({
+        "name": "x", "path": "/x", "static": "relative/dir"
+    }))
+    .unwrap();
+    let problems = validate::validate_api_app(&raw).unwrap_err();
+    assert!(problems.iter().any(|p| p.key == "static"), "{problems:?}");
+
+    let config = load_str(
+        "[[apps]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://127.0.0.1:1\"\n",
+        None,
+    )
+    .unwrap();
+    let api = |name: &str, path: &str| {
+        let raw: raw::RawApp = serde_json::from_value(serde_json::json!({
+            "name": name, "path": path, "upstream": "http://127.0.0.1:2"
+        }))
+        .unwrap();
+        validate::validate_api_app(&raw).unwrap()
+    };
+    let same_name = api("a", "/other");
+    let same_mount = api("b", "/a");
+    let fine = api("c", "/c");
+    assert!(config.conflict(&same_name, None).unwrap().contains("config file"));
+    assert!(config.conflict(&same_mount, None).unwrap().contains("mounted on /a"));
+    assert_eq!(config.conflict(&same_name, Some("a")), None);
+    let (merged, shadowed) = config.with_api_apps([same_name, same_mount, fine]);
+    let names: Vec<_> = merged.apps.iter().map(|a| (a.name.as_str(), a.origin)).collect();
+    assert_eq!(names, [("a", AppOrigin::ConfigFile), ("c", AppOrigin::Api)]);
+    assert_eq!(shadowed.len(), 2);
 }

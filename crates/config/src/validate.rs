@@ -242,12 +242,29 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
     }
 
     let log = validate_log(&mut c, &raw.log);
+    let auth = Auth {
+        system_account: raw.auth.system_account,
+        idle_timeout: c.duration("auth.idle_timeout", &raw.auth.idle_timeout, Duration::from_secs(1)),
+        absolute_timeout: c.duration(
+            "auth.absolute_timeout",
+            &raw.auth.absolute_timeout,
+            Duration::from_secs(1),
+        ),
+        basic_auth: raw.auth.basic_auth,
+    };
+    if auth.idle_timeout > auth.absolute_timeout {
+        c.problem(
+            "auth.idle_timeout",
+            "is longer than auth.absolute_timeout, so it never applies",
+            "make idle_timeout shorter than absolute_timeout",
+        );
+    }
 
     let mut apps = Vec::new();
     let mut names = HashSet::new();
     let mut mounts = HashSet::new();
     for (i, a) in raw.apps.iter().enumerate() {
-        if let Some(app) = validate_app(&mut c, i, a) {
+        if let Some(app) = validate_app(&mut c, &format!("apps[{i}]."), a, AppOrigin::ConfigFile) {
             if !names.insert(app.name.clone()) {
                 c.problem(
                     format!("apps[{i}].name"),
@@ -283,6 +300,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
             admin_user: raw.security.admin_user.clone(),
             admin_over_tcp: raw.security.admin_over_tcp,
         },
+        auth,
         log,
         apps,
     })
@@ -441,8 +459,34 @@ fn validate_log(c: &mut Checker<'_>, l: &raw::RawLog) -> Log {
     }
 }
 
-fn validate_app(c: &mut Checker<'_>, i: usize, a: &RawApp) -> Option<App> {
-    let key = |field: &str| format!("apps[{i}].{field}");
+/// Validates an app created or updated through the admin API. Problems name
+/// the JSON field; a static folder must be an absolute path (there is no
+/// config file for a relative one to be relative to).
+pub fn validate_api_app(a: &RawApp) -> Result<App, Vec<Problem>> {
+    let mut c = Checker {
+        problems: Vec::new(),
+        base_dir: Path::new("/"),
+    };
+    if let Some(d) = &a.static_dir {
+        if !Path::new(d).is_absolute() {
+            c.problem(
+                "static",
+                format!("{d:?} is not an absolute path"),
+                "give the bundle's folder as an absolute path, e.g. \"/srv/apps/notes\"",
+            );
+        }
+    }
+    let app = validate_app(&mut c, "", a, AppOrigin::Api);
+    match app {
+        Some(app) if c.problems.is_empty() => Ok(app),
+        _ => Err(c.problems),
+    }
+}
+
+/// `prefix` is put before every key a problem names (`apps[2].` for the
+/// config file, empty for the admin API).
+fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin) -> Option<App> {
+    let key = |field: &str| format!("{prefix}{field}");
     let before = c.problems.len();
     let name_ok = !a.name.is_empty()
         && a.name.len() <= 64
@@ -568,6 +612,25 @@ fn validate_app(c: &mut Checker<'_>, i: usize, a: &RawApp) -> Option<App> {
             Duration::from_millis(1),
         ),
     };
+    let auth = match a.auth.as_deref() {
+        None | Some("system") => AppAuth::System,
+        Some("none") => AppAuth::None,
+        Some(other) => {
+            c.problem(
+                key("auth"),
+                format!("{other:?} is not an authentication mode"),
+                "write auth = \"system\" (sign in through moat) or auth = \"none\" (open to anyone)",
+            );
+            AppAuth::System
+        }
+    };
+    if a.identity_jwt && auth == AppAuth::None {
+        c.problem(
+            key("identity_jwt"),
+            "identity_jwt needs a signed-in user, and auth = \"none\" has none",
+            "set auth = \"system\", or remove identity_jwt",
+        );
+    }
     if c.problems.len() > before {
         return None;
     }
@@ -580,6 +643,9 @@ fn validate_app(c: &mut Checker<'_>, i: usize, a: &RawApp) -> Option<App> {
         strip_path: a.strip_path,
         max_body_size,
         timeouts,
+        auth,
+        identity_jwt: a.identity_jwt,
+        origin,
     })
 }
 

@@ -15,6 +15,12 @@
 //! - [`route`]: which app a request belongs to, by host and path prefix.
 //! - [`static_path`]: turning a request path into a safe relative file path.
 //! - [`negotiate`]: choosing a precompressed variant from `Accept-Encoding`.
+//! - [`csrf`]: is a state-changing request cross-origin (Go's
+//!   `CrossOriginProtection` algorithm).
+//! - [`login`]: who is sent to the login page, where they return, reading
+//!   the session cookie and the login form.
+//! - [`sessions`]: signed-in sessions with idle and absolute timeouts.
+//! - [`signing`]: session cookie signatures and identity tokens (JWT).
 //! - [`conditional`]: `If-None-Match` / `If-Modified-Since` evaluation.
 //! - [`redirect`]: the HTTPS URL an HTTP request is redirected to.
 //! - [`throttle`]: lockout after repeated failed authentication attempts.
@@ -23,11 +29,15 @@
 pub mod basic_auth;
 pub mod client_ip;
 pub mod conditional;
+pub mod csrf;
 pub mod forwarding;
 pub mod hop_by_hop;
+pub mod login;
 pub mod negotiate;
 pub mod redirect;
 pub mod route;
+pub mod sessions;
+pub mod signing;
 pub mod static_path;
 pub mod throttle;
 pub mod units;

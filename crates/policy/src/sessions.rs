@@ -1,0 +1,186 @@
+//! Signed-in sessions: which user a session id belongs to, and when it ends.
+//!
+//! A session ends `idle` after its last use or `absolute` after sign-in,
+//! whichever comes first, or when removed (sign-out). The clock and the
+//! random ids are passed in, so expiry is tested without sleeping. Memory
+//! is bounded: at `capacity`, expired sessions are dropped first, then the
+//! least recently used.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// A session id: 32 random bytes from the caller's generator.
+pub type SessionId = [u8; 32];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub idle: Duration,
+    pub absolute: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: String,
+    pub created: Instant,
+    pub last_seen: Instant,
+}
+
+impl Session {
+    fn expired(&self, t: Timeouts, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_seen) >= t.idle
+            || now.saturating_duration_since(self.created) >= t.absolute
+    }
+}
+
+#[derive(Debug)]
+pub struct SessionTable {
+    timeouts: Timeouts,
+    capacity: usize,
+    sessions: HashMap<SessionId, Session>,
+}
+
+impl SessionTable {
+    pub fn new(timeouts: Timeouts, capacity: usize) -> Self {
+        SessionTable {
+            timeouts,
+            capacity: capacity.max(1),
+            sessions: HashMap::new(),
+        }
+    }
+
+    /// New timeouts apply to existing sessions too (a config reload).
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.timeouts = timeouts;
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Starts a session for `user` under `id`.
+    pub fn insert(&mut self, id: SessionId, user: String, now: Instant) {
+        if self.sessions.len() >= self.capacity && !self.sessions.contains_key(&id) {
+            self.make_room(now);
+        }
+        self.sessions.insert(
+            id,
+            Session {
+                user,
+                created: now,
+                last_seen: now,
+            },
+        );
+    }
+
+    /// The user of a live session, marking it used; an expired session is
+    /// removed and `None` returned.
+    pub fn touch(&mut self, id: &SessionId, now: Instant) -> Option<&str> {
+        let timeouts = self.timeouts;
+        if self.sessions.get(id)?.expired(timeouts, now) {
+            self.sessions.remove(id);
+            return None;
+        }
+        let s = self.sessions.get_mut(id)?;
+        s.last_seen = now;
+        Some(&s.user)
+    }
+
+    /// Ends a session (sign-out); returns it if it existed.
+    pub fn remove(&mut self, id: &SessionId) -> Option<Session> {
+        self.sessions.remove(id)
+    }
+
+    /// Ends every session (the password changed).
+    pub fn clear(&mut self) {
+        self.sessions.clear();
+    }
+
+    /// Drops expired sessions; returns how many.
+    pub fn sweep(&mut self, now: Instant) -> usize {
+        let before = self.sessions.len();
+        let t = self.timeouts;
+        self.sessions.retain(|_, s| !s.expired(t, now));
+        before - self.sessions.len()
+    }
+
+    fn make_room(&mut self, now: Instant) {
+        if self.sweep(now) > 0 {
+            return;
+        }
+        if let Some(oldest) = self
+            .sessions
+            .iter()
+            .min_by_key(|(_, s)| s.last_seen)
+            .map(|(id, _)| *id)
+        {
+            self.sessions.remove(&oldest);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Timeouts = Timeouts {
+        idle: Duration::from_secs(60),
+        absolute: Duration::from_secs(300),
+    };
+
+    fn id(n: u8) -> SessionId {
+        [n; 32]
+    }
+
+    #[test]
+    fn idle_timeout_ends_an_unused_session() {
+        let t0 = Instant::now();
+        let mut s = SessionTable::new(T, 10);
+        s.insert(id(1), "alice".into(), t0);
+        assert_eq!(s.touch(&id(1), t0 + Duration::from_secs(59)), Some("alice"));
+        // Use moved the idle deadline.
+        assert_eq!(s.touch(&id(1), t0 + Duration::from_secs(118)), Some("alice"));
+        assert_eq!(s.touch(&id(1), t0 + Duration::from_secs(178)), None);
+        assert!(s.is_empty(), "an expired session is forgotten");
+    }
+
+    #[test]
+    fn absolute_timeout_ends_even_an_active_session() {
+        let t0 = Instant::now();
+        let mut s = SessionTable::new(T, 10);
+        s.insert(id(1), "alice".into(), t0);
+        for minute in 1..5 {
+            assert!(s.touch(&id(1), t0 + Duration::from_secs(minute * 59)).is_some());
+        }
+        assert_eq!(s.touch(&id(1), t0 + Duration::from_secs(300)), None);
+    }
+
+    #[test]
+    fn remove_and_unknown_ids() {
+        let t0 = Instant::now();
+        let mut s = SessionTable::new(T, 10);
+        s.insert(id(1), "alice".into(), t0);
+        assert_eq!(s.touch(&id(2), t0), None);
+        assert!(s.remove(&id(1)).is_some());
+        assert_eq!(s.touch(&id(1), t0), None);
+    }
+
+    #[test]
+    fn capacity_drops_expired_then_least_recently_used() {
+        let t0 = Instant::now();
+        let mut s = SessionTable::new(T, 2);
+        s.insert(id(1), "a".into(), t0);
+        s.insert(id(2), "b".into(), t0 + Duration::from_secs(1));
+        s.touch(&id(1), t0 + Duration::from_secs(2));
+        s.insert(id(3), "c".into(), t0 + Duration::from_secs(3));
+        assert_eq!(s.len(), 2);
+        assert!(s.touch(&id(2), t0 + Duration::from_secs(3)).is_none(), "LRU dropped");
+        assert!(s.touch(&id(1), t0 + Duration::from_secs(3)).is_some());
+        // Far later both have expired; a new one sweeps them.
+        s.insert(id(4), "d".into(), t0 + Duration::from_secs(1000));
+        assert_eq!(s.len(), 1);
+    }
+}

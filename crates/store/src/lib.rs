@@ -1,0 +1,419 @@
+//! moat's metadata store: state that changes while moat runs and must
+//! survive a restart, in one SQLite file in the data directory.
+//!
+//! It holds the apps created through the admin API and the audit log of
+//! every admin change. A change and its audit entry are written in one
+//! transaction, so there is never a change without its record.
+//!
+//! Must not validate app definitions (the config crate does that before
+//! anything is stored) or know about the running gateway.
+//!
+//! # Layout
+//! - [`Store`]: open (creating and migrating), apps, audit log.
+//! - `migrations/`: the schema, one numbered SQL file per change, embedded
+//!   in the binary and applied at open.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{Row, SqlSafeStr};
+
+/// The schema's migrations, oldest first. A released migration is never
+/// edited: a change is a new file.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "apps and audit log",
+    include_str!("../migrations/0001_apps_and_audit.sql"),
+)];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("metadata store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: sqlx::Error,
+    },
+    #[error("metadata store {path}: applying the schema: {source}")]
+    Migrate {
+        path: PathBuf,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("app {0:?} already exists")]
+    AppExists(String),
+    #[error("app {0:?} not found")]
+    AppNotFound(String),
+    #[error("metadata store: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("metadata store: a stored value is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Who made a change, and from where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// A user name (`admin`, or the local account behind the socket).
+    pub name: String,
+    /// `unix:uid=N` for the admin socket, `tcp:ADDRESS` over HTTPS.
+    pub source: String,
+}
+
+/// An app created through the admin API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredApp {
+    pub name: String,
+    /// The app's settings, in the config file's field names.
+    pub definition: Value,
+    pub created_at: SystemTime,
+    pub updated_at: SystemTime,
+}
+
+/// One admin change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    pub actor: String,
+    pub source: String,
+    /// What was done, e.g. `app.create`.
+    pub action: String,
+    /// What it was done to, e.g. the app's name.
+    pub target: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// Which audit entries to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub limit: Option<u32>,
+    /// Only entries at or after this time.
+    pub since: Option<SystemTime>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+}
+
+/// The metadata store. Cheap to clone (a connection pool).
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it (mode 0600) and applying any
+    /// migrations it lacks.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(open_err)?
+            .filename(path)
+            .create_if_missing(true)
+            // WAL: readers (listing apps, the audit log) never wait for a writer.
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        restrict_permissions(path);
+        migrator()
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Store { pool })
+    }
+
+    /// Every stored app, by name.
+    pub async fn apps(&self) -> Result<Vec<StoredApp>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, definition, created_at, updated_at FROM apps ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredApp {
+                    name: r.get("name"),
+                    definition: serde_json::from_str(r.get::<&str, _>("definition"))?,
+                    created_at: from_ms(r.get("created_at")),
+                    updated_at: from_ms(r.get("updated_at")),
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a new app; an app of that name must not exist.
+    pub async fn create_app(
+        &self,
+        actor: &Actor,
+        name: &str,
+        definition: &Value,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO apps (name, definition, created_at, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(definition.to_string())
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::AppExists(name.to_owned()));
+        }
+        audit(&mut tx, now, actor, "app.create", name, None, Some(definition)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces an app's definition; returns the one it replaced.
+    pub async fn update_app(
+        &self,
+        actor: &Actor,
+        name: &str,
+        definition: &Value,
+    ) -> Result<Value, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let before = definition_of(&mut tx, name).await?;
+        sqlx::query("UPDATE apps SET definition = ?, updated_at = ? WHERE name = ?")
+            .bind(definition.to_string())
+            .bind(now)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        audit(
+            &mut tx,
+            now,
+            actor,
+            "app.update",
+            name,
+            Some(&before),
+            Some(definition),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(before)
+    }
+
+    /// Deletes an app; returns its last definition.
+    pub async fn delete_app(&self, actor: &Actor, name: &str) -> Result<Value, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let before = definition_of(&mut tx, name).await?;
+        sqlx::query("DELETE FROM apps WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        audit(&mut tx, now, actor, "app.delete", name, Some(&before), None).await?;
+        tx.commit().await?;
+        Ok(before)
+    }
+
+    /// Records an admin action that changes no stored row (a reload, say).
+    pub async fn record(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target: &str,
+        before: Option<&Value>,
+        after: Option<&Value>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        audit(&mut tx, now_ms(), actor, action, target, before, after).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Audit entries, newest first.
+    pub async fn audit_log(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, source, action, target, before, after FROM audit_log \
+             WHERE at >= ? AND (? IS NULL OR action = ?) AND (? IS NULL OR target = ?) \
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(q.since.map(to_ms).unwrap_or(0))
+        .bind(&q.action)
+        .bind(&q.action)
+        .bind(&q.target)
+        .bind(&q.target)
+        .bind(i64::from(q.limit.unwrap_or(100)))
+        .fetch_all(&self.pool)
+        .await?;
+        let json = |v: Option<String>| -> Result<Option<Value>, serde_json::Error> {
+            v.map(|s| serde_json::from_str(&s)).transpose()
+        };
+        rows.into_iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.get("id"),
+                    at_ms: r.get("at"),
+                    actor: r.get("actor"),
+                    source: r.get("source"),
+                    action: r.get("action"),
+                    target: r.get("target"),
+                    before: json(r.get("before"))?,
+                    after: json(r.get("after"))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Closes the pool, checkpointing the write-ahead log.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+async fn definition_of(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    name: &str,
+) -> Result<Value, StoreError> {
+    let row = sqlx::query("SELECT definition FROM apps WHERE name = ?")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::AppNotFound(name.to_owned()))?;
+    Ok(serde_json::from_str(row.get::<&str, _>("definition"))?)
+}
+
+async fn audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    at: i64,
+    actor: &Actor,
+    action: &str,
+    target: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, source, action, target, before, after) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(at)
+    .bind(&actor.name)
+    .bind(&actor.source)
+    .bind(action)
+    .bind(target)
+    .bind(before.map(Value::to_string))
+    .bind(after.map(Value::to_string))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+fn now_ms() -> i64 {
+    to_ms(SystemTime::now())
+}
+
+fn to_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn from_ms(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn admin() -> Actor {
+        Actor {
+            name: "admin".into(),
+            source: "unix:uid=0".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn apps_persist_and_every_change_is_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("moat.db");
+        {
+            let store = Store::open(&path).await.unwrap();
+            let def = json!({"name": "a", "path": "/a", "upstream": "http://127.0.0.1:1"});
+            store.create_app(&admin(), "a", &def).await.unwrap();
+            assert!(matches!(
+                store.create_app(&admin(), "a", &def).await,
+                Err(StoreError::AppExists(_))
+            ));
+            let def2 = json!({"name": "a", "path": "/b", "upstream": "http://127.0.0.1:1"});
+            let before = store.update_app(&admin(), "a", &def2).await.unwrap();
+            assert_eq!(before, def);
+            store.create_app(&admin(), "gone", &def).await.unwrap();
+            store.delete_app(&admin(), "gone").await.unwrap();
+            assert!(matches!(
+                store.delete_app(&admin(), "gone").await,
+                Err(StoreError::AppNotFound(_))
+            ));
+            store.close().await;
+        }
+        // A second open (a restart) sees the same state and migrates nothing twice.
+        let store = Store::open(&path).await.unwrap();
+        let apps = store.apps().await.unwrap();
+        assert_eq!(apps.len(), 1);
+        assert_eq!(apps[0].definition["path"], "/b");
+        let log = store.audit_log(&AuditQuery::default()).await.unwrap();
+        let actions: Vec<_> = log.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            ["app.delete", "app.create", "app.update", "app.create"]
+        );
+        assert_eq!(log[2].before.as_ref().unwrap()["path"], "/a");
+        assert_eq!(log[2].after.as_ref().unwrap()["path"], "/b");
+        assert_eq!(log[0].after, None);
+        let only_a = store
+            .audit_log(&AuditQuery {
+                target: Some("a".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(only_a.len(), 2);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
