@@ -30,8 +30,12 @@ pub struct AppSummary {
     /// The upstream URL or the bundle folder.
     pub target: String,
     /// Where the app is defined: `config` (the config file, read-only
-    /// through the API) or `built-in`.
+    /// through the API), `api` (created through the API, kept in the
+    /// metadata store) or `built-in`.
     pub defined_in: String,
+    /// `system` (sign in through moat) or `none`.
+    #[serde(default)]
+    pub auth: String,
 }
 
 /// `GET /api/v1/apps/{name}`
@@ -44,6 +48,9 @@ pub struct AppDetail {
     pub h2c: bool,
     pub max_body_size: u64,
     pub timeouts: Timeouts,
+    /// The signed-in user is also sent as a signed JWT (`X-Moat-Identity`).
+    #[serde(default)]
+    pub identity_jwt: bool,
 }
 
 /// Durations in the config file's notation (`5s`, `1m30s`).
@@ -58,6 +65,49 @@ pub struct Timeouts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: String,
-    /// `not_found`, `bad_request`, `internal`.
+    /// `not_found`, `bad_request`, `invalid`, `conflict`, `read_only`,
+    /// `unauthorized`, `too_many_attempts`, `internal`.
     pub code: String,
+    /// For `invalid`: one entry per bad field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<FieldProblem>,
+}
+
+impl ApiError {
+    /// The sentence, followed by one line per problem.
+    pub fn describe(&self) -> String {
+        let mut s = self.error.clone();
+        for p in &self.problems {
+            s.push_str(&format!("\n  {}: {}", p.key, p.message));
+            if let Some(fix) = &p.fix {
+                s.push_str(&format!(" (fix: {fix})"));
+            }
+        }
+        s
+    }
+}
+
+/// One bad field of an app definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldProblem {
+    pub key: String,
+    pub message: String,
+    pub fix: Option<String>,
+}
+
+/// One admin change in `GET /api/v1/audit`, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// Who: a local user (over the socket) or the admin user (over TCP).
+    pub actor: String,
+    /// From where: `unix:uid=N` or `tcp:ADDRESS`.
+    pub source: String,
+    /// `app.create`, `app.update`, `app.delete`, `app.reload`.
+    pub action: String,
+    pub target: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
 }

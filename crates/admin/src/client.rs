@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 
@@ -24,6 +24,8 @@ pub enum ClientError {
     PermissionDenied { server: String, why: String },
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("the server refused the request: {0}")]
     Refused(String),
     #[error("talking to moat at {server}: {message}")]
@@ -37,6 +39,7 @@ impl ClientError {
             ClientError::NotRunning { .. } => 3,
             ClientError::PermissionDenied { .. } => 4,
             ClientError::NotFound(_) => 5,
+            ClientError::Conflict(_) => 6,
             ClientError::Refused(_) | ClientError::Protocol { .. } => 1,
         }
     }
@@ -83,6 +86,18 @@ impl AdminClient {
 
     /// `GET path` (e.g. `/api/v1/status`), decoded as `T`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(http::Method::GET, path, None).await
+    }
+
+    /// `method path` with an optional JSON body, the answer decoded as `T`
+    /// (use `serde_json::Value` for an answer without a body).
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, ClientError> {
+        let body = body.map(|b| Bytes::from(b.to_string()));
         let server = self.server();
         let protocol = |message: String| ClientError::Protocol {
             server: server.clone(),
@@ -100,8 +115,11 @@ impl AdminClient {
                     }
                     _ => protocol(e.to_string()),
                 })?;
-                let req = http::Request::get(path).header(http::header::HOST, "moat");
-                exchange(stream, req).await.map_err(protocol)?
+                let req = http::Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header(http::header::HOST, "moat");
+                exchange(stream, req, body).await.map_err(protocol)?
             }
             Transport::Https(remote) => {
                 let authority = remote
@@ -131,21 +149,25 @@ impl AdminClient {
                 let credentials = base64::engine::general_purpose::STANDARD
                     .encode(format!("{}:{}", remote.user, remote.password));
                 // moat serves the API over TCP in its own namespace.
-                let req = http::Request::get(format!("/_moat{path}"))
+                let req = http::Request::builder()
+                    .method(method)
+                    .uri(format!("/_moat{path}"))
                     .header(http::header::HOST, authority.as_str())
                     .header(http::header::AUTHORIZATION, format!("Basic {credentials}"));
-                exchange(tls, req).await.map_err(protocol)?
+                exchange(tls, req, body).await.map_err(protocol)?
             }
         };
         if status.is_success() {
-            return serde_json::from_slice(&body)
+            let body: &[u8] = if body.is_empty() { b"null" } else { &body };
+            return serde_json::from_slice(body)
                 .map_err(|e| protocol(format!("unexpected answer: {e}")));
         }
         let message = serde_json::from_slice::<ApiError>(&body)
-            .map(|e| e.error)
+            .map(|e| e.describe())
             .unwrap_or_else(|_| format!("{status}: {}", String::from_utf8_lossy(&body)));
         Err(match status {
             http::StatusCode::NOT_FOUND => ClientError::NotFound(message),
+            http::StatusCode::CONFLICT => ClientError::Conflict(message),
             http::StatusCode::UNAUTHORIZED
             | http::StatusCode::TOO_MANY_REQUESTS
             | http::StatusCode::FORBIDDEN => ClientError::PermissionDenied {
@@ -161,6 +183,7 @@ impl AdminClient {
 async fn exchange<S>(
     stream: S,
     req: http::request::Builder,
+    body: Option<Bytes>,
 ) -> Result<(http::StatusCode, Bytes), String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -169,7 +192,13 @@ where
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
+    let req = match body {
+        Some(b) => req
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Either::Left(Full::new(b))),
+        None => req.body(http_body_util::Either::Right(Empty::<Bytes>::new())),
+    }
+    .map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status();
     let body = resp

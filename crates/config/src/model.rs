@@ -37,7 +37,10 @@ impl Config {
                     AppOrigin::Api => "the admin API",
                 };
                 if other.name == app.name {
-                    Some(format!("an app named {:?} is already defined in {by}", app.name))
+                    Some(format!(
+                        "an app named {:?} is already defined in {by}",
+                        app.name
+                    ))
                 } else if other.host == app.host && other.path == app.path {
                     Some(format!(
                         "app {:?} (defined in {by}) is already mounted on {}{}",
@@ -54,7 +57,10 @@ impl Config {
     /// This config with the apps created through the admin API added after
     /// its own. The config file wins: an API app whose name or mount it
     /// already uses is left out, and returned with the reason.
-    pub fn with_api_apps(mut self, api_apps: impl IntoIterator<Item = App>) -> (Config, Vec<(String, String)>) {
+    pub fn with_api_apps(
+        mut self,
+        api_apps: impl IntoIterator<Item = App>,
+    ) -> (Config, Vec<(String, String)>) {
         let mut shadowed = Vec::new();
         for app in api_apps {
             match self.conflict(&app, None) {

@@ -304,7 +304,10 @@ fn app_auth_defaults_to_system_and_is_checked() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("apps[0].auth: \"oidc\" is not an authentication mode"), "{err}");
+    assert!(
+        err.contains("apps[0].auth: \"oidc\" is not an authentication mode"),
+        "{err}"
+    );
     assert!(err.contains("auth.idle_timeout"), "{err}");
     let err = load_str(
         "[[apps]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://127.0.0.1:1\"\nauth = \"none\"\nidentity_jwt = true\n",
@@ -339,11 +342,25 @@ fn api_apps_are_validated_by_field_name_and_yield_to_the_config_file() {
     let same_name = api("a", "/other");
     let same_mount = api("b", "/a");
     let fine = api("c", "/c");
-    assert!(config.conflict(&same_name, None).unwrap().contains("config file"));
-    assert!(config.conflict(&same_mount, None).unwrap().contains("mounted on /a"));
+    assert!(
+        config
+            .conflict(&same_name, None)
+            .unwrap()
+            .contains("config file")
+    );
+    assert!(
+        config
+            .conflict(&same_mount, None)
+            .unwrap()
+            .contains("mounted on /a")
+    );
     assert_eq!(config.conflict(&same_name, Some("a")), None);
     let (merged, shadowed) = config.with_api_apps([same_name, same_mount, fine]);
-    let names: Vec<_> = merged.apps.iter().map(|a| (a.name.as_str(), a.origin)).collect();
+    let names: Vec<_> = merged
+        .apps
+        .iter()
+        .map(|a| (a.name.as_str(), a.origin))
+        .collect();
     assert_eq!(names, [("a", AppOrigin::ConfigFile), ("c", AppOrigin::Api)]);
     assert_eq!(shadowed.len(), 2);
 }

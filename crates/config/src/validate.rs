@@ -244,7 +244,11 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
     let log = validate_log(&mut c, &raw.log);
     let auth = Auth {
         system_account: raw.auth.system_account,
-        idle_timeout: c.duration("auth.idle_timeout", &raw.auth.idle_timeout, Duration::from_secs(1)),
+        idle_timeout: c.duration(
+            "auth.idle_timeout",
+            &raw.auth.idle_timeout,
+            Duration::from_secs(1),
+        ),
         absolute_timeout: c.duration(
             "auth.absolute_timeout",
             &raw.auth.absolute_timeout,

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use moat_admin::api::{AppDetail, AppSummary, Status};
+use http::Method;
+use moat_admin::api::{AppDetail, AppSummary, AuditEntry, Status};
 use moat_admin::client::{self, AdminClient, ClientError};
 
 /// Where to find the server, and how to print.
@@ -58,6 +59,16 @@ pub enum Request<'a> {
     Status,
     AppList,
     AppShow(&'a str),
+    AppCreate(serde_json::Value),
+    /// Only the settings to change (a JSON merge patch).
+    AppUpdate(&'a str, serde_json::Value),
+    AppDelete(&'a str),
+    AppReload(&'a str),
+    AuditList {
+        limit: u32,
+        action: Option<String>,
+        app: Option<String>,
+    },
 }
 
 /// Runs one request and prints the answer. Errors go to stderr with the
@@ -90,12 +101,53 @@ pub fn run(target: &Target, request: Request<'_>) -> ExitCode {
                 .get::<Vec<AppSummary>>("/api/v1/apps")
                 .await
                 .map(|a| print(target, &a, |a| apps_text(a))),
-            Request::AppShow(name) => {
-                let path = format!("/api/v1/apps/{}", percent_encode(name));
+            Request::AppShow(name) => client
+                .get::<AppDetail>(&app_path(name))
+                .await
+                .map(|a| print(target, &a, app_text)),
+            Request::AppCreate(body) => client
+                .call::<AppDetail>(Method::POST, "/api/v1/apps", Some(&body))
+                .await
+                .map(|a| {
+                    print(target, &a, |a| {
+                        format!("created app {}\n\n{}", a.summary.name, app_text(a))
+                    })
+                }),
+            Request::AppUpdate(name, patch) => client
+                .call::<AppDetail>(Method::PATCH, &app_path(name), Some(&patch))
+                .await
+                .map(|a| {
+                    print(target, &a, |a| {
+                        format!("updated app {}\n\n{}", a.summary.name, app_text(a))
+                    })
+                }),
+            Request::AppDelete(name) => client
+                .call::<serde_json::Value>(Method::DELETE, &app_path(name), None)
+                .await
+                .map(|_| {
+                    let done = serde_json::json!({"deleted": name});
+                    print(target, &done, |_| format!("deleted app {name}\n"))
+                }),
+            Request::AppReload(name) => client
+                .call::<serde_json::Value>(
+                    Method::POST,
+                    &format!("{}/reload", app_path(name)),
+                    None,
+                )
+                .await
+                .map(|v| print(target, &v, |_| format!("reloaded app {name}\n"))),
+            Request::AuditList { limit, action, app } => {
+                let mut path = format!("/api/v1/audit?limit={limit}");
+                if let Some(a) = action {
+                    path.push_str(&format!("&action={}", percent_encode(&a)));
+                }
+                if let Some(a) = app {
+                    path.push_str(&format!("&target={}", percent_encode(&a)));
+                }
                 client
-                    .get::<AppDetail>(&path)
+                    .get::<Vec<AuditEntry>>(&path)
                     .await
-                    .map(|a| print(target, &a, app_text))
+                    .map(|e| print(target, &e, |e| audit_text(e)))
             }
         }
     });
@@ -106,6 +158,28 @@ pub fn run(target: &Target, request: Request<'_>) -> ExitCode {
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+fn app_path(name: &str) -> String {
+    format!("/api/v1/apps/{}", percent_encode(name))
+}
+
+fn audit_text(entries: &[AuditEntry]) -> String {
+    table(
+        &["TIME", "ACTOR", "SOURCE", "ACTION", "TARGET"],
+        entries
+            .iter()
+            .map(|e| {
+                vec![
+                    e.time.clone(),
+                    e.actor.clone(),
+                    e.source.clone(),
+                    e.action.clone(),
+                    e.target.clone(),
+                ]
+            })
+            .collect(),
+    )
 }
 
 fn exit_code(e: &ClientError) -> u8 {
@@ -162,6 +236,8 @@ fn app_text(a: &AppDetail) -> String {
         ("kind", s.kind.clone()),
         ("target", s.target.clone()),
         ("defined in", s.defined_in.clone()),
+        ("auth", s.auth.clone()),
+        ("identity jwt", a.identity_jwt.to_string()),
         ("preserve host", a.preserve_host.to_string()),
         ("strip path", a.strip_path.to_string()),
         ("h2c", a.h2c.to_string()),

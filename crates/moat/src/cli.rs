@@ -51,10 +51,33 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// List and inspect the apps of a running moat.
+    /// List, inspect, create, change and delete the apps of a running moat.
     App {
         #[command(subcommand)]
         command: AppCommand,
+    },
+    /// The record of every admin change.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Admin changes, newest first.
+    List {
+        /// At most this many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only this action (app.create, app.update, app.delete, app.reload).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only changes to this app.
+        #[arg(long)]
+        app: Option<String>,
+        #[command(flatten)]
+        target: Target,
     },
 }
 
@@ -71,6 +94,93 @@ enum AppCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Create an app (kept in moat's metadata store; survives restarts).
+    Create {
+        name: String,
+        #[command(flatten)]
+        fields: AppFields,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Change settings of an app created with `moat app create`; settings
+    /// not given stay as they are.
+    Update {
+        name: String,
+        #[command(flatten)]
+        fields: AppFields,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete an app created with `moat app create`.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Read an app's bundle manifest again and reconnect to its upstream.
+    Reload {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// An app's settings, as in an [[apps]] entry of the config file.
+#[derive(Debug, clap::Args)]
+pub struct AppFields {
+    /// Path prefix the app is mounted on, e.g. /wiki.
+    #[arg(long)]
+    path: Option<String>,
+    /// Host the app is mounted on, e.g. wiki.example.com.
+    #[arg(long)]
+    host: Option<String>,
+    /// The upstream HTTP service, e.g. http://127.0.0.1:3000.
+    #[arg(long, conflicts_with = "static_dir")]
+    upstream: Option<String>,
+    /// A web-app bundle folder (absolute path) holding manifest.json.
+    #[arg(long = "static", value_name = "DIR")]
+    static_dir: Option<String>,
+    /// system (sign in through moat) or none (open to anyone).
+    #[arg(long, value_parser = ["system", "none"])]
+    auth: Option<String>,
+    /// Send the signed-in user as a signed JWT too (X-Moat-Identity).
+    #[arg(long, value_name = "BOOL")]
+    identity_jwt: Option<bool>,
+    /// Remove the path prefix before proxying.
+    #[arg(long, value_name = "BOOL")]
+    strip_path: Option<bool>,
+    /// Send the client's Host header upstream.
+    #[arg(long, value_name = "BOOL")]
+    preserve_host: Option<bool>,
+    /// Speak HTTP/2 cleartext to the upstream.
+    #[arg(long, value_name = "BOOL")]
+    h2c: Option<bool>,
+    /// Largest request body, e.g. 10MiB.
+    #[arg(long, value_name = "SIZE")]
+    max_body_size: Option<String>,
+}
+
+impl AppFields {
+    /// The given settings as JSON, in the config file's field names.
+    fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        let mut put = |k: &str, v: Option<serde_json::Value>| {
+            if let Some(v) = v {
+                m.insert(k.to_owned(), v);
+            }
+        };
+        put("path", self.path.clone().map(Into::into));
+        put("host", self.host.clone().map(Into::into));
+        put("upstream", self.upstream.clone().map(Into::into));
+        put("static", self.static_dir.clone().map(Into::into));
+        put("auth", self.auth.clone().map(Into::into));
+        put("identity_jwt", self.identity_jwt.map(Into::into));
+        put("strip_path", self.strip_path.map(Into::into));
+        put("preserve_host", self.preserve_host.map(Into::into));
+        put("h2c", self.h2c.map(Into::into));
+        put("max_body_size", self.max_body_size.clone().map(Into::into));
+        serde_json::Value::Object(m)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +211,47 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::App {
             command: AppCommand::Show { name, target },
         } => Ok(admin_cli::run(&target, Request::AppShow(&name))),
+        Command::App {
+            command:
+                AppCommand::Create {
+                    name,
+                    fields,
+                    target,
+                },
+        } => {
+            let mut body = fields.to_json();
+            body["name"] = name.clone().into();
+            Ok(admin_cli::run(&target, Request::AppCreate(body)))
+        }
+        Command::App {
+            command:
+                AppCommand::Update {
+                    name,
+                    fields,
+                    target,
+                },
+        } => Ok(admin_cli::run(
+            &target,
+            Request::AppUpdate(&name, fields.to_json()),
+        )),
+        Command::App {
+            command: AppCommand::Delete { name, target },
+        } => Ok(admin_cli::run(&target, Request::AppDelete(&name))),
+        Command::App {
+            command: AppCommand::Reload { name, target },
+        } => Ok(admin_cli::run(&target, Request::AppReload(&name))),
+        Command::Audit {
+            command:
+                AuditCommand::List {
+                    limit,
+                    action,
+                    app,
+                    target,
+                },
+        } => Ok(admin_cli::run(
+            &target,
+            Request::AuditList { limit, action, app },
+        )),
     }
 }
 

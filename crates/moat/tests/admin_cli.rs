@@ -18,7 +18,7 @@ async fn two_apps() -> (Moat, std::net::SocketAddr) {
     let m = Moat::start(
         BIN,
         &format!(
-            "{TEST_SERVER}[[apps]]\nname = \"grafana\"\npath = \"/grafana\"\nupstream = \"http://{a}\"\nmax_body_size = \"2MiB\"\n\n[[apps]]\nname = \"wiki\"\nhost = \"wiki.example.com\"\nupstream = \"http://{a}/w\"\nstrip_path = true\n"
+            "{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"grafana\"\npath = \"/grafana\"\nupstream = \"http://{a}\"\nmax_body_size = \"2MiB\"\n\n[[apps]]\nauth = \"none\"\nname = \"wiki\"\nhost = \"wiki.example.com\"\nupstream = \"http://{a}/w\"\nstrip_path = true\n"
         ),
     )
     .await;
@@ -235,7 +235,7 @@ async fn admin_api_over_tcp_is_absent_by_default() {
     let a = upstream::echo("a").await;
     let m = Moat::start(
         BIN,
-        &format!("{TEST_SERVER}[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
+        &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
     )
     .await;
     let http = moat_testkit::client::http1(&m.self_signed_cert());

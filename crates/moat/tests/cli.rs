@@ -174,15 +174,19 @@ async fn admin_socket_is_private_and_exclusive() {
     assert!(m.admin_get("/api/v1/status").await.is_ok());
 }
 
-/// The README's first command: no config file, fixed ports.
+/// The README's first command: no config file, fixed ports. The welcome
+/// app asks for a login; the password printed at start lets one in; and
+/// `moat app list` with no flags (the same environment) finds the server.
 #[tokio::test]
-async fn embedded_default_serves_the_welcome_app() {
+async fn embedded_default_serves_the_welcome_app_behind_a_login() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let stdout_path = dir.path().join("stdout.log");
     let mut child = tokio::process::Command::new(BIN)
-        .args(["serve", "--data-dir", data.to_str().unwrap()])
+        .arg("serve")
         .env_remove("MOAT_CONFIG")
-        .stdout(std::process::Stdio::null())
+        .env("MOAT_DATA_DIR", &data)
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -202,11 +206,55 @@ async fn embedded_default_serves_the_welcome_app() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap();
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("    "))
+        .unwrap_or_else(|| panic!("no password on stdout:\n{stdout}"))
+        .to_owned();
+
+    // A browser is sent to the login page; a script gets a challenge.
+    let resp = http
+        .get("https://localhost:8443/")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/_moat/login?next=/");
     let resp = http.get("https://localhost:8443/").send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(
+        resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic ")
+    );
+
+    // The printed password signs in.
+    let resp = http
+        .post("https://localhost:8443/_moat/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", "https://localhost:8443")
+        .body(format!("user=admin&password={password}&next=%2F"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/");
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let resp = http
+        .get("https://localhost:8443/")
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let page = resp.text().await.unwrap();
     assert!(page.contains("moat is a security gateway"), "{page}");
     assert!(page.contains("[[apps]]"), "the page says how to add an app");
+
     let resp = client::plain()
         .get("http://127.0.0.1:8080/some/page")
         .send()
@@ -218,6 +266,20 @@ async fn embedded_default_serves_the_welcome_app() {
         "https://127.0.0.1:8443/some/page"
     );
     assert!(data.join("moat.sock").exists());
+
+    // No flags: the environment that started the server finds it.
+    let list = std::process::Command::new(BIN)
+        .args(["app", "list"])
+        .env_remove("MOAT_CLIENT_CONFIG")
+        .env("MOAT_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{}", show(&list));
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("welcome") && text.contains("built-in"),
+        "{text}"
+    );
     child.start_kill().unwrap();
     let _ = child.wait().await;
 }
@@ -232,7 +294,7 @@ async fn data_dir_from_config_and_common_log_format() {
     std::fs::write(
         &file,
         format!(
-            "data_dir = \"state\"\n{TEST_SERVER}[log]\naccess_log = \"access.log\"\naccess_log_format = \"common\"\n[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{up}\"\n"
+            "data_dir = \"state\"\n{TEST_SERVER}[log]\naccess_log = \"access.log\"\naccess_log_format = \"common\"\n[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{up}\"\n"
         ),
     )
     .unwrap();

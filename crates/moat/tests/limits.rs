@@ -11,7 +11,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_moat");
 
 async fn echo_moat(extra: &str) -> Moat {
     let a = upstream::echo("a").await;
-    Moat::start(BIN, &format!("{TEST_SERVER}{extra}\n[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\nmax_body_size = \"1MiB\"\n")).await
+    Moat::start(BIN, &format!("{TEST_SERVER}{extra}\n[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\nmax_body_size = \"1MiB\"\n")).await
 }
 
 /// Reads until the peer closes (or errors); returns what was read.
@@ -242,8 +242,9 @@ async fn sigterm_deadline_cuts_stragglers() {
 async fn sighup_reloads_config_and_refuses_a_bad_one() {
     let a = upstream::echo("a").await;
     let b = upstream::echo("b").await;
-    let base =
-        format!("{TEST_SERVER}[[apps]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://{a}\"\n");
+    let base = format!(
+        "{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/a\"\nupstream = \"http://{a}\"\n"
+    );
     let moat = Moat::start(BIN, &base).await;
     let http = client::http1(&moat.self_signed_cert());
     assert_eq!(
@@ -258,7 +259,7 @@ async fn sighup_reloads_config_and_refuses_a_bad_one() {
     // Keep a connection open across the reload: it must survive.
     let mut kept = client::raw_https(&moat).await;
     moat.reload_with(&format!(
-        "{base}[[apps]]\nname = \"b\"\npath = \"/b\"\nupstream = \"http://{b}\"\n"
+        "{base}[[apps]]\nauth = \"none\"\nname = \"b\"\npath = \"/b\"\nupstream = \"http://{b}\"\n"
     ));
     moat.wait_stderr("configuration reloaded").await;
     let resp = http.get(moat.https_url("/b/x")).send().await.unwrap();
@@ -266,11 +267,11 @@ async fn sighup_reloads_config_and_refuses_a_bad_one() {
 
     // A bad file is refused with a clear line and the old config keeps serving.
     moat.reload_with(&format!(
-        "{base}[[apps]]\nname = \"c\"\npath = \"/c\"\nupstream = \"ftp://nope\"\n"
+        "{base}[[apps]]\nauth = \"none\"\nname = \"c\"\npath = \"/c\"\nupstream = \"ftp://nope\"\n"
     ));
     let log = moat.wait_stderr("config reload refused").await;
     assert!(log.contains("apps[1].upstream"), "{log}");
-    assert!(log.contains("moat.toml:11"), "{log}");
+    assert!(log.contains("moat.toml:13"), "{log}");
     assert_eq!(
         http.get(moat.https_url("/b/x"))
             .send()

@@ -30,16 +30,19 @@ async fn routes_by_host_and_path() {
         &format!(
             "{TEST_SERVER}
 [[apps]]
+auth = \"none\"
 name = \"root\"
 path = \"/\"
 upstream = \"http://{a}\"
 
 [[apps]]
+auth = \"none\"
 name = \"grafana\"
 path = \"/grafana\"
 upstream = \"http://{b}\"
 
 [[apps]]
+auth = \"none\"
 name = \"hosted\"
 host = \"app.localhost\"
 upstream = \"http://{c}\"
@@ -82,7 +85,7 @@ async fn unmatched_request_is_404_page() {
     let a = upstream::echo("a").await;
     let moat = Moat::start(
         BIN,
-        &format!("{TEST_SERVER}[[apps]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://{a}\"\n"),
+        &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/a\"\nupstream = \"http://{a}\"\n"),
     )
     .await;
     let resp = client::http1(&moat.self_signed_cert())
@@ -102,12 +105,14 @@ async fn strip_path_preserve_host_and_base_path() {
         &format!(
             "{TEST_SERVER}
 [[apps]]
+auth = \"none\"
 name = \"stripped\"
 path = \"/s\"
 upstream = \"http://{a}/base\"
 strip_path = true
 
 [[apps]]
+auth = \"none\"
 name = \"kept\"
 path = \"/k\"
 upstream = \"http://{a}\"
@@ -134,7 +139,7 @@ preserve_host = true
 #[tokio::test]
 async fn untrusted_peer_cannot_spoof_client_ip() {
     let a = upstream::echo("a").await;
-    let moat = Moat::start(BIN, &format!("{TEST_SERVER}[security]\ntrusted_proxies = [\"10.0.0.0/8\"]\n[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n")).await;
+    let moat = Moat::start(BIN, &format!("{TEST_SERVER}[security]\ntrusted_proxies = [\"10.0.0.0/8\"]\n[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n")).await;
     let http = client::http1(&moat.self_signed_cert());
     let v = json(
         http.get(moat.https_url("/"))
@@ -167,7 +172,7 @@ async fn untrusted_peer_cannot_spoof_client_ip() {
 #[tokio::test]
 async fn trusted_proxy_chains_and_real_ip() {
     let a = upstream::echo("a").await;
-    let moat = Moat::start(BIN, &format!("{TEST_SERVER}[security]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n")).await;
+    let moat = Moat::start(BIN, &format!("{TEST_SERVER}[security]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n")).await;
     let http = client::http1(&moat.self_signed_cert());
     // Several trusted hops: the rightmost untrusted address is the client;
     // what the client itself prepended (6.6.6.6) is ignored.
@@ -226,7 +231,7 @@ async fn hop_by_hop_and_fingerprint_headers_removed() {
     let a = upstream::echo("a").await;
     let moat = Moat::start(
         BIN,
-        &format!("{TEST_SERVER}[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
+        &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
     )
     .await;
     let http = client::http1(&moat.self_signed_cert());
@@ -274,7 +279,7 @@ async fn hop_by_hop_and_fingerprint_headers_removed() {
 #[tokio::test]
 async fn large_bodies_stream_both_ways() {
     let a = upstream::echo("a").await;
-    let moat = Moat::start(BIN, &format!("{TEST_SERVER}[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\nmax_body_size = \"1GiB\"\n")).await;
+    let moat = Moat::start(BIN, &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\nmax_body_size = \"1GiB\"\n")).await;
     let http = client::http1(&moat.self_signed_cert());
     // Upload 64 MiB as a chunked stream of varying bytes.
     const CHUNKS: usize = 1024;
@@ -330,7 +335,7 @@ async fn websocket_echo_through_moat() {
     let moat = Moat::start(
         BIN,
         &format!(
-            "{TEST_SERVER}[[apps]]\nname = \"ws\"\npath = \"/ws\"\nupstream = \"http://{ws}\"\n"
+            "{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"ws\"\npath = \"/ws\"\nupstream = \"http://{ws}\"\n"
         ),
     )
     .await;
@@ -364,7 +369,7 @@ async fn http2_clients_are_served() {
     let a = upstream::echo("a").await;
     let moat = Moat::start(
         BIN,
-        &format!("{TEST_SERVER}[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
+        &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
     )
     .await;
     let http = client::http2(&moat.self_signed_cert());
@@ -408,11 +413,13 @@ async fn unreachable_and_slow_upstreams() {
         &format!(
             "{TEST_SERVER}
 [[apps]]
+auth = \"none\"
 name = \"deadapp\"
 path = \"/dead\"
 upstream = \"http://{dead}\"
 
 [[apps]]
+auth = \"none\"
 name = \"slowapp\"
 path = \"/slow\"
 upstream = \"http://{slow}\"
@@ -472,7 +479,7 @@ async fn idle_upstream_body_is_cut() {
             .unwrap();
         tokio::time::sleep(Duration::from_secs(30)).await;
     });
-    let moat = Moat::start(BIN, &format!("{TEST_SERVER}[[apps]]\nname = \"stall\"\npath = \"/\"\nupstream = \"http://{addr}\"\ntimeouts = {{ idle = \"500ms\" }}\n")).await;
+    let moat = Moat::start(BIN, &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"stall\"\npath = \"/\"\nupstream = \"http://{addr}\"\ntimeouts = {{ idle = \"500ms\" }}\n")).await;
     let http = client::http1(&moat.self_signed_cert());
     let resp = http.get(moat.https_url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -487,7 +494,7 @@ async fn h2c_upstream() {
     let a = upstream::echo("a").await;
     let moat = Moat::start(
         BIN,
-        &format!("{TEST_SERVER}[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\nh2c = true\n"),
+        &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\nh2c = true\n"),
     )
     .await;
     let http = client::http1(&moat.self_signed_cert());
@@ -513,7 +520,7 @@ async fn upstream_connections_are_reused() {
     let moat = Moat::start(
         BIN,
         // TEST_SERVER leaves the [server] table open.
-        &format!("{TEST_SERVER}workers = 2\n[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
+        &format!("{TEST_SERVER}workers = 2\n[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
     )
     .await;
     let http = client::http1(&moat.self_signed_cert());
@@ -533,7 +540,7 @@ async fn upstream_closing_idle_connections_is_harmless() {
     let moat = Moat::start(
         BIN,
         &format!(
-            "{TEST_SERVER}[[apps]]\nname = \"c\"\npath = \"/\"\nupstream = \"http://{addr}\"\n"
+            "{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"c\"\npath = \"/\"\nupstream = \"http://{addr}\"\n"
         ),
     )
     .await;
@@ -559,7 +566,7 @@ async fn abandoned_response_does_not_poison_the_pool() {
     let a = upstream::echo("a").await;
     let moat = Moat::start(
         BIN,
-        &format!("{TEST_SERVER}[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
+        &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
     )
     .await;
     for _ in 0..3 {

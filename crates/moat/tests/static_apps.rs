@@ -50,7 +50,7 @@ async fn start() -> (Moat, tempfile::TempDir) {
     let moat = Moat::start(
         BIN,
         &format!(
-            "{TEST_SERVER}[[apps]]\nname = \"notes\"\npath = \"/notes\"\nstatic = {}\n\n[[apps]]\nname = \"plain\"\npath = \"/plain\"\nstatic = {}\n",
+            "{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"notes\"\npath = \"/notes\"\nstatic = {}\n\n[[apps]]\nauth = \"none\"\nname = \"plain\"\npath = \"/plain\"\nstatic = {}\n",
             toml_path(&notes),
             toml_path(&plain)
         ),

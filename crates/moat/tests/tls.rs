@@ -41,9 +41,10 @@ async fn wait_for_certificate(moat: &Moat, sni: &str, der: &[u8]) {
     }
 }
 
-/// One keep-alive request on an open connection; returns the status line.
+/// One keep-alive request on an open connection (for the login page, which
+/// needs no sign-in); returns the status line.
 async fn request(s: &mut Stream) -> String {
-    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    s.write_all(b"GET /_moat/login HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     let mut buf = vec![0u8; 64 * 1024];
@@ -332,7 +333,7 @@ async fn http_redirects_to_https() {
     let a = upstream::echo("a").await;
     let moat = Moat::start(
         BIN,
-        &format!("{TEST_SERVER}[[apps]]\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
+        &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
     )
     .await;
     let resp = client::plain()
@@ -353,7 +354,7 @@ async fn http_redirects_to_https() {
     );
     // The HTTPS side carries HSTS.
     let resp = client::http1(&moat.self_signed_cert())
-        .get(moat.https_url("/"))
+        .get(moat.https_url("/_moat/login"))
         .send()
         .await
         .unwrap();
@@ -369,7 +370,7 @@ async fn hsts_settings_and_plain_http_mode() {
         welcome("[tls.hsts]\nmax_age = \"730d\"\ninclude_subdomains = true\npreload = true\n")
             .await;
     let resp = client::http1(&moat.self_signed_cert())
-        .get(moat.https_url("/"))
+        .get(moat.https_url("/_moat/login"))
         .send()
         .await
         .unwrap();
@@ -381,7 +382,7 @@ async fn hsts_settings_and_plain_http_mode() {
     let moat = welcome("[tls]\nenabled = false\n").await;
     assert!(moat.https.is_none());
     let resp = client::plain()
-        .get(moat.http_url("/"))
+        .get(moat.http_url("/_moat/login"))
         .send()
         .await
         .unwrap();

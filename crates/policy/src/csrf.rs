@@ -88,12 +88,19 @@ mod tests {
             ("cross-site", false),
             ("bogus", false),
         ] {
-            assert_eq!(run(Method::POST, &[("sec-fetch-site", site)], &[]), ok, "{site}");
+            assert_eq!(
+                run(Method::POST, &[("sec-fetch-site", site)], &[]),
+                ok,
+                "{site}"
+            );
         }
         // Even with a matching Origin, the browser's word wins.
         assert!(!run(
             Method::POST,
-            &[("sec-fetch-site", "cross-site"), ("origin", "https://app.example:8443")],
+            &[
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "https://app.example:8443")
+            ],
             &[]
         ));
     }
@@ -101,10 +108,25 @@ mod tests {
     #[test]
     fn origin_against_host_without_sec_fetch_site() {
         assert!(run(Method::POST, &[], &[]), "no Origin: not a browser");
-        assert!(run(Method::DELETE, &[("origin", "https://app.example:8443")], &[]));
-        assert!(run(Method::PUT, &[("origin", "https://APP.example:8443")], &[]));
-        assert!(!run(Method::POST, &[("origin", "https://app.example")], &[]), "port differs");
-        assert!(!run(Method::POST, &[("origin", "https://evil.example")], &[]));
+        assert!(run(
+            Method::DELETE,
+            &[("origin", "https://app.example:8443")],
+            &[]
+        ));
+        assert!(run(
+            Method::PUT,
+            &[("origin", "https://APP.example:8443")],
+            &[]
+        ));
+        assert!(
+            !run(Method::POST, &[("origin", "https://app.example")], &[]),
+            "port differs"
+        );
+        assert!(!run(
+            Method::POST,
+            &[("origin", "https://evil.example")],
+            &[]
+        ));
         assert!(!run(Method::POST, &[("origin", "null")], &[]));
     }
 
@@ -112,7 +134,10 @@ mod tests {
     fn trusted_origins_pass() {
         assert!(run(
             Method::POST,
-            &[("sec-fetch-site", "cross-site"), ("origin", "https://sso.example")],
+            &[
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "https://sso.example")
+            ],
             &["https://sso.example"]
         ));
     }

@@ -29,6 +29,10 @@ pub const OWNED: [HeaderName; 6] = [
 /// Prefix of the headers moat uses to tell upstreams what it decided
 /// (`X-Moat-User`, ...).
 pub const MOAT_PREFIX: &str = "x-moat-";
+/// The signed-in user's name, sent to upstreams of `auth = "system"` apps.
+pub const USER_HEADER: HeaderName = HeaderName::from_static("x-moat-user");
+/// A signed JWT naming the user, for apps with `identity_jwt = true`.
+pub const IDENTITY_HEADER: HeaderName = HeaderName::from_static("x-moat-identity");
 
 /// SECURITY: removes every `X-Moat-*` header a client sent, so none can
 /// pass for one moat set itself (an upstream trusting `X-Moat-User` must

@@ -152,7 +152,10 @@ mod tests {
         assert_eq!(challenge(&Method::GET, &fetch), Unauthorized);
         let old = headers(&[("accept", "text/html,application/xhtml+xml")]);
         assert_eq!(challenge(&Method::GET, &old), LoginPage);
-        assert_eq!(challenge(&Method::GET, &headers(&[("accept", "*/*")])), Unauthorized);
+        assert_eq!(
+            challenge(&Method::GET, &headers(&[("accept", "*/*")])),
+            Unauthorized
+        );
         assert_eq!(challenge(&Method::GET, &HeaderMap::new()), Unauthorized);
     }
 
@@ -178,12 +181,18 @@ mod tests {
     fn login_url_round_trips_through_the_query() {
         let url = login_url("/a b/c?x=1&y=2#f");
         let query = url.split_once('?').unwrap().1;
-        assert_eq!(query_param(Some(query), "next").unwrap(), "/a b/c?x=1&y=2#f");
+        assert_eq!(
+            query_param(Some(query), "next").unwrap(),
+            "/a b/c?x=1&y=2#f"
+        );
     }
 
     #[test]
     fn cookies_and_forms() {
-        let h = headers(&[("cookie", "a=1; __Host-moat_session=abc.def"), ("cookie", "b=2")]);
+        let h = headers(&[
+            ("cookie", "a=1; __Host-moat_session=abc.def"),
+            ("cookie", "b=2"),
+        ]);
         assert_eq!(cookie(&h, "__Host-moat_session"), Some("abc.def"));
         assert_eq!(cookie(&h, "b"), Some("2"));
         assert_eq!(cookie(&h, "c"), None);
@@ -191,6 +200,9 @@ mod tests {
         assert_eq!(form_field(body, "password").unwrap(), "p@ss word&");
         assert_eq!(form_field(body, "next").unwrap(), "/x");
         assert_eq!(form_field(body, "missing"), None);
-        assert_eq!(html_escape("<a href=\"x\">'&"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;");
+        assert_eq!(
+            html_escape("<a href=\"x\">'&"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
+        );
     }
 }

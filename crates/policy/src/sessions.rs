@@ -142,7 +142,10 @@ mod tests {
         s.insert(id(1), "alice".into(), t0);
         assert_eq!(s.touch(&id(1), t0 + Duration::from_secs(59)), Some("alice"));
         // Use moved the idle deadline.
-        assert_eq!(s.touch(&id(1), t0 + Duration::from_secs(118)), Some("alice"));
+        assert_eq!(
+            s.touch(&id(1), t0 + Duration::from_secs(118)),
+            Some("alice")
+        );
         assert_eq!(s.touch(&id(1), t0 + Duration::from_secs(178)), None);
         assert!(s.is_empty(), "an expired session is forgotten");
     }
@@ -153,7 +156,10 @@ mod tests {
         let mut s = SessionTable::new(T, 10);
         s.insert(id(1), "alice".into(), t0);
         for minute in 1..5 {
-            assert!(s.touch(&id(1), t0 + Duration::from_secs(minute * 59)).is_some());
+            assert!(
+                s.touch(&id(1), t0 + Duration::from_secs(minute * 59))
+                    .is_some()
+            );
         }
         assert_eq!(s.touch(&id(1), t0 + Duration::from_secs(300)), None);
     }
@@ -177,7 +183,10 @@ mod tests {
         s.touch(&id(1), t0 + Duration::from_secs(2));
         s.insert(id(3), "c".into(), t0 + Duration::from_secs(3));
         assert_eq!(s.len(), 2);
-        assert!(s.touch(&id(2), t0 + Duration::from_secs(3)).is_none(), "LRU dropped");
+        assert!(
+            s.touch(&id(2), t0 + Duration::from_secs(3)).is_none(),
+            "LRU dropped"
+        );
         assert!(s.touch(&id(1), t0 + Duration::from_secs(3)).is_some());
         // Far later both have expired; a new one sweeps them.
         s.insert(id(4), "d".into(), t0 + Duration::from_secs(1000));

@@ -17,7 +17,11 @@ type HmacSha256 = Hmac<Sha256>;
 /// The session cookie's value: the id and its signature, so a forged or
 /// altered cookie is refused without looking anything up.
 pub fn sign_session(key: &[u8; 32], id: &SessionId) -> String {
-    format!("{}.{}", B64.encode(id), B64.encode(mac(key, b"session", id)))
+    format!(
+        "{}.{}",
+        B64.encode(id),
+        B64.encode(mac(key, b"session", id))
+    )
 }
 
 /// The session id in a cookie value, if its signature is right.
@@ -127,7 +131,11 @@ mod tests {
         let mut other = [42u8; 32];
         other[0] = 43;
         let forged = format!("{}.{}", B64.encode(other), v.split_once('.').unwrap().1);
-        assert_eq!(verify_session(&key, &forged), None, "other id, old signature");
+        assert_eq!(
+            verify_session(&key, &forged),
+            None,
+            "other id, old signature"
+        );
         assert_eq!(verify_session(&key, "garbage"), None);
         assert_eq!(verify_session(&key, "a.b"), None);
     }

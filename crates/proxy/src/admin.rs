@@ -2,19 +2,31 @@
 //!
 //! SECURITY: the socket is created with mode 0600 inside a 0700 data
 //! directory, so only moat's own user can connect; file permissions are the
-//! authentication. The API is never served over TCP here.
+//! authentication. The API is never served over TCP here (see
+//! `pipeline::admin_tcp` for the opt-in HTTPS route to the same handlers).
+//!
+//! Every change is written to the metadata store with its audit entry
+//! before it is served; apps from the config file are read-only here.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::extract::{FromRequestParts, Path as UrlPath, Query, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use axum::serve::IncomingStream;
 use axum::{Json, Router};
-use moat_admin::api::{ApiError, AppDetail, AppSummary, Listener, Status, Timeouts};
+use moat_admin::api::{
+    ApiError, AppDetail, AppSummary, AuditEntry, FieldProblem, Listener, Status, Timeouts,
+};
+use moat_config::raw::RawApp;
 use moat_config::{App, AppSource, Config};
 use moat_policy::units::format_duration;
+use moat_store::{Actor, AuditQuery, StoreError};
+use serde_json::Value;
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 
@@ -48,7 +60,7 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let app = router(shared);
+    let app = router(shared).into_make_service_with_connect_info::<UnixPeer>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;
@@ -65,8 +77,16 @@ pub async fn serve(
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/v1/status", get(status))
-        .route("/api/v1/apps", get(list_apps))
-        .route("/api/v1/apps/{name}", get(show_app))
+        .route("/api/v1/apps", get(list_apps).post(create_app))
+        .route(
+            "/api/v1/apps/{name}",
+            get(show_app)
+                .put(replace_app)
+                .patch(patch_app)
+                .delete(delete_app),
+        )
+        .route("/api/v1/apps/{name}/reload", post(reload_app))
+        .route("/api/v1/audit", get(audit_log))
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(not_found)
         .with_state(shared)
@@ -138,9 +158,494 @@ pub fn error(status: StatusCode, error: String, code: &str) -> Response {
         Json(ApiError {
             error,
             code: code.to_owned(),
+            problems: Vec::new(),
         }),
     )
         .into_response()
+}
+
+/// The peer of an admin-socket connection.
+#[derive(Debug, Clone, Copy)]
+pub struct UnixPeer {
+    uid: Option<u32>,
+}
+
+impl Connected<IncomingStream<'_, UnixListener>> for UnixPeer {
+    fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
+        UnixPeer {
+            uid: stream.io().peer_cred().ok().map(|c| c.uid()),
+        }
+    }
+}
+
+/// Who makes a change: the admin-TCP stage puts an [`Actor`] in the
+/// request; on the socket it is the local account of the peer's uid.
+struct Who(Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for Who {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        if let Some(actor) = parts.extensions.get::<Actor>() {
+            return Ok(Who(actor.clone()));
+        }
+        let uid = parts
+            .extensions
+            .get::<ConnectInfo<UnixPeer>>()
+            .and_then(|c| c.0.uid);
+        Ok(Who(match uid {
+            Some(uid) => Actor {
+                name: user_name(uid).unwrap_or_else(|| format!("uid {uid}")),
+                source: format!("unix:uid={uid}"),
+            },
+            None => Actor {
+                name: "unknown".into(),
+                source: "unix".into(),
+            },
+        }))
+    }
+}
+
+/// The account name of a uid, from the system's user database.
+fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes only into `pwd` and `buf`, both owned here
+    // and sized as passed; `result` is null or points at `pwd`.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points at a NUL-terminated string in `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
+fn invalid(problems: Vec<FieldProblem>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(ApiError {
+            error: "the app definition is not valid".into(),
+            code: "invalid".into(),
+            problems,
+        }),
+    )
+        .into_response()
+}
+
+/// A JSON body → a validated app, or the 400 that says what is wrong.
+fn parse_definition(body: Value) -> Result<(App, Value), Response> {
+    let raw: RawApp = serde_json::from_value(body).map_err(|e| {
+        invalid(vec![FieldProblem {
+            key: String::new(),
+            message: e.to_string(),
+            fix: Some("send the fields of an [[apps]] entry, e.g. {\"name\": \"wiki\", \"path\": \"/wiki\", \"upstream\": \"http://127.0.0.1:3000\"}".into()),
+        }])
+    })?;
+    let app = moat_config::validate::validate_api_app(&raw).map_err(|problems| {
+        invalid(
+            problems
+                .into_iter()
+                .map(|p| FieldProblem {
+                    key: p.key,
+                    message: p.message,
+                    fix: p.fix,
+                })
+                .collect(),
+        )
+    })?;
+    let normalized = serde_json::to_value(&raw).expect("RawApp serializes");
+    Ok((app, normalized))
+}
+
+fn store_error(e: StoreError) -> Response {
+    match e {
+        StoreError::AppExists(name) => error(
+            StatusCode::CONFLICT,
+            format!("an app named {name:?} already exists"),
+            "conflict",
+        ),
+        StoreError::AppNotFound(name) => error(
+            StatusCode::NOT_FOUND,
+            format!("app {name:?} not found"),
+            "not_found",
+        ),
+        other => {
+            tracing::error!("admin API: {other}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                other.to_string(),
+                "internal",
+            )
+        }
+    }
+}
+
+/// Refuses a change to an app that the config file defines.
+fn read_only(shared: &Shared, name: &str) -> Option<Response> {
+    let file = shared.file_config();
+    file.apps.iter().any(|a| a.name == name).then(|| {
+        let where_ = file
+            .source
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the config file".into());
+        error(
+            StatusCode::CONFLICT,
+            format!(
+                "app {name:?} is defined in {where_}; it is read-only through the API (change it there and reload with SIGHUP)"
+            ),
+            "read_only",
+        )
+    })
+}
+
+/// Checks `new` against the served apps and that it builds, stores the
+/// change with `write`, then serves it.
+async fn change_apps<F, Fut>(
+    shared: &Arc<Shared>,
+    replacing: Option<&str>,
+    new: Option<App>,
+    write: F,
+) -> Result<(), Response>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    if let Some(app) = &new {
+        let served = shared.runtime.load().config.clone();
+        if let Some(why) = served.conflict(app, replacing) {
+            return Err(error(StatusCode::CONFLICT, why, "conflict"));
+        }
+    }
+    let mut apps: Vec<App> = shared
+        .api_apps()
+        .into_iter()
+        .filter(|a| Some(a.name.as_str()) != replacing)
+        .collect();
+    apps.extend(new);
+    apps.sort_by(|a, b| a.name.cmp(&b.name));
+    let prepared = shared
+        .prepare_api_apps(&apps)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string(), "invalid"))?;
+    write().await.map_err(store_error)?;
+    shared.install_api_apps(prepared);
+    Ok(())
+}
+
+fn served_detail(shared: &Shared, name: &str) -> Response {
+    let config = shared.runtime.load().config.clone();
+    match config.apps.iter().find(|a| a.name == name) {
+        Some(app) => Json(detail(app)).into_response(),
+        None => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("app {name:?} was stored but is not served; see moat's log"),
+            "internal",
+        ),
+    }
+}
+
+async fn create_app(
+    State(shared): State<Arc<Shared>>,
+    Who(actor): Who,
+    Json(body): Json<Value>,
+) -> Response {
+    let (app, definition) = match parse_definition(body) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let _guard = shared.admin_writes.lock().await;
+    let name = app.name.clone();
+    let result = change_apps(&shared, None, Some(app), || async {
+        shared.store.create_app(&actor, &name, &definition).await
+    })
+    .await;
+    match result {
+        Ok(()) => {
+            tracing::info!(
+                app = name,
+                actor = actor.name,
+                source = actor.source,
+                "app created through the admin API"
+            );
+            let mut resp = served_detail(&shared, &name);
+            *resp.status_mut() = StatusCode::CREATED;
+            resp
+        }
+        Err(resp) => resp,
+    }
+}
+
+async fn replace_app(
+    State(shared): State<Arc<Shared>>,
+    Who(actor): Who,
+    UrlPath(name): UrlPath<String>,
+    Json(mut body): Json<Value>,
+) -> Response {
+    if let Some(resp) = read_only(&shared, &name) {
+        return resp;
+    }
+    // The name comes from the URL; a body may repeat it but not change it.
+    match body.get("name").and_then(Value::as_str) {
+        Some(n) if n != name => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the body names app {n:?} but the URL names {name:?}; an app cannot be renamed (create the new one and delete the old)"
+                ),
+                "bad_request",
+            );
+        }
+        _ => {}
+    }
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("name".into(), Value::String(name.clone()));
+    }
+    update(shared, actor, name, body).await
+}
+
+/// JSON merge patch (RFC 7396) on the stored definition: fields given
+/// replace, `null` removes, the rest stay.
+async fn patch_app(
+    State(shared): State<Arc<Shared>>,
+    Who(actor): Who,
+    UrlPath(name): UrlPath<String>,
+    Json(patch): Json<Value>,
+) -> Response {
+    if let Some(resp) = read_only(&shared, &name) {
+        return resp;
+    }
+    let stored = match shared.store.apps().await {
+        Ok(apps) => apps.into_iter().find(|a| a.name == name),
+        Err(e) => return store_error(e),
+    };
+    let Some(stored) = stored else {
+        return store_error(StoreError::AppNotFound(name));
+    };
+    let mut definition = stored.definition;
+    merge_patch(&mut definition, &patch);
+    if definition.get("name").and_then(Value::as_str) != Some(name.as_str()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "an app cannot be renamed (create the new one and delete the old)".into(),
+            "bad_request",
+        );
+    }
+    update(shared, actor, name, definition).await
+}
+
+async fn update(shared: Arc<Shared>, actor: Actor, name: String, body: Value) -> Response {
+    let (app, definition) = match parse_definition(body) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let _guard = shared.admin_writes.lock().await;
+    if !shared.api_apps().iter().any(|a| a.name == name)
+        && !matches!(shared.store.apps().await, Ok(apps) if apps.iter().any(|a| a.name == name))
+    {
+        return store_error(StoreError::AppNotFound(name));
+    }
+    let result = change_apps(&shared, Some(&name), Some(app), || async {
+        shared
+            .store
+            .update_app(&actor, &name, &definition)
+            .await
+            .map(drop)
+    })
+    .await;
+    match result {
+        Ok(()) => {
+            tracing::info!(
+                app = name,
+                actor = actor.name,
+                source = actor.source,
+                "app updated through the admin API"
+            );
+            served_detail(&shared, &name)
+        }
+        Err(resp) => resp,
+    }
+}
+
+async fn delete_app(
+    State(shared): State<Arc<Shared>>,
+    Who(actor): Who,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    if let Some(resp) = read_only(&shared, &name) {
+        return resp;
+    }
+    let _guard = shared.admin_writes.lock().await;
+    let result = change_apps(&shared, Some(&name), None, || async {
+        shared.store.delete_app(&actor, &name).await.map(drop)
+    })
+    .await;
+    match result {
+        Ok(()) => {
+            tracing::info!(
+                app = name,
+                actor = actor.name,
+                source = actor.source,
+                "app deleted through the admin API"
+            );
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(resp) => resp,
+    }
+}
+
+/// Reads the app's bundle manifest again and starts fresh upstream
+/// connections (the whole runtime is rebuilt from the same definitions).
+async fn reload_app(
+    State(shared): State<Arc<Shared>>,
+    Who(actor): Who,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    let served = shared.runtime.load().config.clone();
+    if !served.apps.iter().any(|a| a.name == name) {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("app {name:?} not found"),
+            "not_found",
+        );
+    }
+    let _guard = shared.admin_writes.lock().await;
+    if let Err(e) = shared.rebuild() {
+        return error(StatusCode::BAD_REQUEST, e.to_string(), "invalid");
+    }
+    if let Err(e) = shared
+        .store
+        .record(&actor, "app.reload", &name, None, None)
+        .await
+    {
+        return store_error(e);
+    }
+    tracing::info!(
+        app = name,
+        actor = actor.name,
+        source = actor.source,
+        "app reloaded through the admin API"
+    );
+    Json(serde_json::json!({"reloaded": name})).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct AuditParams {
+    limit: Option<u32>,
+    action: Option<String>,
+    target: Option<String>,
+}
+
+async fn audit_log(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<AuditParams>,
+) -> Response {
+    let q = AuditQuery {
+        limit: Some(params.limit.unwrap_or(100).min(10_000)),
+        since: None,
+        action: params.action,
+        target: params.target,
+    };
+    match shared.store.audit_log(&q).await {
+        Ok(entries) => Json(
+            entries
+                .into_iter()
+                .map(|e| AuditEntry {
+                    id: e.id,
+                    time: rfc3339_ms(e.at_ms),
+                    actor: e.actor,
+                    source: e.source,
+                    action: e.action,
+                    target: e.target,
+                    before: e.before,
+                    after: e.after,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+/// RFC 7396: objects merge key by key, `null` deletes, anything else
+/// replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    let t = target.as_object_mut().expect("made an object above");
+    for (k, v) in patch {
+        if v.is_null() {
+            t.remove(k);
+        } else {
+            merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
+}
+
+/// Unix milliseconds → `2026-11-24T09:15:02.123Z`.
+fn rfc3339_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
+        assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn merge_patch_rfc7396() {
+        let mut t = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}});
+        merge_patch(
+            &mut t,
+            &serde_json::json!({"a": null, "b": {"c": 5}, "e": "x"}),
+        );
+        assert_eq!(t, serde_json::json!({"b": {"c": 5, "d": 3}, "e": "x"}));
+    }
 }
 
 fn summaries(config: &Config) -> Vec<AppSummary> {
@@ -168,7 +673,8 @@ fn summary(a: &App) -> AppSummary {
         path: a.path.clone(),
         kind: kind.to_owned(),
         target,
-        defined_in: "config".to_owned(),
+        defined_in: a.origin.as_str().to_owned(),
+        auth: a.auth.as_str().to_owned(),
     }
 }
 
@@ -184,6 +690,7 @@ fn detail(a: &App) -> AppDetail {
             response_header: format_duration(a.timeouts.response_header),
             idle: format_duration(a.timeouts.idle),
         },
+        identity_jwt: a.identity_jwt,
     }
 }
 
@@ -197,6 +704,7 @@ fn welcome_detail() -> AppDetail {
             kind: "built-in".into(),
             target: "built-in welcome page".into(),
             defined_in: "built-in".into(),
+            auth: "system".into(),
         },
         preserve_host: false,
         strip_path: false,
@@ -207,5 +715,6 @@ fn welcome_detail() -> AppDetail {
             response_header: "0s".into(),
             idle: "0s".into(),
         },
+        identity_jwt: false,
     }
 }

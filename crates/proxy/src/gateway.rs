@@ -10,7 +10,8 @@ use std::time::{Instant, SystemTime};
 use arc_swap::ArcSwap;
 use http::{Request, StatusCode};
 use hyper_util::server::graceful::GracefulShutdown;
-use moat_config::Config;
+use moat_config::{App, Config};
+use moat_store::Store;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -19,6 +20,8 @@ use tokio::task::JoinHandle;
 use crate::access_log::{AccessLog, Entry};
 use crate::admin;
 use crate::admin_password::AdminPassword;
+use crate::auth::AuthState;
+use crate::keys::Keys;
 use crate::listener::{self, Role};
 use crate::pipeline::ConnInfo;
 use crate::runtime::{Runtime, RuntimeError};
@@ -52,6 +55,10 @@ pub enum GatewayError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Store(#[from] moat_store::StoreError),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
 }
 
 /// TLS state that outlives config reloads.
@@ -75,6 +82,19 @@ pub struct Shared {
     pub admin_password: ArcSwap<AdminPassword>,
     /// Failed admin logins over TCP, per client address.
     pub admin_throttle: std::sync::Mutex<Throttle<std::net::IpAddr>>,
+    /// Sign-in sessions and the keys behind them.
+    pub auth: AuthState,
+    /// The metadata store (API apps, audit log).
+    pub store: Store,
+    /// Serializes admin changes, so two at once cannot both take a name or
+    /// a mount.
+    pub admin_writes: tokio::sync::Mutex<()>,
+    /// The config as read from the file, without API apps.
+    file_config: ArcSwap<Config>,
+    /// The valid apps created through the admin API. Locked while a new
+    /// runtime is built from it, so a reload and an API change cannot
+    /// interleave.
+    api_apps: std::sync::Mutex<Vec<App>>,
     started: Instant,
     data_dir: PathBuf,
     listeners: Vec<(SocketAddr, Role)>,
@@ -89,6 +109,58 @@ impl Shared {
     /// The bound listeners and what each does.
     pub fn listeners(&self) -> &[(SocketAddr, Role)] {
         &self.listeners
+    }
+
+    /// The config file's config (without API apps).
+    pub fn file_config(&self) -> Arc<Config> {
+        self.file_config.load_full()
+    }
+
+    /// The apps created through the admin API that are valid.
+    pub fn api_apps(&self) -> Vec<App> {
+        lock(&self.api_apps).clone()
+    }
+
+    /// Builds the runtime a new set of API apps would give, without serving
+    /// it: the check before a change is stored.
+    pub fn prepare_api_apps(&self, apps: &[App]) -> Result<PreparedApps, RuntimeError> {
+        let file = self.file_config.load_full();
+        let runtime = self.build_runtime(&file, apps)?;
+        Ok(PreparedApps {
+            apps: apps.to_vec(),
+            runtime,
+            file,
+        })
+    }
+
+    /// Serves a prepared set of API apps. If the config file was reloaded
+    /// since they were prepared, the runtime is built again on it.
+    pub fn install_api_apps(&self, prepared: PreparedApps) {
+        let mut current = lock(&self.api_apps);
+        let file = self.file_config.load_full();
+        let runtime = if Arc::ptr_eq(&file, &prepared.file) {
+            Ok(prepared.runtime)
+        } else {
+            self.build_runtime(&file, &prepared.apps)
+        };
+        *current = prepared.apps;
+        match runtime {
+            Ok(r) => self.runtime.store(Arc::new(r)),
+            Err(e) => tracing::error!("the admin API change is stored but cannot be served: {e}"),
+        }
+    }
+
+    /// Rebuilds the runtime from the same apps: static manifests are read
+    /// again and upstream connection pools start empty.
+    pub fn rebuild(&self) -> Result<(), RuntimeError> {
+        let current = lock(&self.api_apps);
+        let runtime = self.build_runtime(&self.file_config.load(), &current)?;
+        self.runtime.store(Arc::new(runtime));
+        Ok(())
+    }
+
+    fn build_runtime(&self, file: &Config, api_apps: &[App]) -> Result<Runtime, RuntimeError> {
+        build_runtime(file, api_apps, &self.data_dir, self.workers.len())
     }
 
     pub(crate) fn log_redirect<B>(&self, req: &Request<B>, conn: &ConnInfo, status: StatusCode) {
@@ -110,6 +182,13 @@ impl Shared {
             referer: None,
         });
     }
+}
+
+/// A set of API apps checked to build, ready to serve.
+pub struct PreparedApps {
+    apps: Vec<App>,
+    runtime: Runtime,
+    file: Arc<Config>,
 }
 
 /// A running gateway.
@@ -138,11 +217,14 @@ impl Gateway {
         };
         tls::create_private_dir(&data_dir).map_err(dir_err)?;
         warn_if_open(&data_dir);
-        let welcome_dir = crate::welcome::install(&data_dir).map_err(dir_err)?;
+        crate::welcome::install(&data_dir).map_err(dir_err)?;
+        let keys = Keys::load_or_create(&data_dir)?;
+        let store = Store::open(&data_dir.join("moat.db")).await?;
+        let api_apps = load_api_apps(&store).await?;
 
         let config = Arc::new(config);
         let workers = Workers::start(config.server.workers).map_err(GatewayError::Workers)?;
-        let runtime = Runtime::build(config.clone(), &welcome_dir, workers.len())?;
+        let runtime = build_runtime(&config, &api_apps, &data_dir, workers.len())?;
 
         let tls_state = if config.tls.enabled {
             let files = certificate_files(&config, &data_dir)?;
@@ -231,6 +313,11 @@ impl Gateway {
             admin_throttle: std::sync::Mutex::new(Throttle::new(
                 crate::pipeline::admin_tcp::THROTTLE,
             )),
+            auth: AuthState::new(&keys, &config.auth),
+            store,
+            admin_writes: tokio::sync::Mutex::new(()),
+            file_config: ArcSwap::new(config.clone()),
+            api_apps: std::sync::Mutex::new(api_apps),
             started: Instant::now(),
             data_dir,
             listeners: bound
@@ -260,6 +347,7 @@ impl Gateway {
         ));
         tracing::info!(socket = %admin_path.display(), "admin API on the Unix socket");
 
+        tokio::spawn(sweep_sessions(shared.clone(), shutdown_rx.clone()));
         if let Some(interval) = shared
             .tls
             .as_ref()
@@ -317,8 +405,10 @@ impl Gateway {
             }
         }
         let config = Arc::new(config);
-        let welcome_dir = self.shared.data_dir.join("welcome");
-        let runtime = Runtime::build(config.clone(), &welcome_dir, self.shared.workers.len())?;
+        // Held until the new runtime is in place, so an admin API change
+        // cannot slip between the build and the swap.
+        let api_apps = lock(&self.shared.api_apps);
+        let runtime = self.shared.build_runtime(&config, &api_apps)?;
         if let Some(tls) = &self.shared.tls {
             if config.tls.enabled {
                 let files = certificate_files(&config, &self.shared.data_dir)?;
@@ -338,12 +428,18 @@ impl Gateway {
         }
         // A configured hash replaces the current password; without one,
         // this run's random password stays valid.
+        let password_changed = config.security.admin_password_bcrypt.is_some()
+            && config.security.admin_password_bcrypt != old.security.admin_password_bcrypt;
         if let Some(hash) = &config.security.admin_password_bcrypt {
             self.shared
                 .admin_password
                 .store(Arc::new(AdminPassword::from_hash(hash.clone())));
         }
+        // A new password ends every session signed in with the old one.
+        self.shared.auth.reconfigure(&config.auth, password_changed);
+        self.shared.file_config.store(config.clone());
         self.shared.runtime.store(Arc::new(runtime));
+        drop(api_apps);
         tracing::info!(apps = config.apps.len(), "configuration reloaded");
         Ok(())
     }
@@ -377,9 +473,70 @@ impl Gateway {
             }
         }
         let _ = self.admin_task.await;
+        self.shared.store.close().await;
         self.shared.workers.stop();
         self.shared.access_log.flush();
     }
+}
+
+/// The runtime for a file config plus the API apps. The config file wins
+/// any clash; an API app it shadows is logged and not served.
+fn build_runtime(
+    file: &Config,
+    api_apps: &[App],
+    data_dir: &Path,
+    workers: usize,
+) -> Result<Runtime, RuntimeError> {
+    let (merged, shadowed) = file.clone().with_api_apps(api_apps.iter().cloned());
+    for (name, why) in shadowed {
+        tracing::warn!(
+            app = name,
+            "an app created through the admin API is not served: {why}; the config file wins (delete or change the API app)"
+        );
+    }
+    Runtime::build(Arc::new(merged), &data_dir.join("welcome"), workers)
+}
+
+/// The stored API apps that validate. One that no longer does (its bundle
+/// folder was removed, say) is logged and skipped, not fatal: the rest of
+/// moat still starts, and the app can be fixed through the API.
+async fn load_api_apps(store: &Store) -> Result<Vec<App>, GatewayError> {
+    let mut apps = Vec::new();
+    for stored in store.apps().await? {
+        let parsed = serde_json::from_value::<moat_config::raw::RawApp>(stored.definition)
+            .map_err(|e| vec![moat_config::Problem::new("", e.to_string())])
+            .and_then(|raw| moat_config::validate::validate_api_app(&raw));
+        match parsed {
+            Ok(app) => apps.push(app),
+            Err(problems) => {
+                let why: Vec<String> = problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.key, p.message))
+                    .collect();
+                tracing::error!(
+                    app = stored.name,
+                    "an app created through the admin API is not valid any more and is not served: {}",
+                    why.join("; ")
+                );
+            }
+        }
+    }
+    Ok(apps)
+}
+
+/// Ends expired sessions once a minute, so memory holds only live ones.
+async fn sweep_sessions(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => shared.auth.sweep(),
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, GatewayError> {

@@ -19,6 +19,9 @@
 //! - [`access_log`]: one line per request, written off the request path.
 //! - [`admin`]: the admin API on a Unix socket.
 //! - [`admin_password`]: the admin password (configured hash or random).
+//! - [`auth`]: sign-in sessions, the session cookie, password checks with
+//!   lockout, identity tokens.
+//! - [`keys`]: the secret keys kept in the data directory.
 //! - [`welcome`]: the built-in welcome app served when no app is configured.
 //! - [`workers`]: thread-per-core workers that own connections and their
 //!   upstream pools.
@@ -26,9 +29,11 @@
 pub mod access_log;
 pub mod admin;
 pub mod admin_password;
+pub mod auth;
 pub mod body;
 pub mod error;
 pub mod gateway;
+pub mod keys;
 pub mod listener;
 pub mod pipeline;
 pub mod runtime;

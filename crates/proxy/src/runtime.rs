@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use http::HeaderValue;
-use moat_config::{AppSource, Config};
+use moat_config::{AppAuth, AppSource, Config};
 use moat_policy::route::{Mount, Router};
 
 use crate::pipeline::static_files::StaticApp;
@@ -26,6 +26,8 @@ pub struct AppRuntime {
     /// Normalised mount prefix.
     pub prefix: String,
     pub max_body_size: u64,
+    pub auth: AppAuth,
+    pub identity_jwt: bool,
     pub kind: AppKind,
 }
 
@@ -71,6 +73,8 @@ impl Runtime {
                 name: app.name.clone(),
                 prefix: app.path.clone(),
                 max_body_size: app.max_body_size,
+                auth: app.auth,
+                identity_jwt: app.identity_jwt,
                 kind,
             }));
         }
@@ -87,6 +91,10 @@ impl Runtime {
                 name: "welcome".into(),
                 prefix: "/".into(),
                 max_body_size: 0,
+                // The welcome page says how to configure moat: only for
+                // people who can sign in.
+                auth: AppAuth::System,
+                identity_jwt: false,
                 kind: AppKind::Static(welcome),
             }));
         }

@@ -35,10 +35,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("metadata store {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: sqlx::Error,
-    },
+    Open { path: PathBuf, source: sqlx::Error },
     #[error("metadata store {path}: applying the schema: {source}")]
     Migrate {
         path: PathBuf,
@@ -139,11 +136,10 @@ impl Store {
 
     /// Every stored app, by name.
     pub async fn apps(&self) -> Result<Vec<StoredApp>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, definition, created_at, updated_at FROM apps ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT name, definition, created_at, updated_at FROM apps ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(StoredApp {
@@ -178,7 +174,16 @@ impl Store {
         if inserted.rows_affected() == 0 {
             return Err(StoreError::AppExists(name.to_owned()));
         }
-        audit(&mut tx, now, actor, "app.create", name, None, Some(definition)).await?;
+        audit(
+            &mut tx,
+            now,
+            actor,
+            "app.create",
+            name,
+            None,
+            Some(definition),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

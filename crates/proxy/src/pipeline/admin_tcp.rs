@@ -91,6 +91,11 @@ pub async fn handle(
     parts.uri = inner.parse().map_err(|_| {
         Rejection::client(StatusCode::BAD_REQUEST, "The request path is not valid.")
     })?;
+    // Changes are audited under the admin user and the client address.
+    parts.extensions.insert(moat_store::Actor {
+        name: security.admin_user.clone(),
+        source: format!("tcp:{ip}"),
+    });
     let req = Request::from_parts(parts, axum::body::Body::new(incoming));
     let resp = admin::router(shared.clone())
         .oneshot(req)

@@ -6,7 +6,9 @@
 //! order lives in [`handle`] and nowhere else.
 
 pub mod admin_tcp;
+pub mod auth;
 pub mod limits;
+pub mod login;
 pub mod redirect;
 pub mod response_headers;
 pub mod static_files;
@@ -41,6 +43,8 @@ pub struct RequestCtx {
     /// The host the client asked for (Host header, or the HTTP/2 authority).
     pub host: Option<String>,
     pub app: Option<Arc<AppRuntime>>,
+    /// The signed-in user, once the auth stage has found one.
+    pub user: Option<String>,
 }
 
 impl RequestCtx {
@@ -71,6 +75,7 @@ pub async fn handle(
         tls: conn.tls,
         host: request_host(&req),
         app: None,
+        user: None,
     };
     let summary = log.enabled().then(|| Summary::of(&req));
 
@@ -87,9 +92,9 @@ pub async fn handle(
 }
 
 /// The request stages, in order. Stages still to come (rate limit, CORS
-/// preflight, CSRF, auth) slot in between limits and routing.
+/// preflight, CSRF) slot in between limits and routing.
 async fn request_stages(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     ctx: &mut RequestCtx,
     runtime: &Runtime,
     shared: &Arc<Shared>,
@@ -101,8 +106,17 @@ async fn request_stages(
     if admin_tcp::is_admin_path(req.uri().path()) {
         return admin_tcp::handle(req, ctx, runtime, shared).await;
     }
+    // moat's login pages, in the same namespace for the same reason.
+    if login::is_page(req.uri().path()) {
+        return login::handle(req, ctx, runtime, shared).await;
+    }
     // Route: which app; nothing else can be decided without it.
     let app = route(&req, ctx, runtime)?;
+    // Auth right after routing: the app says whether a login is needed,
+    // and nothing of the app (not even its body limit) is revealed before.
+    if let Err(answer) = auth::authenticate(&mut req, ctx, &app, runtime, shared).await {
+        return Ok(answer);
+    }
     // The body limit needs the app's setting.
     if let Err(too_large) = limits::check_declared_body(&req, &app) {
         let declared = limits::declared_length(&req);
@@ -110,7 +124,7 @@ async fn request_stages(
         return Err(too_large);
     }
     match &app.kind {
-        AppKind::Upstream(up) => up.forward(req, ctx, &app).await,
+        AppKind::Upstream(up) => up.forward(req, ctx, &app, shared).await,
         AppKind::Static(st) => st.serve(&req, &app.prefix).await,
     }
 }

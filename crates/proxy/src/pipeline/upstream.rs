@@ -142,6 +142,7 @@ impl UpstreamApp {
         mut req: Request<Incoming>,
         ctx: &RequestCtx,
         app: &AppRuntime,
+        shared: &crate::gateway::Shared,
     ) -> Result<Response<Body>, Rejection> {
         let websocket =
             req.version() == Version::HTTP_11 && hop_by_hop::is_websocket_upgrade(req.headers());
@@ -157,6 +158,17 @@ impl UpstreamApp {
         let h = &mut parts.headers;
         hop_by_hop::strip(h);
         forwarding::strip_moat_headers(h);
+        // Identity after the strip: only moat's own X-Moat-* reach the app.
+        if let Some(user) = &ctx.user {
+            if let Ok(v) = HeaderValue::from_str(user) {
+                h.insert(forwarding::USER_HEADER, v);
+            }
+            if app.identity_jwt {
+                if let Some(token) = shared.auth.identity_token(user, &app.name) {
+                    h.insert(forwarding::IDENTITY_HEADER, token);
+                }
+            }
+        }
         forwarding::rebuild(
             h,
             &forwarding::Origin {

@@ -1,0 +1,286 @@
+//! moat's own pages under `/_moat/`: the login page, sign-out, their
+//! stylesheet, and the public key set for identity tokens.
+//!
+//! SECURITY: the pages carry their own strict Content-Security-Policy (no
+//! script at all, styles only from moat, forms only to moat, no framing).
+//! Sign-in and sign-out are POSTs checked for cross-origin use, so another
+//! site can neither log a visitor in to an account of its choosing nor
+//! log them out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use moat_policy::csrf;
+use moat_policy::login::{self, html_escape};
+
+use crate::auth::SignIn;
+use crate::body::{self, Body};
+use crate::error::Rejection;
+use crate::gateway::Shared;
+use crate::pipeline::RequestCtx;
+use crate::runtime::Runtime;
+
+pub const STYLESHEET_PATH: &str = "/_moat/login.css";
+pub const JWKS_PATH: &str = "/_moat/jwks.json";
+const STYLESHEET: &str = include_str!("login/login.css");
+/// A login form is a few hundred bytes; anything much larger is not one.
+const MAX_FORM: usize = 16 * 1024;
+
+const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Whether moat answers this path itself (rather than an app).
+pub fn is_page(path: &str) -> bool {
+    matches!(
+        path,
+        login::LOGIN_PATH | login::LOGOUT_PATH | STYLESHEET_PATH | JWKS_PATH
+    )
+}
+
+pub async fn handle(
+    req: Request<Incoming>,
+    ctx: &RequestCtx,
+    runtime: &Runtime,
+    shared: &Arc<Shared>,
+) -> Result<Response<Body>, Rejection> {
+    let path = req.uri().path().to_owned();
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET | Method::HEAD, login::LOGIN_PATH) => {
+            let query = req.uri().query();
+            let next = login::safe_next(login::query_param(query, "next").as_deref());
+            let message = if login::query_param(query, "signed_out").is_some() {
+                Some(Message::Info("You are signed out."))
+            } else if !runtime.config.auth.system_account {
+                Some(Message::Error(
+                    "Sign-in is disabled on this server (auth.system_account = false).",
+                ))
+            } else {
+                None
+            };
+            Ok(login_page(StatusCode::OK, &next, "", message))
+        }
+        (Method::POST, login::LOGIN_PATH) => sign_in(req, ctx, runtime, shared).await,
+        (Method::GET | Method::HEAD, login::LOGOUT_PATH) => Ok(logout_page()),
+        (Method::POST, login::LOGOUT_PATH) => {
+            refuse_cross_origin(&req, ctx)?;
+            let (clear, user) = shared.auth.end_session(req.headers(), ctx.tls);
+            if let Some(user) = user {
+                tracing::info!(client = %ctx.client.ip, user, "signed out");
+            }
+            let mut resp = see_other(&format!("{}?signed_out=1", login::LOGIN_PATH));
+            resp.headers_mut().insert(header::SET_COOKIE, clear);
+            Ok(resp)
+        }
+        (Method::GET | Method::HEAD, STYLESHEET_PATH) => {
+            let mut resp = Response::new(body::full(STYLESHEET));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            );
+            resp.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            );
+            Ok(resp)
+        }
+        (Method::GET | Method::HEAD, JWKS_PATH) => {
+            let mut resp = Response::new(body::full(shared.auth.identity.jwks().to_string()));
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/jwk-set+json"),
+            );
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            );
+            Ok(resp)
+        }
+        _ => Err(Rejection::client(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "This method is not allowed here.",
+        )),
+    }
+}
+
+async fn sign_in(
+    req: Request<Incoming>,
+    ctx: &RequestCtx,
+    runtime: &Runtime,
+    shared: &Arc<Shared>,
+) -> Result<Response<Body>, Rejection> {
+    refuse_cross_origin(&req, ctx)?;
+    let form = Limited::new(req.into_body(), MAX_FORM)
+        .collect()
+        .await
+        .map_err(|_| Rejection::client(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?
+        .to_bytes();
+    let form = String::from_utf8_lossy(&form);
+    let user = login::form_field(&form, "user").unwrap_or_default();
+    let password = login::form_field(&form, "password").unwrap_or_default();
+    let next = login::safe_next(login::form_field(&form, "next").as_deref());
+    let config = &runtime.config;
+    let verdict = shared
+        .auth
+        .check_password(
+            &user,
+            password,
+            ctx.client.ip,
+            &config.security,
+            &config.auth,
+            shared.admin_password.load_full(),
+        )
+        .await;
+    match verdict {
+        SignIn::Accepted(user) => {
+            tracing::info!(client = %ctx.client.ip, user, "signed in");
+            let cookie = shared.auth.start_session(user, ctx.tls);
+            let mut resp = see_other(&next);
+            resp.headers_mut().insert(header::SET_COOKIE, cookie);
+            Ok(resp)
+        }
+        SignIn::Refused => Ok(login_page(
+            StatusCode::UNAUTHORIZED,
+            &next,
+            &user,
+            Some(Message::Error("Wrong user name or password.")),
+        )),
+        SignIn::Locked(retry) => Ok(locked_response(retry)),
+    }
+}
+
+fn refuse_cross_origin(req: &Request<Incoming>, ctx: &RequestCtx) -> Result<(), Rejection> {
+    match csrf::check(req.method(), req.headers(), ctx.host.as_deref(), &[]) {
+        csrf::Verdict::Allow => Ok(()),
+        csrf::Verdict::CrossOrigin(why) => {
+            tracing::warn!(client = %ctx.client.ip, "sign-in form refused: {why}");
+            Err(Rejection::client(StatusCode::FORBIDDEN, why))
+        }
+    }
+}
+
+enum Message {
+    Info(&'static str),
+    Error(&'static str),
+}
+
+fn login_page(
+    status: StatusCode,
+    next: &str,
+    user: &str,
+    message: Option<Message>,
+) -> Response<Body> {
+    let message = match message {
+        Some(Message::Info(m)) => format!("<p class=\"message\" role=\"status\">{m}</p>"),
+        Some(Message::Error(m)) => format!("<p class=\"message error\" role=\"alert\">{m}</p>"),
+        None => String::new(),
+    };
+    let html = format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · moat</title>
+<link rel="stylesheet" href="{STYLESHEET_PATH}">
+</head>
+<body>
+<main>
+<h1>Sign in</h1>
+{message}
+<form method="post" action="{action}">
+<input type="hidden" name="next" value="{next}">
+<label for="user">User name</label>
+<input id="user" name="user" autocomplete="username" required autofocus value="{user}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>
+<footer>Protected by moat</footer>
+</main>
+</body>
+</html>
+"#,
+        action = login::LOGIN_PATH,
+        next = html_escape(next),
+        user = html_escape(user),
+    );
+    page(status, html)
+}
+
+fn logout_page() -> Response<Body> {
+    let html = format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign out · moat</title>
+<link rel="stylesheet" href="{STYLESHEET_PATH}">
+</head>
+<body>
+<main>
+<h1>Sign out</h1>
+<form method="post" action="{action}">
+<button type="submit">Sign out</button>
+</form>
+<footer>Protected by moat</footer>
+</main>
+</body>
+</html>
+"#,
+        action = login::LOGOUT_PATH
+    );
+    page(StatusCode::OK, html)
+}
+
+fn page(status: StatusCode, html: String) -> Response<Body> {
+    let mut resp = Response::new(body::full(html));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn see_other(location: &str) -> Response<Body> {
+    let mut resp = Response::new(body::empty());
+    *resp.status_mut() = StatusCode::SEE_OTHER;
+    let h = resp.headers_mut();
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(location).unwrap_or_else(|_| HeaderValue::from_static("/")),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// 429 after repeated failed sign-ins, with `Retry-After`.
+pub fn locked_response(retry_after: Duration) -> Response<Body> {
+    let secs = retry_after.as_secs().max(1);
+    let mut resp = crate::error::error_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many failed sign-ins. Wait a while and try again.",
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
