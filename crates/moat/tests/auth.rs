@@ -1,0 +1,474 @@
+//! App authentication end to end: the login page, the session cookie,
+//! sign-out, timeouts, lockout, HTTP Basic, the identity passed upstream
+//! and the identity token, against a real moat and a real upstream.
+
+use std::time::Duration;
+
+use moat_testkit::moat::TEST_SERVER;
+use moat_testkit::{Moat, client, upstream};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_moat");
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A moat with the admin password set and one upstream app on `/app`
+/// (`app_extra` adds lines to the app, `extra` to the file).
+async fn start(app_extra: &str, extra: &str) -> Moat {
+    let up = upstream::echo("app").await;
+    // Cost 4 keeps the tests fast; moat itself makes cost-12 hashes.
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[security]\nadmin_password_bcrypt = \"{hash}\"\n{extra}\n[[apps]]\nname = \"app\"\npath = \"/app\"\nupstream = \"http://{up}\"\n{app_extra}\n"
+        ),
+    )
+    .await
+}
+
+fn form(user: &str, password: &str, next: &str) -> String {
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+                b' ' => "+".into(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    format!(
+        "user={}&password={}&next={}",
+        enc(user),
+        enc(password),
+        enc(next)
+    )
+}
+
+/// Posts the login form as a same-origin browser would; returns the response.
+async fn post_login(moat: &Moat, http: &reqwest::Client, body: String) -> reqwest::Response {
+    http.post(moat.https_url("/_moat/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Signs in; returns the `name=value` of the session cookie.
+async fn sign_in(moat: &Moat, http: &reqwest::Client) -> String {
+    let resp = post_login(moat, http, form("admin", PASSWORD, "/app/")).await;
+    assert_eq!(resp.status(), 303, "{}", moat.logs());
+    session_of(&resp)
+}
+
+fn session_of(resp: &reqwest::Response) -> String {
+    let set = resp.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+async fn get(moat: &Moat, http: &reqwest::Client, path: &str, cookie: &str) -> reqwest::Response {
+    http.get(moat.https_url(path))
+        .header("accept", "text/html")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The headers the upstream received, by lower-case name.
+async fn upstream_headers(resp: reqwest::Response) -> Vec<(String, String)> {
+    assert_eq!(resp.status(), 200);
+    let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    v["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_owned(),
+                p[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn login_page_session_cookie_and_sign_out() {
+    let moat = start("", "").await;
+    let http = client::http1(&moat.self_signed_cert());
+
+    // A browser navigation is sent to the login page, remembering where to.
+    let resp = http
+        .get(moat.https_url("/app/some/page?q=1"))
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, "/_moat/login?next=/app/some/page%3Fq%3D1");
+
+    // The login page: no script at all, its own strict CSP.
+    let resp = http.get(moat.https_url(&location)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(resp.headers()["x-frame-options"], "DENY");
+    let page = resp.text().await.unwrap();
+    assert!(!page.to_lowercase().contains("<script"), "{page}");
+    assert!(page.contains("value=\"/app/some/page?q=1\""), "{page}");
+
+    // A wrong password shows the form again with a message.
+    let resp = post_login(&moat, &http, form("admin", "wrong", "/app/")).await;
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().get("set-cookie").is_none());
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("Wrong user name or password")
+    );
+
+    // The right one sets the session cookie with every protective flag.
+    let resp = post_login(&moat, &http, form("admin", PASSWORD, "/app/some/page?q=1")).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/app/some/page?q=1");
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.starts_with("__Host-moat_session="), "{set}");
+    for flag in ["; Secure", "; HttpOnly", "; SameSite=Lax", "; Path=/"] {
+        assert!(set.contains(flag), "{flag} missing: {set}");
+    }
+    assert!(!set.to_lowercase().contains("domain="), "{set}");
+    let session = session_of(&resp);
+
+    // With it the app is reached, as admin; moat's cookie is not passed on,
+    // the app's own cookies are.
+    let resp = get(&moat, &http, "/app/x", &format!("theme=dark; {session}")).await;
+    let seen = upstream_headers(resp).await;
+    assert_eq!(values(&seen, "x-moat-user"), ["admin"]);
+    assert_eq!(values(&seen, "cookie"), ["theme=dark"]);
+
+    // A cookie altered by one character is refused.
+    let mut forged = session.clone().into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let resp = get(
+        &moat,
+        &http,
+        "/app/x",
+        std::str::from_utf8(&forged).unwrap(),
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+
+    // Sign-out ends the session on the server, not just in the browser.
+    let resp = http
+        .post(moat.https_url("/_moat/logout"))
+        .header("cookie", &session)
+        .header(
+            "origin",
+            format!("https://localhost:{}", moat.https.unwrap().port()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/_moat/login?signed_out=1");
+    assert!(
+        resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let resp = get(&moat, &http, "/app/x", &session).await;
+    assert_eq!(resp.status(), 303, "the old cookie no longer works");
+    moat.wait_stderr("signed out").await;
+}
+
+#[tokio::test]
+async fn cross_origin_sign_in_and_open_redirects_are_refused() {
+    let moat = start("", "").await;
+    let http = client::http1(&moat.self_signed_cert());
+    for (name, value) in [
+        ("sec-fetch-site", "cross-site"),
+        ("origin", "https://evil.example"),
+    ] {
+        let resp = http
+            .post(moat.https_url("/_moat/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(name, value)
+            .body(form("admin", PASSWORD, "/app/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{name}: {value}");
+        assert!(resp.headers().get("set-cookie").is_none());
+    }
+    // After signing in, `next` never leads off this host.
+    for next in [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+    ] {
+        let resp = post_login(&moat, &http, form("admin", PASSWORD, next)).await;
+        assert_eq!(resp.status(), 303);
+        assert_eq!(resp.headers()["location"], "/", "{next}");
+    }
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_out_the_address_and_the_user() {
+    // Trusting loopback lets the test speak for many client addresses.
+    let moat = start("", "trusted_proxies = [\"127.0.0.1\"]\n").await;
+    let http = client::http1(&moat.self_signed_cert());
+    let attempt = |ip: String, password: &'static str| {
+        let http = http.clone();
+        let url = moat.https_url("/_moat/login");
+        async move {
+            http.post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("sec-fetch-site", "same-origin")
+                .header("x-forwarded-for", ip)
+                .body(form("admin", password, "/app/"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Per address: five failures, then even the right password is refused.
+    for _ in 0..4 {
+        assert_eq!(attempt("203.0.113.1".into(), "wrong").await.status(), 401);
+    }
+    let locked = attempt("203.0.113.1".into(), "wrong").await;
+    assert_eq!(locked.status(), 429);
+    let retry: u64 = locked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 800 && retry <= 900, "{retry}");
+    assert_eq!(attempt("203.0.113.1".into(), PASSWORD).await.status(), 429);
+    // Another address is not affected...
+    assert_eq!(attempt("203.0.113.2".into(), PASSWORD).await.status(), 303);
+    // ...until the user name itself has failed ten times, from anywhere.
+    for i in 0..10 {
+        let s = attempt(format!("198.51.100.{i}"), "wrong").await.status();
+        assert!(s == 401 || s == 429, "{s}");
+    }
+    assert_eq!(attempt("192.0.2.77".into(), PASSWORD).await.status(), 429);
+    moat.wait_stderr("locked out").await;
+}
+
+#[tokio::test]
+async fn non_browser_clients_get_a_challenge_and_may_use_basic_over_tls() {
+    let moat = start("", "").await;
+    let http = client::http1(&moat.self_signed_cert());
+    let resp = http.get(moat.https_url("/app/api")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        "Basic realm=\"moat\", charset=\"UTF-8\""
+    );
+    // A script's fetch is not redirected to a page it cannot use.
+    let resp = http
+        .get(moat.https_url("/app/api"))
+        .header("sec-fetch-mode", "cors")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    let resp = http
+        .get(moat.https_url("/app/api"))
+        .basic_auth("admin", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    for _ in 0..2 {
+        let resp = http
+            .get(moat.https_url("/app/api"))
+            .basic_auth("admin", Some(PASSWORD))
+            .header("x-moat-user", "root")
+            .send()
+            .await
+            .unwrap();
+        let seen = upstream_headers(resp).await;
+        assert_eq!(
+            values(&seen, "x-moat-user"),
+            ["admin"],
+            "spoofed value replaced"
+        );
+        assert!(
+            values(&seen, "authorization").is_empty(),
+            "moat's credentials are not passed upstream"
+        );
+    }
+}
+
+#[tokio::test]
+async fn spoofed_identity_headers_never_reach_an_open_app() {
+    let moat = start("auth = \"none\"", "").await;
+    let http = client::http1(&moat.self_signed_cert());
+    let resp = http
+        .get(moat.https_url("/app/x"))
+        .header("x-moat-user", "root")
+        .header("X-Moat-Identity", "forged")
+        .header("x-moat-anything", "1")
+        .send()
+        .await
+        .unwrap();
+    let seen = upstream_headers(resp).await;
+    assert!(
+        seen.iter().all(|(k, _)| !k.starts_with("x-moat-")),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn plain_http_has_no_secure_cookie_and_refuses_basic() {
+    let moat = start("", "[tls]\nenabled = false\n").await;
+    let http = client::plain();
+    let resp = http
+        .post(moat.http_url("/_moat/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(form("admin", PASSWORD, "/app/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set.starts_with("moat_session=") && !set.contains("Secure"),
+        "{set}"
+    );
+    // Credentials in clear text are never accepted.
+    let resp = http
+        .get(moat.http_url("/app/x"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(
+        resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("MoatLogin")
+    );
+}
+
+#[tokio::test]
+async fn idle_and_absolute_timeouts_end_sessions() {
+    let moat = start(
+        "",
+        "[auth]\nidle_timeout = \"2s\"\nabsolute_timeout = \"5s\"\n",
+    )
+    .await;
+    let http = client::http1(&moat.self_signed_cert());
+    // Used every second, a session outlives its idle timeout but not its
+    // absolute one.
+    let session = sign_in(&moat, &http).await;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(get(&moat, &http, "/app/x", &session).await.status(), 200);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(get(&moat, &http, "/app/x", &session).await.status(), 303);
+    // Left alone, a session ends after the idle timeout.
+    let session = sign_in(&moat, &http).await;
+    assert_eq!(get(&moat, &http, "/app/x", &session).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(get(&moat, &http, "/app/x", &session).await.status(), 303);
+}
+
+#[tokio::test]
+async fn the_system_account_can_be_disabled() {
+    let moat = start("", "[auth]\nsystem_account = false\n").await;
+    let http = client::http1(&moat.self_signed_cert());
+    let resp = post_login(&moat, &http, form("admin", PASSWORD, "/app/")).await;
+    assert_eq!(resp.status(), 401);
+    let page = http
+        .get(moat.https_url("/_moat/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Sign-in is disabled"), "{page}");
+}
+
+/// The identity token verifies with the key moat publishes, checked by an
+/// independent JWT implementation (Python's PyJWT).
+#[tokio::test]
+async fn identity_jwt_verifies_with_the_published_key() {
+    let moat = start("identity_jwt = true", "").await;
+    let http = client::http1(&moat.self_signed_cert());
+    let resp = http
+        .get(moat.https_url("/app/x"))
+        .basic_auth("admin", Some(PASSWORD))
+        .header("x-moat-identity", "forged")
+        .send()
+        .await
+        .unwrap();
+    let seen = upstream_headers(resp).await;
+    let tokens = values(&seen, "x-moat-identity");
+    assert_eq!(tokens.len(), 1, "{seen:?}");
+    assert_ne!(tokens[0], "forged");
+    let jwks = http
+        .get(moat.https_url("/_moat/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let verify = |token: &str, audience: &str| {
+        std::process::Command::new("python3")
+            .args(["-c", PYJWT_VERIFY, &jwks, token, audience])
+            .output()
+            .unwrap()
+    };
+    let ok = verify(tokens[0], "app");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let claims: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(claims["sub"], "admin");
+    assert_eq!(claims["iss"], "moat");
+    assert!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap() <= 60);
+    // The token is for this app only, and any change breaks it.
+    assert!(!verify(tokens[0], "other-app").status.success());
+    let mut tampered = tokens[0].to_owned();
+    tampered.insert(tampered.find('.').unwrap() + 2, 'x');
+    assert!(!verify(&tampered, "app").status.success());
+}
+
+const PYJWT_VERIFY: &str = r#"
+import json, sys, jwt
+jwks, token, audience = sys.argv[1], sys.argv[2], sys.argv[3]
+kid = jwt.get_unverified_header(token)["kid"]
+key = next(k for k in jwt.PyJWKSet.from_json(jwks).keys if k.key_id == kid)
+claims = jwt.decode(token, key.key, algorithms=["EdDSA"], audience=audience, issuer="moat")
+print(json.dumps(claims))
+"#;
