@@ -33,17 +33,14 @@ impl Config {
             .filter(|other| Some(other.name.as_str()) != replacing)
             .find_map(|other| {
                 let by = match other.origin {
-                    AppOrigin::ConfigFile => "the config file",
-                    AppOrigin::Api => "the admin API",
+                    AppOrigin::ConfigFile => "defined in the config file",
+                    AppOrigin::Api => "created through the admin API",
                 };
                 if other.name == app.name {
-                    Some(format!(
-                        "an app named {:?} is already defined in {by}",
-                        app.name
-                    ))
+                    Some(format!("an app named {:?} already exists ({by})", app.name))
                 } else if other.host == app.host && other.path == app.path {
                     Some(format!(
-                        "app {:?} (defined in {by}) is already mounted on {}{}",
+                        "app {:?} ({by}) is already mounted on {}{}",
                         other.name,
                         app.host.as_deref().unwrap_or(""),
                         app.path

@@ -474,3 +474,228 @@ async fn cli_talks_to_a_remote_moat() {
     );
     assert!(out.status.success(), "{}", show(&out));
 }
+
+/// Apps created through the CLI are served at once, survive a restart,
+/// yield to the config file, and every change is in the audit log.
+#[tokio::test]
+async fn app_lifecycle_persists_and_is_audited() {
+    let a = upstream::echo("a").await;
+    let config = format!(
+        "{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"grafana\"\npath = \"/grafana\"\nupstream = \"http://{a}\"\n"
+    );
+    let mut m = Moat::start(BIN, &config).await;
+    let http = moat_testkit::client::http1(&m.self_signed_cert());
+    let data = m.data_dir();
+    let data = data.to_str().unwrap().to_owned();
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--data-dir", data.as_str()]);
+        moat(&all)
+    };
+    let up = format!("http://{a}");
+
+    let out = cli(&[
+        "app",
+        "create",
+        "wiki",
+        "--path",
+        "/wiki",
+        "--upstream",
+        &up,
+        "--auth",
+        "none",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["defined_in"], "api");
+    assert_eq!(v["auth"], "none");
+    let resp = http.get(m.https_url("/wiki/page")).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "served at once");
+
+    // Clashes are refused with exit code 6 and say with what.
+    for (args, says) in [
+        (
+            vec![
+                "app",
+                "create",
+                "wiki",
+                "--path",
+                "/other",
+                "--upstream",
+                &up,
+            ],
+            "already exists",
+        ),
+        (
+            vec![
+                "app",
+                "create",
+                "x",
+                "--path",
+                "/grafana",
+                "--upstream",
+                &up,
+            ],
+            "mounted on /grafana",
+        ),
+        (
+            vec![
+                "app",
+                "create",
+                "grafana",
+                "--path",
+                "/g2",
+                "--upstream",
+                &up,
+            ],
+            "config file",
+        ),
+        (
+            vec!["app", "update", "grafana", "--strip-path", "true"],
+            "read-only",
+        ),
+        (vec!["app", "delete", "grafana"], "read-only"),
+    ] {
+        let out = cli(&args);
+        assert_eq!(out.status.code(), Some(6), "{args:?}: {}", show(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{args:?}: {}",
+            show(&out)
+        );
+    }
+    // A bad definition names the field and the fix.
+    let out = cli(&[
+        "app",
+        "create",
+        "bad",
+        "--path",
+        "/bad",
+        "--upstream",
+        "ftp://x",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("upstream: \"ftp://x\"") && err.contains("fix:"),
+        "{err}"
+    );
+    let out = cli(&["app", "update", "nope", "--strip-path", "true"]);
+    assert_eq!(out.status.code(), Some(5), "{}", show(&out));
+
+    // An update changes only what it names.
+    let out = cli(&["app", "update", "wiki", "--strip-path", "true", "--json"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["strip_path"], true);
+    assert_eq!(v["path"], "/wiki");
+    let seen = http
+        .get(m.https_url("/wiki/page"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let seen: serde_json::Value = serde_json::from_str(&seen).unwrap();
+    assert_eq!(seen["uri"], "/page");
+    let out = cli(&["app", "reload", "wiki"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "reloaded app wiki\n");
+
+    // Restart (killed, not stopped): the app is still there.
+    let dir = std::mem::replace(&mut m.dir, tempfile::tempdir().unwrap());
+    drop(m);
+    let m = Moat::start_in(BIN, &config, dir).await;
+    let out = cli(&["app", "show", "wiki", "--json"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["strip_path"], true);
+    let http = moat_testkit::client::http1(&m.self_signed_cert());
+    assert_eq!(
+        http.get(m.https_url("/wiki/page"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let out = cli(&["app", "delete", "wiki"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        http.get(m.https_url("/wiki/page"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    // The audit log: newest first, who, from where, before and after.
+    let out = cli(&["audit", "list", "--json"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["app.delete", "app.reload", "app.update", "app.create"]
+    );
+    let uid = unsafe { libc::geteuid() };
+    for e in log.as_array().unwrap() {
+        assert_eq!(e["source"], format!("unix:uid={uid}"));
+        assert_eq!(e["target"], "wiki");
+        assert!(e["time"].as_str().unwrap().ends_with('Z'));
+    }
+    assert_eq!(log[2]["before"]["strip_path"], false);
+    assert_eq!(log[2]["after"]["strip_path"], true);
+    assert_eq!(log[0]["after"], serde_json::Value::Null);
+    let out = cli(&["audit", "list", "--action", "app.create"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("TIME") && text.contains("app.create") && !text.contains("app.delete"),
+        "{text}"
+    );
+}
+
+/// The config file wins a clash with a stored app; the stored app is
+/// left out (and said so in the log) until the clash is gone.
+#[tokio::test]
+async fn the_config_file_wins_over_a_stored_app() {
+    let a = upstream::echo("a").await;
+    let mut m = Moat::start(BIN, TEST_SERVER).await;
+    let data = m.data_dir();
+    let data = data.to_str().unwrap().to_owned();
+    let up = format!("http://{a}");
+    let out = moat(&[
+        "app",
+        "create",
+        "wiki",
+        "--path",
+        "/wiki",
+        "--upstream",
+        &up,
+        "--data-dir",
+        &data,
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+
+    let dir = std::mem::replace(&mut m.dir, tempfile::tempdir().unwrap());
+    drop(m);
+    let config = format!(
+        "{TEST_SERVER}[[apps]]\nname = \"wiki\"\npath = \"/w2\"\nupstream = \"http://{a}\"\n"
+    );
+    let m = Moat::start_in(BIN, &config, dir).await;
+    m.wait_stderr("the config file wins").await;
+    let out = moat(&["app", "list", "--json", "--data-dir", &data]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["defined_in"], "config");
+    assert_eq!(v[0]["path"], "/w2");
+}
