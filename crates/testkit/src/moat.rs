@@ -108,16 +108,42 @@ impl Moat {
 
     /// GET on the admin socket, parsed as JSON.
     pub async fn admin_get(&self, path: &str) -> std::io::Result<serde_json::Value> {
+        self.admin_request("GET", path, None).await.map(|(_, v)| v)
+    }
+
+    /// Any request on the admin socket with an optional JSON body; returns
+    /// the status and the body parsed as JSON (`null` when empty).
+    pub async fn admin_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> std::io::Result<(u16, serde_json::Value)> {
         let mut s = tokio::net::UnixStream::connect(self.socket()).await?;
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
         s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: moat\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: moat\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
         )
         .await?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await?;
         let text = String::from_utf8_lossy(&buf);
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("no status line: {text}")))?;
         let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-        serde_json::from_str(body).map_err(|e| std::io::Error::other(format!("{e}: {text}")))
+        let value = if body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(body).map_err(|e| std::io::Error::other(format!("{e}: {text}")))?
+        };
+        Ok((status, value))
     }
 
     pub fn signal(&self, sig: i32) {
