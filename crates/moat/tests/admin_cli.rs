@@ -467,6 +467,27 @@ async fn cli_talks_to_a_remote_moat() {
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     let out = moat_env(&["app", "show", "nope", "--client-config", cfg], &[]);
     assert_eq!(out.status.code(), Some(5), "{}", show(&out));
+    // A change over TCP is audited under the admin user and the address.
+    let out = moat_env(
+        &[
+            "app",
+            "create",
+            "remote",
+            "--path",
+            "/remote",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--client-config",
+            cfg,
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let out = moat_env(&["audit", "list", "--json", "--client-config", cfg], &[]);
+    let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(log[0]["action"], "app.create");
+    assert_eq!(log[0]["actor"], "admin");
+    assert_eq!(log[0]["source"], "tcp:127.0.0.1");
 
     // Environment variables only, with the named unsafe switch.
     let env = [
@@ -476,7 +497,7 @@ async fn cli_talks_to_a_remote_moat() {
     ];
     let out = moat_env(&["app", "list"], &env);
     assert!(out.status.success(), "{}", show(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("welcome"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("remote"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("skip_cert_check is on"));
 
     // Without a trusted certificate the connection is refused.

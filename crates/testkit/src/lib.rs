@@ -9,7 +9,9 @@
 //! - [`cli`]: run the `moat` command and show its output on failure.
 //! - [`client`]: TLS client configs and reqwest clients for a moat.
 //! - [`certs`]: certificates for test host names.
+//! - [`browser`]: headless Chromium driven through chromedriver.
 
+pub mod browser;
 pub mod certs;
 pub mod cli;
 pub mod client;

@@ -1,0 +1,128 @@
+//! Signing in through a real browser (headless Chromium): the login page,
+//! its stylesheet under its own CSP, the cookie's flags as the browser
+//! stored them, sign-out, and the idle timeout.
+
+use std::time::Duration;
+
+use moat_testkit::Moat;
+use moat_testkit::browser::Browser;
+use moat_testkit::browser::fantoccini::Locator;
+use moat_testkit::moat::TEST_SERVER;
+
+const BIN: &str = env!("CARGO_BIN_EXE_moat");
+
+/// The password moat printed at start (no hash configured).
+fn printed_password(moat: &Moat) -> String {
+    let out = moat.stdout();
+    out.lines()
+        .find_map(|l| l.strip_prefix("    "))
+        .unwrap_or_else(|| panic!("no password printed:\n{out}"))
+        .to_owned()
+}
+
+async fn fill_and_submit(b: &Browser, user: &str, password: &str) {
+    let c = &b.client;
+    let field = c.find(Locator::Id("user")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(user).await.unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn text_of(b: &Browser, css: &str) -> String {
+    b.client
+        .wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_person_signs_in_to_the_welcome_app_and_out_again() {
+    // The embedded default's welcome app, with a short idle timeout.
+    let moat = Moat::start(
+        BIN,
+        &format!("{TEST_SERVER}[auth]\nidle_timeout = \"4s\"\n"),
+    )
+    .await;
+    let password = printed_password(&moat);
+    let b = Browser::start().await;
+    let c = &b.client;
+
+    c.goto(&moat.https_url("/")).await.unwrap();
+    b.wait_location("/_moat/login?next=/").await;
+    assert_eq!(c.title().await.unwrap(), "Sign in · moat");
+    // The stylesheet loaded under the page's own strict CSP.
+    let background = c
+        .execute(
+            "return getComputedStyle(document.querySelector('button')).backgroundColor",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(background, "rgb(47, 111, 94)");
+
+    fill_and_submit(&b, "admin", "not the password").await;
+    b.wait_location("/_moat/login").await;
+    assert_eq!(
+        text_of(&b, ".message.error").await,
+        "Wrong user name or password."
+    );
+
+    fill_and_submit(&b, "admin", &password).await;
+    b.wait_location("/").await;
+    assert!(
+        text_of(&b, "body")
+            .await
+            .contains("moat is a security gateway")
+    );
+
+    // The cookie as the browser keeps it.
+    let cookie = c.get_named_cookie("__Host-moat_session").await.unwrap();
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(cookie.secure(), Some(true));
+    assert_eq!(format!("{:?}", cookie.same_site()), "Some(Lax)");
+    assert_eq!(cookie.path(), Some("/"));
+    assert!(cookie.expires().is_none(), "a browser-session cookie");
+    // Page scripts cannot read it.
+    let visible = c.execute("return document.cookie", vec![]).await.unwrap();
+    assert!(
+        !visible.as_str().unwrap().contains("moat_session"),
+        "{visible}"
+    );
+    b.screenshot(&moat.dir.path().join("signed-in.png")).await;
+
+    // Sign out: back to the login page, and the welcome app asks again.
+    c.goto(&moat.https_url("/_moat/logout")).await.unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_location("/_moat/login?signed_out=1").await;
+    assert_eq!(text_of(&b, ".message").await, "You are signed out.");
+    c.goto(&moat.https_url("/")).await.unwrap();
+    b.wait_location("/_moat/login?next=/").await;
+
+    // Signed in and then left alone past the idle timeout: asked again.
+    fill_and_submit(&b, "admin", &password).await;
+    b.wait_location("/").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    c.goto(&moat.https_url("/")).await.unwrap();
+    b.wait_location("/_moat/login?next=/").await;
+    b.close().await;
+}
