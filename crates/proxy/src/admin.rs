@@ -424,14 +424,10 @@ async fn patch_app(
     if let Some(resp) = read_only(&shared, &name) {
         return resp;
     }
-    let stored = match shared.store.apps().await {
-        Ok(apps) => apps.into_iter().find(|a| a.name == name),
+    let mut definition = match shared.store.app(&name).await {
+        Ok(stored) => stored.definition,
         Err(e) => return store_error(e),
     };
-    let Some(stored) = stored else {
-        return store_error(StoreError::AppNotFound(name));
-    };
-    let mut definition = stored.definition;
     merge_patch(&mut definition, &patch);
     if definition.get("name").and_then(Value::as_str) != Some(name.as_str()) {
         return error(
@@ -449,11 +445,7 @@ async fn update(shared: Arc<Shared>, actor: Actor, name: String, body: Value) ->
         Err(resp) => return resp,
     };
     let _guard = shared.admin_writes.lock().await;
-    if !shared.api_apps().iter().any(|a| a.name == name)
-        && !matches!(shared.store.apps().await, Ok(apps) if apps.iter().any(|a| a.name == name))
-    {
-        return store_error(StoreError::AppNotFound(name));
-    }
+    // An unknown name fails in the store (404) after the checks.
     let result = change_apps(&shared, Some(&name), Some(app), || async {
         shared
             .store
@@ -561,7 +553,7 @@ async fn audit_log(
                 .into_iter()
                 .map(|e| AuditEntry {
                     id: e.id,
-                    time: rfc3339_ms(e.at_ms),
+                    time: crate::access_log::rfc3339(e.at),
                     actor: e.actor,
                     source: e.source,
                     action: e.action,
@@ -596,46 +588,9 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-/// Unix milliseconds → `2026-11-24T09:15:02.123Z`.
-fn rfc3339_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339() {
-        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_ms(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
-        assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
-    }
 
     #[test]
     fn merge_patch_rfc7396() {

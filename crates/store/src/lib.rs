@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
@@ -52,7 +51,7 @@ pub enum StoreError {
 }
 
 /// Who made a change, and from where.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     /// A user name (`admin`, or the local account behind the socket).
     pub name: String,
@@ -71,11 +70,10 @@ pub struct StoredApp {
 }
 
 /// One admin change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
     pub id: i64,
-    /// Unix milliseconds.
-    pub at_ms: i64,
+    pub at: SystemTime,
     pub actor: String,
     pub source: String,
     /// What was done, e.g. `app.create`.
@@ -140,16 +138,18 @@ impl Store {
             sqlx::query("SELECT name, definition, created_at, updated_at FROM apps ORDER BY name")
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredApp {
-                    name: r.get("name"),
-                    definition: serde_json::from_str(r.get::<&str, _>("definition"))?,
-                    created_at: from_ms(r.get("created_at")),
-                    updated_at: from_ms(r.get("updated_at")),
-                })
-            })
-            .collect()
+        rows.iter().map(stored_app).collect()
+    }
+
+    /// One stored app.
+    pub async fn app(&self, name: &str) -> Result<StoredApp, StoreError> {
+        let row =
+            sqlx::query("SELECT name, definition, created_at, updated_at FROM apps WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| StoreError::AppNotFound(name.to_owned()))?;
+        stored_app(&row)
     }
 
     /// Stores a new app; an app of that name must not exist.
@@ -269,7 +269,7 @@ impl Store {
             .map(|r| {
                 Ok(AuditEntry {
                     id: r.get("id"),
-                    at_ms: r.get("at"),
+                    at: from_ms(r.get("at")),
                     actor: r.get("actor"),
                     source: r.get("source"),
                     action: r.get("action"),
@@ -285,6 +285,15 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+fn stored_app(r: &sqlx::sqlite::SqliteRow) -> Result<StoredApp, StoreError> {
+    Ok(StoredApp {
+        name: r.get("name"),
+        definition: serde_json::from_str(r.get::<&str, _>("definition"))?,
+        created_at: from_ms(r.get("created_at")),
+        updated_at: from_ms(r.get("updated_at")),
+    })
 }
 
 fn migrator() -> Migrator {
