@@ -15,6 +15,8 @@
 //! - [`route`]: which app a request belongs to, by host and path prefix.
 //! - [`static_path`]: turning a request path into a safe relative file path.
 //! - [`negotiate`]: choosing a precompressed variant from `Accept-Encoding`.
+//! - [`csp`]: Content-Security-Policy parsing, dangerous sources, and
+//!   composition from layers with each source's origin.
 //! - [`csrf`]: is a state-changing request cross-origin (Go's
 //!   `CrossOriginProtection` algorithm).
 //! - [`login`]: who is sent to the login page, where they return, reading
@@ -29,6 +31,7 @@
 pub mod basic_auth;
 pub mod client_ip;
 pub mod conditional;
+pub mod csp;
 pub mod csrf;
 pub mod forwarding;
 pub mod hop_by_hop;
