@@ -111,3 +111,81 @@ pub struct AuditEntry {
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
 }
+
+/// `GET /api/v1/apps/{name}/csp`: an app's effective policy, explained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CspExplain {
+    pub app: String,
+    /// `Content-Security-Policy` or `Content-Security-Policy-Report-Only`.
+    pub header: String,
+    /// The header's value.
+    pub policy: String,
+    pub directives: Vec<CspDirective>,
+    /// Requested by the manifest, waiting for an approval.
+    pub pending: Vec<CspPending>,
+    /// Requested but dangerous; applied only if the admin layer lists them
+    /// in allow_unsafe.
+    pub refused: Vec<CspRefused>,
+    /// Requested for a directive nothing restricts: allowed already.
+    pub unrestricted: Vec<CspPair>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CspDirective {
+    pub directive: String,
+    pub sources: Vec<CspSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CspSource {
+    pub source: String,
+    /// `base`, `manifest`, `admin` or `moat`.
+    pub layer: String,
+    /// How a manifest's request was approved, or `not needed`.
+    pub approval: String,
+    /// Copied from this directive (CSP fallback) when the directive was made.
+    pub inherited_from: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CspPair {
+    pub directive: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CspPending {
+    pub directive: String,
+    pub source: String,
+    /// The command that approves it.
+    pub approve_with: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CspRefused {
+    pub directive: String,
+    pub source: String,
+    pub reason: String,
+}
+
+/// Body of `POST /api/v1/apps/{name}/csp/approve` and `.../revoke`: one
+/// source (in every directive that requests it, or in `directive` only),
+/// or `all` pending requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CspChangeRequest {
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub directive: Option<String>,
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// The answer to an approval or revocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CspChange {
+    /// "DIRECTIVE SOURCE" entries approved or revoked.
+    pub changed: Vec<String>,
+    /// The app's policy now.
+    pub policy: String,
+}

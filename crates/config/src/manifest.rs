@@ -19,6 +19,31 @@ pub struct Manifest {
     /// with `index.html` (for requests that accept HTML), so the app's
     /// client-side router can handle it.
     pub spa: bool,
+    /// Sources the app asks for, by directive. Nothing here is applied
+    /// until an admin approves it.
+    pub csp: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// The admin-owned `config.json` beside a bundle's manifest: settings an
+/// admin keeps with the app that survive updates of its files.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminFile {
+    pub csp: crate::raw::RawAppCsp,
+}
+
+pub const ADMIN_FILE_NAME: &str = "config.json";
+
+/// Reads `DIR/config.json` if there is one.
+pub fn read_admin_file(dir: &Path) -> Result<Option<AdminFile>, String> {
+    let path = dir.join(ADMIN_FILE_NAME);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("{} is not valid: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
 }
 
 pub const FILE_NAME: &str = "manifest.json";

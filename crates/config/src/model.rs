@@ -19,8 +19,114 @@ pub struct Config {
     pub tls: Tls,
     pub security: Security,
     pub auth: Auth,
+    pub headers: Headers,
+    pub csp: Csp,
     pub log: Log,
     pub apps: Vec<App>,
+}
+
+/// Security headers for one app: each `None` is not sent (and an
+/// upstream's copy is still removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Headers {
+    pub frame_options: Option<String>,
+    pub content_type_options: Option<String>,
+    pub referrer_policy: Option<String>,
+    pub cross_origin_opener_policy: Option<String>,
+    pub cross_origin_embedder_policy: Option<String>,
+    pub cross_origin_resource_policy: Option<String>,
+    pub permissions_policy: Option<String>,
+    /// More upstream headers to remove (lower case).
+    pub hide_upstream: Vec<String>,
+}
+
+/// An app's changes to `[headers]`: `None` keeps the global value,
+/// `Some(None)` turns the header off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderOverrides {
+    pub frame_options: Option<Option<String>>,
+    pub content_type_options: Option<Option<String>>,
+    pub referrer_policy: Option<Option<String>>,
+    pub cross_origin_opener_policy: Option<Option<String>>,
+    pub cross_origin_embedder_policy: Option<Option<String>>,
+    pub cross_origin_resource_policy: Option<Option<String>>,
+    pub permissions_policy: Option<Option<String>>,
+    pub hide_upstream: Vec<String>,
+}
+
+impl Headers {
+    /// These headers with an app's overrides applied.
+    pub fn with(&self, o: &HeaderOverrides) -> Headers {
+        let pick = |global: &Option<String>, app: &Option<Option<String>>| {
+            app.clone().unwrap_or_else(|| global.clone())
+        };
+        let mut hide = self.hide_upstream.clone();
+        hide.extend(o.hide_upstream.iter().cloned());
+        Headers {
+            frame_options: pick(&self.frame_options, &o.frame_options),
+            content_type_options: pick(&self.content_type_options, &o.content_type_options),
+            referrer_policy: pick(&self.referrer_policy, &o.referrer_policy),
+            cross_origin_opener_policy: pick(
+                &self.cross_origin_opener_policy,
+                &o.cross_origin_opener_policy,
+            ),
+            cross_origin_embedder_policy: pick(
+                &self.cross_origin_embedder_policy,
+                &o.cross_origin_embedder_policy,
+            ),
+            cross_origin_resource_policy: pick(
+                &self.cross_origin_resource_policy,
+                &o.cross_origin_resource_policy,
+            ),
+            permissions_policy: pick(&self.permissions_policy, &o.permissions_policy),
+            hide_upstream: hide,
+        }
+    }
+}
+
+/// The base policy and the server-wide approvals.
+#[derive(Debug, Clone)]
+pub struct Csp {
+    pub base: moat_policy::csp::Policy,
+    pub report_only: bool,
+    pub rules: Vec<moat_policy::csp::AllowRule>,
+}
+
+impl AppCsp {
+    /// Adds another admin layer (a bundle's config.json) to this one.
+    pub fn merge(&mut self, other: AppCsp) {
+        fn union(a: &mut Vec<moat_policy::csp::Grant>, b: Vec<moat_policy::csp::Grant>) {
+            for g in b {
+                if !a.contains(&g) {
+                    a.push(g);
+                }
+            }
+        }
+        union(&mut self.requested, other.requested);
+        union(&mut self.add, other.add);
+        union(&mut self.remove, other.remove);
+        union(&mut self.approve, other.approve);
+        union(&mut self.allow_unsafe, other.allow_unsafe);
+        self.approve_all |= other.approve_all;
+        self.report_only |= other.report_only;
+        self.nonce |= other.nonce;
+    }
+}
+
+/// One app's CSP layers: what its manifest requests and what its admin
+/// layer says (moat.toml and the bundle's config.json, merged).
+#[derive(Debug, Clone, Default)]
+pub struct AppCsp {
+    pub requested: Vec<moat_policy::csp::Grant>,
+    pub add: Vec<moat_policy::csp::Grant>,
+    pub remove: Vec<moat_policy::csp::Grant>,
+    pub approve: Vec<moat_policy::csp::Grant>,
+    pub approve_all: bool,
+    pub allow_unsafe: Vec<moat_policy::csp::Grant>,
+    /// `Content-Security-Policy-Report-Only` instead of enforcing.
+    pub report_only: bool,
+    /// A fresh nonce per HTML response, added to its script and style tags.
+    pub nonce: bool,
 }
 
 impl Config {
@@ -204,6 +310,8 @@ pub struct App {
     /// Also send the user upstream as a short-lived signed JWT.
     pub identity_jwt: bool,
     pub origin: AppOrigin,
+    pub headers: HeaderOverrides,
+    pub csp: AppCsp,
 }
 
 /// Who may reach an app.

@@ -31,8 +31,113 @@ pub struct RawConfig {
     pub tls: RawTls,
     pub security: RawSecurity,
     pub auth: RawAuth,
+    pub headers: RawHeaders,
+    pub csp: RawCsp,
     pub log: RawLog,
     pub apps: Vec<RawApp>,
+}
+
+/// Security headers moat sends on every response. Each is a header value,
+/// or "off" for none.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHeaders {
+    pub frame_options: String,
+    pub content_type_options: String,
+    pub referrer_policy: String,
+    pub cross_origin_opener_policy: String,
+    pub cross_origin_embedder_policy: String,
+    pub cross_origin_resource_policy: String,
+    pub permissions_policy: String,
+    pub hide_upstream: Vec<String>,
+}
+
+impl Default for RawHeaders {
+    fn default() -> Self {
+        RawHeaders {
+            frame_options: "SAMEORIGIN".into(),
+            content_type_options: "nosniff".into(),
+            referrer_policy: "strict-origin-when-cross-origin".into(),
+            cross_origin_opener_policy: "same-origin".into(),
+            cross_origin_embedder_policy: "off".into(),
+            cross_origin_resource_policy: "same-origin".into(),
+            permissions_policy: DEFAULT_PERMISSIONS_POLICY.into(),
+            hide_upstream: Vec::new(),
+        }
+    }
+}
+
+/// Powerful browser features no app gets unless the admin says so.
+pub const DEFAULT_PERMISSIONS_POLICY: &str = "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()";
+
+/// Per-app overrides of `[headers]`; absent keys keep the global value.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAppHeaders {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_options: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type_options: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_origin_opener_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_origin_embedder_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_origin_resource_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions_policy: Option<String>,
+    pub hide_upstream: Vec<String>,
+}
+
+/// The base Content-Security-Policy and server-wide approvals.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCsp {
+    pub policy: String,
+    pub report_only: bool,
+    /// Dangerous sources the base policy may hold ("DIRECTIVE SOURCE").
+    pub allow_unsafe: Vec<String>,
+    pub allow: Vec<RawAllowRule>,
+}
+
+/// The base policy when none is configured.
+pub const DEFAULT_CSP: &str = "default-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'self'; form-action 'self'";
+
+impl Default for RawCsp {
+    fn default() -> Self {
+        RawCsp {
+            policy: DEFAULT_CSP.into(),
+            report_only: false,
+            allow_unsafe: Vec::new(),
+            allow: Vec::new(),
+        }
+    }
+}
+
+/// `[[csp.allow]]`: approves matching requests of every app.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAllowRule {
+    /// An exact source, or `regex:PATTERN` (anchored).
+    pub source: String,
+    /// Only requests for this directive; absent: any directive.
+    pub directive: Option<String>,
+}
+
+/// An app's admin CSP layer (`[apps.csp]`, or `csp` in an admin-owned
+/// `config.json` beside a bundle's manifest). Entries are "DIRECTIVE SOURCE".
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAppCsp {
+    pub add: Vec<String>,
+    pub remove: Vec<String>,
+    pub approve: Vec<String>,
+    pub approve_all: bool,
+    pub allow_unsafe: Vec<String>,
+    pub report_only: bool,
+    pub nonce: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -202,6 +307,8 @@ pub struct RawApp {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<String>,
     pub identity_jwt: bool,
+    pub headers: RawAppHeaders,
+    pub csp: RawAppCsp,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -26,6 +26,14 @@ fn default_file_documents_every_key() {
         ..Default::default()
     });
     raw.tls.certificates.push(raw::RawCertificate::default());
+    raw.csp.allow.push(raw::RawAllowRule {
+        source: String::new(),
+        directive: Some(String::new()),
+    });
+    raw.apps[0].headers = raw::RawAppHeaders {
+        frame_options: Some(String::new()),
+        ..Default::default()
+    };
     raw.data_dir = Some(String::new());
     let value = toml::Value::try_from(&raw).unwrap();
     fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {

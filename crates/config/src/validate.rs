@@ -11,6 +11,8 @@ use moat_policy::client_ip::TrustedProxies;
 use moat_policy::route::{host_without_port, normalize_prefix};
 use moat_policy::units::{parse_duration, parse_size};
 
+use moat_policy::csp::{self, AllowRule, Grant, Policy, SourcePattern};
+
 use crate::error::Problem;
 use crate::model::*;
 use crate::raw::{self, Human, RawApp, RawConfig};
@@ -242,6 +244,8 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
     }
 
     let log = validate_log(&mut c, &raw.log);
+    let headers = validate_headers(&mut c, &raw.headers);
+    let csp = validate_csp(&mut c, &raw.csp);
     let auth = Auth {
         system_account: raw.auth.system_account,
         idle_timeout: c.duration(
@@ -305,6 +309,8 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
             admin_over_tcp: raw.security.admin_over_tcp,
         },
         auth,
+        headers,
+        csp,
         log,
         apps,
     })
@@ -635,6 +641,48 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
             "set auth = \"system\", or remove identity_jwt",
         );
     }
+    let headers = validate_app_headers(c, prefix, &a.headers);
+    let mut csp = validate_app_csp(c, &format!("{prefix}csp."), &a.csp, None);
+    if let Some(AppSource::Static(bundle)) = &source {
+        // The bundle's own layers: what its manifest requests, and the
+        // admin's config.json beside it. Problems name the file.
+        let manifest_file = bundle.dir.join(manifest::FILE_NAME);
+        for (directive, sources) in &bundle.manifest.csp {
+            for (j, s) in sources.iter().enumerate() {
+                match Grant::new(directive, s) {
+                    Ok(g) => csp.requested.push(g),
+                    Err(e) => {
+                        c.problems.push(
+                            Problem::new(
+                                key("static"),
+                                format!(
+                                    "{}: csp.{directive}[{j}]: {}",
+                                    manifest_file.display(),
+                                    e.message
+                                ),
+                            )
+                            .fix(e.fix.unwrap_or_else(|| {
+                                "correct the request in the app's manifest".into()
+                            })),
+                        )
+                    }
+                }
+            }
+        }
+        match manifest::read_admin_file(&bundle.dir) {
+            Ok(Some(file)) => {
+                let path = bundle.dir.join(manifest::ADMIN_FILE_NAME);
+                let layer = validate_app_csp(c, &key("static"), &file.csp, Some(&path));
+                csp.merge(layer);
+            }
+            Ok(None) => {}
+            Err(e) => c.problem(
+                key("static"),
+                e,
+                "correct the JSON of config.json, or remove it",
+            ),
+        }
+    }
     if c.problems.len() > before {
         return None;
     }
@@ -650,6 +698,8 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
         auth,
         identity_jwt: a.identity_jwt,
         origin,
+        headers,
+        csp,
     })
 }
 
@@ -710,4 +760,316 @@ fn is_bcrypt_hash(h: &str) -> bool {
             && cost.parse::<u32>().is_ok_and(|c| (4..=31).contains(&c))
             && rest.len() == 53
             && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/'))
+}
+
+/// A header setting: "off" (any case) turns it off; otherwise one of
+/// `allowed` (case-insensitively, returned as listed), or any valid header
+/// value when `allowed` is empty.
+fn header_setting(c: &mut Checker<'_>, key: &str, v: &str, allowed: &[&str]) -> Option<String> {
+    let v = v.trim();
+    if v.eq_ignore_ascii_case("off") {
+        return None;
+    }
+    if allowed.is_empty() {
+        if v.is_empty() || http::HeaderValue::from_str(v).is_err() {
+            c.problem(
+                key,
+                format!("{v:?} is not a valid header value"),
+                "write the header value, or \"off\"",
+            );
+        }
+        return Some(v.to_owned());
+    }
+    // A comma list of tokens (Referrer-Policy allows fallbacks).
+    let ok = v
+        .split(',')
+        .map(str::trim)
+        .all(|t| allowed.iter().any(|a| a.eq_ignore_ascii_case(t)));
+    if !ok {
+        c.problem(
+            key,
+            format!("{v:?} is not a value moat knows for this header"),
+            format!("use one of {}, or \"off\"", allowed.join(", ")),
+        );
+        return None;
+    }
+    Some(
+        v.split(',')
+            .map(|t| {
+                let t = t.trim();
+                allowed
+                    .iter()
+                    .find(|a| a.eq_ignore_ascii_case(t))
+                    .copied()
+                    .unwrap_or(t)
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+const FRAME_OPTIONS: &[&str] = &["DENY", "SAMEORIGIN"];
+const CONTENT_TYPE_OPTIONS: &[&str] = &["nosniff"];
+const REFERRER_POLICY: &[&str] = &[
+    "no-referrer",
+    "no-referrer-when-downgrade",
+    "origin",
+    "origin-when-cross-origin",
+    "same-origin",
+    "strict-origin",
+    "strict-origin-when-cross-origin",
+    "unsafe-url",
+];
+const COOP: &[&str] = &[
+    "same-origin",
+    "same-origin-allow-popups",
+    "noopener-allow-popups",
+    "unsafe-none",
+];
+const COEP: &[&str] = &["require-corp", "credentialless", "unsafe-none"];
+const CORP: &[&str] = &["same-origin", "same-site", "cross-origin"];
+
+fn hide_list(c: &mut Checker<'_>, key: &str, names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .enumerate()
+        .filter_map(
+            |(i, n)| match http::HeaderName::from_bytes(n.trim().as_bytes()) {
+                Ok(h) => Some(h.as_str().to_owned()),
+                Err(_) => {
+                    c.problem(
+                        format!("{key}[{i}]"),
+                        format!("{n:?} is not a header name"),
+                        "write a header name such as \"X-Debug-Token\"",
+                    );
+                    None
+                }
+            },
+        )
+        .collect()
+}
+
+fn validate_headers(c: &mut Checker<'_>, h: &raw::RawHeaders) -> Headers {
+    Headers {
+        frame_options: header_setting(c, "headers.frame_options", &h.frame_options, FRAME_OPTIONS),
+        content_type_options: header_setting(
+            c,
+            "headers.content_type_options",
+            &h.content_type_options,
+            CONTENT_TYPE_OPTIONS,
+        ),
+        referrer_policy: header_setting(
+            c,
+            "headers.referrer_policy",
+            &h.referrer_policy,
+            REFERRER_POLICY,
+        ),
+        cross_origin_opener_policy: header_setting(
+            c,
+            "headers.cross_origin_opener_policy",
+            &h.cross_origin_opener_policy,
+            COOP,
+        ),
+        cross_origin_embedder_policy: header_setting(
+            c,
+            "headers.cross_origin_embedder_policy",
+            &h.cross_origin_embedder_policy,
+            COEP,
+        ),
+        cross_origin_resource_policy: header_setting(
+            c,
+            "headers.cross_origin_resource_policy",
+            &h.cross_origin_resource_policy,
+            CORP,
+        ),
+        permissions_policy: header_setting(
+            c,
+            "headers.permissions_policy",
+            &h.permissions_policy,
+            &[],
+        ),
+        hide_upstream: hide_list(c, "headers.hide_upstream", &h.hide_upstream),
+    }
+}
+
+fn validate_app_headers(
+    c: &mut Checker<'_>,
+    prefix: &str,
+    h: &raw::RawAppHeaders,
+) -> HeaderOverrides {
+    let key = |f: &str| format!("{prefix}headers.{f}");
+    let one = |c: &mut Checker<'_>, f: &str, v: &Option<String>, allowed: &[&str]| {
+        v.as_ref().map(|v| header_setting(c, &key(f), v, allowed))
+    };
+    HeaderOverrides {
+        frame_options: one(c, "frame_options", &h.frame_options, FRAME_OPTIONS),
+        content_type_options: one(
+            c,
+            "content_type_options",
+            &h.content_type_options,
+            CONTENT_TYPE_OPTIONS,
+        ),
+        referrer_policy: one(c, "referrer_policy", &h.referrer_policy, REFERRER_POLICY),
+        cross_origin_opener_policy: one(
+            c,
+            "cross_origin_opener_policy",
+            &h.cross_origin_opener_policy,
+            COOP,
+        ),
+        cross_origin_embedder_policy: one(
+            c,
+            "cross_origin_embedder_policy",
+            &h.cross_origin_embedder_policy,
+            COEP,
+        ),
+        cross_origin_resource_policy: one(
+            c,
+            "cross_origin_resource_policy",
+            &h.cross_origin_resource_policy,
+            CORP,
+        ),
+        permissions_policy: one(c, "permissions_policy", &h.permissions_policy, &[]),
+        hide_upstream: hide_list(c, &key("hide_upstream"), &h.hide_upstream),
+    }
+}
+
+/// "DIRECTIVE SOURCE" entries → grants. Problems go on `key[i]`, or, for a
+/// layer read from a file, on `key` with the file named in the message.
+fn grants(
+    c: &mut Checker<'_>,
+    key: &str,
+    list_name: &str,
+    items: &[String],
+    file: Option<&Path>,
+) -> Vec<Grant> {
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let parsed = match item.trim().split_once(char::is_whitespace) {
+            Some((d, s)) => Grant::new(d, s.trim()),
+            None => Err(csp::CspError {
+                message: format!("{item:?} is not \"DIRECTIVE SOURCE\""),
+                fix: Some("write the directive and the source, e.g. \"connect-src https://api.example.com\"".into()),
+            }),
+        };
+        match parsed {
+            Ok(g) => out.push(g),
+            Err(e) => {
+                let (k, message) = match file {
+                    Some(f) => (
+                        key.to_owned(),
+                        format!("{}: csp.{list_name}[{i}]: {}", f.display(), e.message),
+                    ),
+                    None => (format!("{key}{list_name}[{i}]"), e.message),
+                };
+                c.problems.push(
+                    Problem::new(k, message)
+                        .fix(e.fix.unwrap_or_else(|| "correct the entry".into())),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// An app's admin CSP layer from moat.toml (`file` = None, keys under
+/// `prefix`) or from a bundle's config.json.
+fn validate_app_csp(
+    c: &mut Checker<'_>,
+    prefix: &str,
+    l: &raw::RawAppCsp,
+    file: Option<&Path>,
+) -> AppCsp {
+    let allow_unsafe = grants(c, prefix, "allow_unsafe", &l.allow_unsafe, file);
+    let add = grants(c, prefix, "add", &l.add, file);
+    for (i, g) in add.iter().enumerate() {
+        if let Some(why) = csp::danger(&g.directive, &g.source) {
+            if !allow_unsafe.contains(g) {
+                let (k, message) = match file {
+                    Some(f) => (
+                        prefix.to_owned(),
+                        format!("{}: csp.add[{i}]: {g} is dangerous: {why}", f.display()),
+                    ),
+                    None => (
+                        format!("{prefix}add[{i}]"),
+                        format!("{g} is dangerous: {why}"),
+                    ),
+                };
+                c.problems.push(Problem::new(k, message).fix(format!(
+                    "if you accept the risk for this app, also list \"{g}\" in allow_unsafe"
+                )));
+            }
+        }
+    }
+    AppCsp {
+        requested: Vec::new(),
+        add,
+        remove: grants(c, prefix, "remove", &l.remove, file),
+        approve: grants(c, prefix, "approve", &l.approve, file),
+        approve_all: l.approve_all,
+        allow_unsafe,
+        report_only: l.report_only,
+        nonce: l.nonce,
+    }
+}
+
+fn validate_csp(c: &mut Checker<'_>, raw: &raw::RawCsp) -> Csp {
+    let allow_unsafe = grants(c, "csp.", "allow_unsafe", &raw.allow_unsafe, None);
+    let base = match Policy::parse(&raw.policy) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in errors {
+                c.problems.push(
+                    Problem::new("csp.policy", e.message)
+                        .fix(e.fix.unwrap_or_else(|| "correct the policy".into())),
+                );
+            }
+            Policy::default()
+        }
+    };
+    for (d, sources) in &base.directives {
+        for s in sources {
+            if let Some(why) = csp::danger(d, s) {
+                let g = Grant {
+                    directive: d.clone(),
+                    source: s.clone(),
+                };
+                if !allow_unsafe.contains(&g) {
+                    c.problem(
+                        "csp.policy",
+                        format!("{g} is dangerous: {why}"),
+                        format!("remove it, or if you accept the risk for every app, list \"{g}\" in csp.allow_unsafe"),
+                    );
+                }
+            }
+        }
+    }
+    let mut rules = Vec::new();
+    for (i, r) in raw.allow.iter().enumerate() {
+        let directive = match r.directive.as_deref().map(csp::check_directive) {
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => {
+                c.problem(
+                    format!("csp.allow[{i}].directive"),
+                    e.message,
+                    e.fix.unwrap_or_default(),
+                );
+                continue;
+            }
+            None => None,
+        };
+        match SourcePattern::parse(&r.source) {
+            Ok(pattern) => rules.push(AllowRule { directive, pattern }),
+            Err(e) => c.problem(
+                format!("csp.allow[{i}].source"),
+                e.message,
+                e.fix
+                    .unwrap_or_else(|| "write an exact source, or regex:PATTERN".into()),
+            ),
+        }
+    }
+    Csp {
+        base,
+        report_only: raw.report_only,
+        rules,
+    }
 }

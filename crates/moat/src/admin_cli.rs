@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use http::Method;
-use moat_admin::api::{AppDetail, AppSummary, AuditEntry, Status};
+use moat_admin::api::{
+    AppDetail, AppSummary, AuditEntry, CspChange, CspChangeRequest, CspExplain, Status,
+};
 use moat_admin::client::{self, AdminClient, ClientError};
 
 /// Where to find the server, and how to print.
@@ -68,6 +70,12 @@ pub enum Request<'a> {
         limit: u32,
         action: Option<String>,
         app: Option<String>,
+    },
+    CspShow(&'a str),
+    CspChange {
+        app: &'a str,
+        approve: bool,
+        body: CspChangeRequest,
     },
 }
 
@@ -136,6 +144,32 @@ pub fn run(target: &Target, request: Request<'_>) -> ExitCode {
                 )
                 .await
                 .map(|v| print(target, &v, |_| format!("reloaded app {name}\n"))),
+            Request::CspShow(app) => client
+                .get::<CspExplain>(&format!("{}/csp", app_path(app)))
+                .await
+                .map(|c| print(target, &c, csp_text)),
+            Request::CspChange { app, approve, body } => {
+                let verb = if approve { "approve" } else { "revoke" };
+                let body = serde_json::to_value(&body).expect("serializes");
+                client
+                    .call::<CspChange>(
+                        Method::POST,
+                        &format!("{}/csp/{verb}", app_path(app)),
+                        Some(&body),
+                    )
+                    .await
+                    .map(|c| {
+                        print(target, &c, |c| {
+                            let done = if approve { "approved" } else { "revoked" };
+                            let mut out = String::new();
+                            for ch in &c.changed {
+                                out.push_str(&format!("{done}: {ch}\n"));
+                            }
+                            out.push_str(&format!("policy now: {}\n", c.policy));
+                            out
+                        })
+                    })
+            }
             Request::AuditList { limit, action, app } => {
                 let mut path = format!("/api/v1/audit?limit={limit}");
                 if let Some(a) = action {
@@ -158,6 +192,50 @@ pub fn run(target: &Target, request: Request<'_>) -> ExitCode {
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+fn csp_text(c: &CspExplain) -> String {
+    let mut out = format!("{} of app {}:\n  {}\n\n", c.header, c.app, c.policy);
+    let mut rows = Vec::new();
+    for d in &c.directives {
+        for s in &d.sources {
+            let layer = match &s.inherited_from {
+                Some(from) => format!("{} (via {from})", s.layer),
+                None => s.layer.clone(),
+            };
+            rows.push(vec![
+                d.directive.clone(),
+                s.source.clone(),
+                layer,
+                s.approval.clone(),
+            ]);
+        }
+    }
+    out.push_str(&table(&["DIRECTIVE", "SOURCE", "LAYER", "APPROVAL"], rows));
+    if !c.pending.is_empty() {
+        out.push_str("\nRequested by the manifest, not applied until approved:\n");
+        for p in &c.pending {
+            out.push_str(&format!(
+                "  {} {}\n    approve: {}\n",
+                p.directive, p.source, p.approve_with
+            ));
+        }
+    }
+    if !c.refused.is_empty() {
+        out.push_str("\nRequested, refused as dangerous (only allow_unsafe in the app's admin layer accepts them):\n");
+        for r in &c.refused {
+            out.push_str(&format!("  {} {}: {}\n", r.directive, r.source, r.reason));
+        }
+    }
+    if !c.unrestricted.is_empty() {
+        out.push_str(
+            "\nRequested for directives the policy does not restrict (allowed already):\n",
+        );
+        for u in &c.unrestricted {
+            out.push_str(&format!("  {} {}\n", u.directive, u.source));
+        }
+    }
+    out
 }
 
 fn app_path(name: &str) -> String {

@@ -10,6 +10,7 @@ use moat_proxy::Gateway;
 use moat_proxy::admin_password::AdminPassword;
 
 use crate::admin_cli::{self, Request, Target};
+use moat_admin::api::CspChangeRequest;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,10 +57,55 @@ enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
+    /// Explain, approve and revoke the sources of an app's
+    /// Content-Security-Policy.
+    Csp {
+        #[command(subcommand)]
+        command: CspCommand,
+    },
     /// The record of every admin change.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CspCommand {
+    /// The app's effective policy, where each source came from, and the
+    /// requests waiting for approval.
+    Show {
+        app: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Approve a source the app's manifest requests (or --all of them).
+    Approve {
+        app: String,
+        /// The source, exactly as requested (e.g. https://api.example.com/v1/).
+        #[arg(required_unless_present = "all")]
+        source: Option<String>,
+        /// Only in this directive (default: every directive requesting it).
+        #[arg(long)]
+        directive: Option<String>,
+        /// Every pending request of the app.
+        #[arg(long, conflicts_with = "source")]
+        all: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Take back an approval given with `moat csp approve`.
+    Revoke {
+        app: String,
+        #[arg(required_unless_present = "all")]
+        source: Option<String>,
+        #[arg(long)]
+        directive: Option<String>,
+        /// Every approval of the app.
+        #[arg(long, conflicts_with = "source")]
+        all: bool,
+        #[command(flatten)]
+        target: Target,
     },
 }
 
@@ -240,6 +286,51 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::App {
             command: AppCommand::Reload { name, target },
         } => Ok(admin_cli::run(&target, Request::AppReload(&name))),
+        Command::Csp {
+            command: CspCommand::Show { app, target },
+        } => Ok(admin_cli::run(&target, Request::CspShow(&app))),
+        Command::Csp {
+            command:
+                CspCommand::Approve {
+                    app,
+                    source,
+                    directive,
+                    all,
+                    target,
+                },
+        } => Ok(admin_cli::run(
+            &target,
+            Request::CspChange {
+                app: &app,
+                approve: true,
+                body: CspChangeRequest {
+                    source,
+                    directive,
+                    all,
+                },
+            },
+        )),
+        Command::Csp {
+            command:
+                CspCommand::Revoke {
+                    app,
+                    source,
+                    directive,
+                    all,
+                    target,
+                },
+        } => Ok(admin_cli::run(
+            &target,
+            Request::CspChange {
+                app: &app,
+                approve: false,
+                body: CspChangeRequest {
+                    source,
+                    directive,
+                    all,
+                },
+            },
+        )),
         Command::Audit {
             command:
                 AuditCommand::List {

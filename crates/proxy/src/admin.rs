@@ -20,7 +20,9 @@ use axum::routing::{get, post};
 use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use moat_admin::api::{
-    ApiError, AppDetail, AppSummary, AuditEntry, FieldProblem, Listener, Status, Timeouts,
+    ApiError, AppDetail, AppSummary, AuditEntry, CspChange, CspChangeRequest, CspDirective,
+    CspExplain, CspPair, CspPending, CspRefused, CspSource, FieldProblem, Listener, Status,
+    Timeouts,
 };
 use moat_config::raw::RawApp;
 use moat_config::{App, AppSource, Config};
@@ -86,6 +88,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
                 .delete(delete_app),
         )
         .route("/api/v1/apps/{name}/reload", post(reload_app))
+        .route("/api/v1/apps/{name}/csp", get(csp_explain))
+        .route("/api/v1/apps/{name}/csp/approve", post(csp_approve))
+        .route("/api/v1/apps/{name}/csp/revoke", post(csp_revoke))
         .route("/api/v1/audit", get(audit_log))
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(not_found)
@@ -528,6 +533,241 @@ async fn reload_app(
         "app reloaded through the admin API"
     );
     Json(serde_json::json!({"reloaded": name})).into_response()
+}
+
+fn served_app(shared: &Shared, name: &str) -> Result<Arc<crate::runtime::AppRuntime>, Response> {
+    shared
+        .runtime
+        .load()
+        .apps
+        .iter()
+        .find(|a| a.name == name)
+        .cloned()
+        .ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("app {name:?} not found"),
+                "not_found",
+            )
+        })
+}
+
+fn explain(app: &crate::runtime::AppRuntime) -> CspExplain {
+    let p = &app.response_policy;
+    let c = &p.csp;
+    let pair = |g: &moat_policy::csp::Grant| CspPair {
+        directive: g.directive.clone(),
+        source: g.source.clone(),
+    };
+    CspExplain {
+        app: app.name.clone(),
+        header: p.csp_header.as_str().to_owned(),
+        policy: c.header_value(),
+        directives: c
+            .directives
+            .iter()
+            .map(|(d, entries)| CspDirective {
+                directive: d.clone(),
+                sources: entries
+                    .iter()
+                    .map(|e| CspSource {
+                        source: e.source.clone(),
+                        layer: e.layer.as_str().to_owned(),
+                        approval: e.approval.describe(),
+                        inherited_from: e.inherited_from.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        pending: c
+            .pending
+            .iter()
+            .map(|g| CspPending {
+                directive: g.directive.clone(),
+                source: g.source.clone(),
+                approve_with: format!(
+                    "moat csp approve {} {} --directive {}",
+                    app.name,
+                    shell_quote(&g.source),
+                    g.directive
+                ),
+            })
+            .collect(),
+        refused: c
+            .refused
+            .iter()
+            .map(|(g, why)| CspRefused {
+                directive: g.directive.clone(),
+                source: g.source.clone(),
+                reason: why.clone(),
+            })
+            .collect(),
+        unrestricted: c.unrestricted.iter().map(pair).collect(),
+    }
+}
+
+/// Single-quotes a source for a shell when it needs it ('self' does).
+fn shell_quote(s: &str) -> String {
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._:/".contains(&b))
+    {
+        s.to_owned()
+    } else {
+        format!("\"{s}\"")
+    }
+}
+
+async fn csp_explain(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    match served_app(&shared, &name) {
+        Ok(app) => Json(explain(&app)).into_response(),
+        Err(resp) => resp,
+    }
+}
+
+/// Which pending requests a change names.
+fn selected<'a>(
+    candidates: impl Iterator<Item = &'a moat_policy::csp::Grant>,
+    req: &CspChangeRequest,
+) -> Vec<(String, String)> {
+    candidates
+        .filter(|g| {
+            req.all
+                || (req.source.as_deref() == Some(g.source.as_str())
+                    && req.directive.as_ref().is_none_or(|d| *d == g.directive))
+        })
+        .map(|g| (g.directive.clone(), g.source.clone()))
+        .collect()
+}
+
+async fn reload_grants(shared: &Shared) -> Result<(), Response> {
+    let grants = crate::gateway::load_csp_grants(&shared.store)
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), "internal"))?;
+    shared
+        .set_csp_grants(grants)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), "internal"))
+}
+
+async fn csp_approve(
+    State(shared): State<Arc<Shared>>,
+    Who(actor): Who,
+    UrlPath(name): UrlPath<String>,
+    Json(req): Json<CspChangeRequest>,
+) -> Response {
+    if req.source.is_none() && !req.all {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "name a source to approve, or all".into(),
+            "bad_request",
+        );
+    }
+    let _guard = shared.admin_writes.lock().await;
+    let app = match served_app(&shared, &name) {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let c = &app.response_policy.csp;
+    let pairs = selected(c.pending.iter(), &req);
+    if pairs.is_empty() {
+        // Say why: dangerous requests cannot be approved here at all.
+        if let Some((g, why)) = c
+            .refused
+            .iter()
+            .find(|(g, _)| req.source.as_deref() == Some(g.source.as_str()))
+        {
+            return error(
+                StatusCode::CONFLICT,
+                format!(
+                    "{g} is dangerous ({why}); only the app's admin layer can accept it, with allow_unsafe = [\"{g}\"]"
+                ),
+                "conflict",
+            );
+        }
+        return error(
+            StatusCode::NOT_FOUND,
+            match &req.source {
+                Some(s) if !req.all => format!(
+                    "app {name:?} has no pending request for {s}; `moat csp show {name}` lists them"
+                ),
+                _ => format!("app {name:?} has no pending requests"),
+            },
+            "not_found",
+        );
+    }
+    if let Err(e) = shared.store.approve_csp(&actor, &name, &pairs).await {
+        return store_error(e);
+    }
+    if let Err(resp) = reload_grants(&shared).await {
+        return resp;
+    }
+    tracing::info!(
+        app = name,
+        actor = actor.name,
+        source = actor.source,
+        approved = pairs.len(),
+        "CSP requests approved through the admin API"
+    );
+    csp_change(&shared, &name, pairs)
+}
+
+async fn csp_revoke(
+    State(shared): State<Arc<Shared>>,
+    Who(actor): Who,
+    UrlPath(name): UrlPath<String>,
+    Json(req): Json<CspChangeRequest>,
+) -> Response {
+    if req.source.is_none() && !req.all {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "name a source to revoke, or all".into(),
+            "bad_request",
+        );
+    }
+    let _guard = shared.admin_writes.lock().await;
+    let gone = shared
+        .store
+        .revoke_csp(&actor, &name, |d, s| {
+            req.all
+                || (req.source.as_deref() == Some(s)
+                    && req.directive.as_deref().is_none_or(|x| x == d))
+        })
+        .await;
+    let gone = match gone {
+        Ok(g) if g.is_empty() => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("app {name:?} has no such approval"),
+                "not_found",
+            );
+        }
+        Ok(g) => g,
+        Err(e) => return store_error(e),
+    };
+    if let Err(resp) = reload_grants(&shared).await {
+        return resp;
+    }
+    tracing::info!(
+        app = name,
+        actor = actor.name,
+        source = actor.source,
+        revoked = gone.len(),
+        "CSP approvals revoked through the admin API"
+    );
+    csp_change(&shared, &name, gone)
+}
+
+fn csp_change(shared: &Shared, name: &str, pairs: Vec<(String, String)>) -> Response {
+    let policy = served_app(shared, name)
+        .map(|a| a.response_policy.csp.header_value())
+        .unwrap_or_default();
+    Json(CspChange {
+        changed: pairs.into_iter().map(|(d, s)| format!("{d} {s}")).collect(),
+        policy,
+    })
+    .into_response()
 }
 
 #[derive(serde::Deserialize)]

@@ -24,7 +24,7 @@ use crate::auth::AuthState;
 use crate::keys::Keys;
 use crate::listener::{self, Role};
 use crate::pipeline::ConnInfo;
-use crate::runtime::{Runtime, RuntimeError};
+use crate::runtime::{Grants, Runtime, RuntimeError};
 use crate::tls::{self, CertStore, Resumption, SniResolver, TlsError};
 use crate::workers::Workers;
 use moat_policy::throttle::Throttle;
@@ -95,6 +95,9 @@ pub struct Shared {
     /// runtime is built from it, so a reload and an API change cannot
     /// interleave.
     api_apps: std::sync::Mutex<Vec<App>>,
+    /// CSP approvals granted through the admin API, by app. Locked after
+    /// `api_apps` when both are needed.
+    csp_grants: std::sync::Mutex<Grants>,
     started: Instant,
     data_dir: PathBuf,
     listeners: Vec<(SocketAddr, Role)>,
@@ -160,7 +163,17 @@ impl Shared {
     }
 
     fn build_runtime(&self, file: &Config, api_apps: &[App]) -> Result<Runtime, RuntimeError> {
-        build_runtime(file, api_apps, &self.data_dir, self.workers.len())
+        let grants = lock(&self.csp_grants);
+        build_runtime(file, api_apps, &grants, &self.data_dir, self.workers.len())
+    }
+
+    /// Replaces the CSP approvals and serves the policies they give.
+    pub fn set_csp_grants(&self, grants: Grants) -> Result<(), RuntimeError> {
+        let apps = lock(&self.api_apps);
+        *lock(&self.csp_grants) = grants;
+        let runtime = self.build_runtime(&self.file_config.load(), &apps)?;
+        self.runtime.store(Arc::new(runtime));
+        Ok(())
     }
 
     pub(crate) fn log_redirect<B>(&self, req: &Request<B>, conn: &ConnInfo, status: StatusCode) {
@@ -221,10 +234,11 @@ impl Gateway {
         let keys = Keys::load_or_create(&data_dir)?;
         let store = Store::open(&data_dir.join("moat.db")).await?;
         let api_apps = load_api_apps(&store).await?;
+        let csp_grants = load_csp_grants(&store).await?;
 
         let config = Arc::new(config);
         let workers = Workers::start(config.server.workers).map_err(GatewayError::Workers)?;
-        let runtime = build_runtime(&config, &api_apps, &data_dir, workers.len())?;
+        let runtime = build_runtime(&config, &api_apps, &csp_grants, &data_dir, workers.len())?;
 
         let tls_state = if config.tls.enabled {
             let files = certificate_files(&config, &data_dir)?;
@@ -318,6 +332,7 @@ impl Gateway {
             admin_writes: tokio::sync::Mutex::new(()),
             file_config: ArcSwap::new(config.clone()),
             api_apps: std::sync::Mutex::new(api_apps),
+            csp_grants: std::sync::Mutex::new(csp_grants),
             started: Instant::now(),
             data_dir,
             listeners: bound
@@ -484,6 +499,7 @@ impl Gateway {
 fn build_runtime(
     file: &Config,
     api_apps: &[App],
+    grants: &Grants,
     data_dir: &Path,
     workers: usize,
 ) -> Result<Runtime, RuntimeError> {
@@ -494,7 +510,24 @@ fn build_runtime(
             "an app created through the admin API is not served: {why}; the config file wins (delete or change the API app)"
         );
     }
-    Runtime::build(Arc::new(merged), &data_dir.join("welcome"), workers)
+    Runtime::build(Arc::new(merged), &data_dir.join("welcome"), workers, grants)
+}
+
+/// The CSP approvals granted through the admin API. A row that is no
+/// longer a valid grant (it cannot be, unless the file was edited) is
+/// skipped with a log line.
+pub async fn load_csp_grants(store: &Store) -> Result<Grants, GatewayError> {
+    let mut grants = Grants::new();
+    for (app, directive, source) in store.csp_approvals().await? {
+        match moat_policy::csp::Grant::new(&directive, &source) {
+            Ok(g) => grants.entry(app).or_default().push(g),
+            Err(e) => tracing::error!(
+                app,
+                "a stored CSP approval is not valid and is ignored: {e}"
+            ),
+        }
+    }
+    Ok(grants)
 }
 
 /// The stored API apps that validate. One that no longer does (its bundle

@@ -6,14 +6,20 @@ use std::path::Path;
 use std::sync::Arc;
 
 use http::HeaderValue;
-use moat_config::{AppAuth, AppSource, Config};
+use std::collections::HashMap;
+
+use moat_config::{App, AppAuth, AppSource, Config};
+use moat_policy::csp::{self, Grant, Layers};
 use moat_policy::route::{Mount, Router};
 
+use crate::pipeline::response_headers::ResponsePolicy;
 use crate::pipeline::static_files::StaticApp;
 use crate::pipeline::upstream::UpstreamApp;
 
 pub struct Runtime {
     pub config: Arc<Config>,
+    /// Headers for responses that belong to no app (404s, moat's pages).
+    pub default_policy: ResponsePolicy,
     pub router: Router,
     /// Indexed like the router's mounts.
     pub apps: Vec<Arc<AppRuntime>>,
@@ -28,8 +34,13 @@ pub struct AppRuntime {
     pub max_body_size: u64,
     pub auth: AppAuth,
     pub identity_jwt: bool,
+    /// Security headers and the composed CSP.
+    pub response_policy: ResponsePolicy,
     pub kind: AppKind,
 }
+
+/// Approvals granted through the admin API, by app name.
+pub type Grants = HashMap<String, Vec<Grant>>;
 
 pub enum AppKind {
     Upstream(UpstreamApp),
@@ -50,6 +61,7 @@ impl Runtime {
         config: Arc<Config>,
         welcome_dir: &Path,
         workers: usize,
+        grants: &Grants,
     ) -> Result<Runtime, RuntimeError> {
         let mut mounts = Vec::new();
         let mut apps = Vec::new();
@@ -75,6 +87,7 @@ impl Runtime {
                 max_body_size: app.max_body_size,
                 auth: app.auth,
                 identity_jwt: app.identity_jwt,
+                response_policy: app_policy(&config, app, grants),
                 kind,
             }));
         }
@@ -95,6 +108,7 @@ impl Runtime {
                 // people who can sign in.
                 auth: AppAuth::System,
                 identity_jwt: false,
+                response_policy: base_policy(&config),
                 kind: AppKind::Static(welcome),
             }));
         }
@@ -105,10 +119,44 @@ impl Runtime {
             .filter(|_| config.tls.enabled)
             .map(|v| HeaderValue::from_str(&v).expect("HSTS value is ASCII"));
         Ok(Runtime {
+            default_policy: base_policy(&config),
             config,
             router: Router::new(mounts),
             apps,
             hsts,
         })
     }
+}
+
+/// The headers of responses that belong to no app: the global headers and
+/// the base CSP.
+fn base_policy(config: &Config) -> ResponsePolicy {
+    let composed = csp::compose(&Layers {
+        base: &config.csp.base,
+        ..Default::default()
+    });
+    ResponsePolicy::build(&config.headers, composed, config.csp.report_only)
+}
+
+/// An app's headers: the global ones with its overrides, and its CSP
+/// composed from the base, its manifest's requests (as approved) and its
+/// admin layer.
+pub fn app_policy(config: &Config, app: &App, grants: &Grants) -> ResponsePolicy {
+    let l = &app.csp;
+    let composed = csp::compose(&Layers {
+        base: &config.csp.base,
+        requested: &l.requested,
+        admin_add: &l.add,
+        admin_remove: &l.remove,
+        admin_approve: &l.approve,
+        admin_approve_all: l.approve_all,
+        allow_unsafe: &l.allow_unsafe,
+        rules: &config.csp.rules,
+        granted: grants.get(&app.name).map(Vec::as_slice).unwrap_or(&[]),
+    });
+    ResponsePolicy::build(
+        &config.headers.with(&app.headers),
+        composed,
+        config.csp.report_only || l.report_only,
+    )
 }

@@ -1,7 +1,14 @@
-//! Response stage: headers moat adds to every response it sends.
-//! (The full header policy, CSP and CORS build on this later.)
+//! Response stages: hide the upstream's copies of the headers moat owns,
+//! then set moat's security headers and Content-Security-Policy.
+//!
+//! moat is authoritative for every header it sets: an upstream's
+//! X-Frame-Options, CSP or HSTS never reaches the client, whatever moat's
+//! own setting is (even "off"). The header values are built once per
+//! config (see [`ResponsePolicy::build`]); this stage only copies them.
 
-use http::{HeaderName, Response, header};
+use http::{HeaderName, HeaderValue, Response, header};
+use moat_config::Headers;
+use moat_policy::csp::Composed;
 
 use crate::body::Body;
 use crate::pipeline::RequestCtx;
@@ -11,10 +18,107 @@ use crate::runtime::Runtime;
 /// attacker's shortcut to known vulnerabilities, so they do not leave moat.
 const FINGERPRINT: [HeaderName; 2] = [header::SERVER, HeaderName::from_static("x-powered-by")];
 
+const COOP: HeaderName = HeaderName::from_static("cross-origin-opener-policy");
+const COEP: HeaderName = HeaderName::from_static("cross-origin-embedder-policy");
+const CORP: HeaderName = HeaderName::from_static("cross-origin-resource-policy");
+const PERMISSIONS_POLICY: HeaderName = HeaderName::from_static("permissions-policy");
+pub const REPORTING_ENDPOINTS: HeaderName = HeaderName::from_static("reporting-endpoints");
+
+/// Every header moat may set; an upstream's copy of each is removed.
+const OWNED: [HeaderName; 11] = [
+    header::X_FRAME_OPTIONS,
+    header::X_CONTENT_TYPE_OPTIONS,
+    header::REFERRER_POLICY,
+    COOP,
+    COEP,
+    CORP,
+    PERMISSIONS_POLICY,
+    header::CONTENT_SECURITY_POLICY,
+    header::CONTENT_SECURITY_POLICY_REPORT_ONLY,
+    REPORTING_ENDPOINTS,
+    header::STRICT_TRANSPORT_SECURITY,
+];
+
+/// One app's response headers, built once per config.
+pub struct ResponsePolicy {
+    /// Set on every response.
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    /// Removed from upstream responses first.
+    pub hide: Vec<HeaderName>,
+    /// The composed CSP, explained (for the admin API and nonces).
+    pub csp: Composed,
+    /// `Content-Security-Policy` or `...-Report-Only`.
+    pub csp_header: HeaderName,
+}
+
+impl ResponsePolicy {
+    pub fn build(headers: &Headers, csp: Composed, report_only: bool) -> ResponsePolicy {
+        let mut set = Vec::new();
+        let mut put = |name: HeaderName, v: &Option<String>| {
+            if let Some(v) = v.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+                set.push((name, v));
+            }
+        };
+        put(header::X_FRAME_OPTIONS, &headers.frame_options);
+        put(
+            header::X_CONTENT_TYPE_OPTIONS,
+            &headers.content_type_options,
+        );
+        put(header::REFERRER_POLICY, &headers.referrer_policy);
+        put(COOP, &headers.cross_origin_opener_policy);
+        put(COEP, &headers.cross_origin_embedder_policy);
+        put(CORP, &headers.cross_origin_resource_policy);
+        put(PERMISSIONS_POLICY, &headers.permissions_policy);
+        let csp_header = if report_only {
+            header::CONTENT_SECURITY_POLICY_REPORT_ONLY
+        } else {
+            header::CONTENT_SECURITY_POLICY
+        };
+        let value = csp.header_value();
+        if !value.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                set.push((csp_header.clone(), v));
+            }
+        }
+        let mut hide: Vec<HeaderName> = OWNED.iter().chain(FINGERPRINT.iter()).cloned().collect();
+        hide.extend(
+            headers
+                .hide_upstream
+                .iter()
+                .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok()),
+        );
+        ResponsePolicy {
+            set,
+            hide,
+            csp,
+            csp_header,
+        }
+    }
+}
+
 pub fn apply(mut response: Response<Body>, ctx: &RequestCtx, runtime: &Runtime) -> Response<Body> {
     let h = response.headers_mut();
-    for name in FINGERPRINT.iter() {
-        h.remove(name);
+    let policy = match &ctx.app {
+        Some(app) => {
+            // The app's response: moat's policy replaces whatever it sent.
+            for name in &app.response_policy.hide {
+                h.remove(name);
+            }
+            &app.response_policy
+        }
+        None => {
+            for name in FINGERPRINT.iter() {
+                h.remove(name);
+            }
+            &runtime.default_policy
+        }
+    };
+    for (name, value) in &policy.set {
+        // moat's own pages (no app) may carry a stricter header of their
+        // own, such as the login page's CSP; it stays.
+        if ctx.app.is_some() || !h.contains_key(name) {
+            h.insert(name.clone(), value.clone());
+        }
     }
     // HSTS is only meaningful (and only honoured by browsers) over HTTPS.
     if ctx.tls {
