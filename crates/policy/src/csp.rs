@@ -186,9 +186,13 @@ pub fn check_directive(name: &str) -> Result<String, CspError> {
             Some(format!("set {lower} in the base policy ([csp] policy)")),
         ));
     }
-    let near = SOURCE_LIST.iter().find(|d| {
-        d.trim_end_matches("-src") == lower.trim_end_matches("-src").trim_end_matches('s')
-    });
+    let near = SOURCE_LIST
+        .iter()
+        .chain(OTHER)
+        .map(|d| (edit_distance(d, &lower), d))
+        .filter(|(n, _)| *n <= 2)
+        .min()
+        .map(|(_, d)| d);
     Err(CspError::new(
         format!("{name:?} is not a CSP directive"),
         Some(match near {
@@ -196,6 +200,22 @@ pub fn check_directive(name: &str) -> Result<String, CspError> {
             None => "use a directive such as connect-src, img-src or frame-src".into(),
         }),
     ))
+}
+
+/// Levenshtein distance, for "did you mean" hints on short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// Checks one source expression; returns it normalised (keywords and

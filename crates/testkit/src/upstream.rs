@@ -21,6 +21,7 @@ type Body = BoxBody<Bytes, Infallible>;
 /// - `/bytes/N`: N bytes, streamed in 64 KiB chunks;
 /// - `/slow/MS`: after MS milliseconds;
 /// - `/fingerprint`: with `Server`, `X-Powered-By` and hop-by-hop headers;
+/// - `/respond-with?NAME=VALUE&...`: with those response headers;
 /// - anything else: JSON describing the request it received (the TCP peer,
 ///   method, URI, headers, body length and SHA-256), read as a stream.
 ///
@@ -71,6 +72,22 @@ async fn handle(
     {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         Response::new(full("slow"))
+    } else if path == "/respond-with" {
+        // Each query pair becomes a response header: a way to make the
+        // upstream send exactly the headers a test needs.
+        let mut r = Response::new(full("as asked"));
+        for pair in req.uri().query().unwrap_or("").split('&') {
+            if let Some((k, v)) = pair.split_once('=') {
+                let v = percent_decode(v);
+                if let (Ok(k), Ok(v)) = (
+                    http::HeaderName::from_bytes(k.as_bytes()),
+                    http::HeaderValue::from_str(&v),
+                ) {
+                    r.headers_mut().append(k, v);
+                }
+            }
+        }
+        r
     } else if path == "/fingerprint" {
         let mut r = Response::new(full("fingerprinted"));
         let h = r.headers_mut();
@@ -126,6 +143,24 @@ async fn handle(
     resp.headers_mut()
         .insert("x-upstream", name.parse().unwrap());
     Ok(resp)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(n) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(n);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn full(s: &'static str) -> Body {
