@@ -126,3 +126,108 @@ async fn a_person_signs_in_to_the_welcome_app_and_out_again() {
     b.wait_location("/_moat/login?next=/").await;
     b.close().await;
 }
+
+/// A page's script from another origin is blocked by the browser while its
+/// manifest's request is pending, and runs once an admin approves it.
+#[tokio::test]
+async fn a_requested_script_loads_only_after_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes");
+    let ext = dir.path().join("ext");
+    std::fs::create_dir_all(&notes).unwrap();
+    std::fs::create_dir_all(&ext).unwrap();
+    // https://localhost:PORT is the app; https://127.0.0.1:PORT another
+    // origin (same moat, another host) serving the external script.
+    std::fs::write(
+        notes.join("manifest.json"),
+        r#"{"name": "notes", "csp": {"script-src": ["https://127.0.0.1:*"]}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        notes.join("index.html"),
+        "<!doctype html><html><head><title>notes</title><script src=\"app.js\"></script></head>\
+         <body><p>notes</p><script src=\"EXT/ext/ext.js\"></script></body></html>",
+    )
+    .unwrap();
+    std::fs::write(
+        notes.join("app.js"),
+        "document.documentElement.dataset.local = 'yes';",
+    )
+    .unwrap();
+    std::fs::write(ext.join("manifest.json"), r#"{"name": "ext"}"#).unwrap();
+    std::fs::write(
+        ext.join("ext.js"),
+        "document.documentElement.dataset.external = 'yes';",
+    )
+    .unwrap();
+    let moat = Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[[apps]]\nname = \"notes\"\nhost = \"localhost\"\npath = \"/notes\"\nauth = \"none\"\nstatic = {}\n\
+             [[apps]]\nname = \"ext\"\nhost = \"127.0.0.1\"\npath = \"/ext\"\nauth = \"none\"\nstrip_path = false\nstatic = {}\n\
+             [apps.headers]\ncross_origin_resource_policy = \"cross-origin\"\n",
+            moat_testkit::moat::toml_path(&notes),
+            moat_testkit::moat::toml_path(&ext)
+        ),
+    )
+    .await;
+    let port = moat.https.unwrap().port();
+    let html = std::fs::read_to_string(notes.join("index.html"))
+        .unwrap()
+        .replace("EXT", &format!("https://127.0.0.1:{port}"));
+    std::fs::write(notes.join("index.html"), html).unwrap();
+
+    let b = Browser::start().await;
+    let c = &b.client;
+    let flags = || async {
+        let v = c
+            .execute(
+                "return [document.documentElement.dataset.local || '', document.documentElement.dataset.external || '']",
+                vec![],
+            )
+            .await
+            .unwrap();
+        (
+            v[0].as_str().unwrap().to_owned(),
+            v[1].as_str().unwrap().to_owned(),
+        )
+    };
+    c.goto(&moat.https_url("/notes/")).await.unwrap();
+    assert_eq!(
+        flags().await,
+        ("yes".to_owned(), String::new()),
+        "pending: blocked"
+    );
+
+    let data = moat.data_dir();
+    let out = moat_testkit::cli::run(
+        BIN,
+        &[
+            "csp",
+            "approve",
+            "notes",
+            "https://127.0.0.1:*",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", moat_testkit::cli::show(&out));
+    let out = moat_testkit::cli::run(
+        BIN,
+        &[
+            "app",
+            "reload",
+            "notes",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", moat_testkit::cli::show(&out));
+    c.refresh().await.unwrap();
+    assert_eq!(
+        flags().await,
+        ("yes".to_owned(), "yes".to_owned()),
+        "approved: loads"
+    );
+    b.close().await;
+}
