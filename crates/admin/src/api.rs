@@ -189,3 +189,19 @@ pub struct CspChange {
     /// The app's policy now.
     pub policy: String,
 }
+
+/// One distinct violation in `GET /api/v1/apps/{name}/csp/reports`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CspViolation {
+    /// The directive that blocked, e.g. `script-src-elem`.
+    pub directive: String,
+    /// What was blocked: a URL without its query, or `inline`, `eval`.
+    pub blocked: String,
+    /// The page, without its query.
+    pub document: String,
+    /// `enforce` (blocked) or `report` (report-only: would have been).
+    pub disposition: String,
+    pub count: i64,
+    pub first_seen: String,
+    pub last_seen: String,
+}

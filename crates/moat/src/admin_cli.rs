@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use http::Method;
 use moat_admin::api::{
-    AppDetail, AppSummary, AuditEntry, CspChange, CspChangeRequest, CspExplain, Status,
+    AppDetail, AppSummary, AuditEntry, CspChange, CspChangeRequest, CspExplain, CspViolation,
+    Status,
 };
 use moat_admin::client::{self, AdminClient, ClientError};
 
@@ -72,6 +73,7 @@ pub enum Request<'a> {
         app: Option<String>,
     },
     CspShow(&'a str),
+    CspReports(&'a str, u32),
     CspChange {
         app: &'a str,
         approve: bool,
@@ -148,6 +150,28 @@ pub fn run(target: &Target, request: Request<'_>) -> ExitCode {
                 .get::<CspExplain>(&format!("{}/csp", app_path(app)))
                 .await
                 .map(|c| print(target, &c, csp_text)),
+            Request::CspReports(app, limit) => client
+                .get::<Vec<CspViolation>>(&format!("{}/csp/reports?limit={limit}", app_path(app)))
+                .await
+                .map(|r| {
+                    print(target, &r, |r| {
+                        table(
+                            &["LAST SEEN", "COUNT", "DIRECTIVE", "BLOCKED", "PAGE", "MODE"],
+                            r.iter()
+                                .map(|v| {
+                                    vec![
+                                        v.last_seen.clone(),
+                                        v.count.to_string(),
+                                        v.directive.clone(),
+                                        v.blocked.clone(),
+                                        v.document.clone(),
+                                        v.disposition.clone(),
+                                    ]
+                                })
+                                .collect(),
+                        )
+                    })
+                }),
             Request::CspChange { app, approve, body } => {
                 let verb = if approve { "approve" } else { "revoke" };
                 let body = serde_json::to_value(&body).expect("serializes");

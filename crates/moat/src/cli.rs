@@ -94,6 +94,14 @@ enum CspCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Violations browsers reported for the app, most recent first.
+    Reports {
+        app: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Take back an approval given with `moat csp approve`.
     Revoke {
         app: String,
@@ -289,6 +297,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Csp {
             command: CspCommand::Show { app, target },
         } => Ok(admin_cli::run(&target, Request::CspShow(&app))),
+        Command::Csp {
+            command: CspCommand::Reports { app, limit, target },
+        } => Ok(admin_cli::run(&target, Request::CspReports(&app, limit))),
         Command::Csp {
             command:
                 CspCommand::Approve {

@@ -199,7 +199,40 @@ async fn a_requested_script_loads_only_after_approval() {
         "pending: blocked"
     );
 
+    // The browser reported the block, and the admin sees what is missing.
     let data = moat.data_dir();
+    let blocked = format!("https://127.0.0.1:{port}/ext/ext.js");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = moat_testkit::cli::run(
+            BIN,
+            &[
+                "csp",
+                "reports",
+                "notes",
+                "--json",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let found = v.as_array().into_iter().flatten().any(|r| {
+            r["blocked"] == blocked.as_str()
+                && r["directive"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("script-src")
+        });
+        if found {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no report of {blocked}: {v}\n{}",
+            moat.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let out = moat_testkit::cli::run(
         BIN,
         &[

@@ -14,6 +14,11 @@ use moat_testkit::cli::show;
 
 const BASE: &str = "default-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'self'; form-action 'self'";
 
+/// A policy as sent for `app`: with its report endpoint.
+fn reported(policy: &str, app: &str) -> String {
+    format!("{policy}; report-uri /_moat/csp-report/{app}; report-to moat-csp")
+}
+
 /// An upstream that sends its own versions of every header moat owns.
 const UPSTREAM_HEADERS: &str = "/respond-with?x-frame-options=ALLOWALL&content-security-policy=default-src+*&strict-transport-security=max-age%3D1&referrer-policy=unsafe-url&permissions-policy=camera%3D*&x-debug-token=secret&x-app=kept&cross-origin-embedder-policy=unsafe-none";
 
@@ -69,7 +74,11 @@ async fn moat_is_authoritative_for_security_headers() {
             .starts_with("accelerometer=()")
     );
     assert_eq!(h.get_all("content-security-policy").iter().count(), 1);
-    assert_eq!(h["content-security-policy"], BASE);
+    assert_eq!(h["content-security-policy"], reported(BASE, "up").as_str());
+    assert_eq!(
+        h["reporting-endpoints"],
+        "moat-csp=\"/_moat/csp-report/up\""
+    );
     assert_eq!(h["strict-transport-security"], "max-age=31536000");
     assert!(
         h.get("cross-origin-embedder-policy").is_none(),
@@ -91,9 +100,16 @@ async fn moat_is_authoritative_for_security_headers() {
         "the global list applies to every app"
     );
 
-    for path in ["/notes/", "/nothing-here"] {
+    for (path, csp) in [
+        ("/notes/", reported(BASE, "notes")),
+        ("/nothing-here", BASE.to_owned()),
+    ] {
         let r = get(m.https_url(path)).await;
-        assert_eq!(r.headers()["content-security-policy"], BASE, "{path}");
+        assert_eq!(
+            r.headers()["content-security-policy"],
+            csp.as_str(),
+            "{path}"
+        );
         assert_eq!(r.headers()["x-frame-options"], "SAMEORIGIN", "{path}");
         assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
     }
@@ -142,8 +158,11 @@ async fn csp_layers_compose_and_requests_wait_for_approval() {
     let policy = csp_of(&m).await;
     assert_eq!(
         policy,
-        "default-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'self'; form-action 'none'; \
-         frame-src 'self' https://maps.example.com; img-src 'self' https://img.example.com"
+        reported(
+            "default-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'self'; form-action 'none'; \
+             frame-src 'self' https://maps.example.com; img-src 'self' https://img.example.com",
+            "notes"
+        )
     );
 
     // The explanation: every source's layer and approval, what waits.
@@ -278,7 +297,10 @@ async fn report_only_and_bad_layers() {
         .await
         .unwrap();
     assert!(r.headers().get("content-security-policy").is_none());
-    assert_eq!(r.headers()["content-security-policy-report-only"], BASE);
+    assert_eq!(
+        r.headers()["content-security-policy-report-only"],
+        reported(BASE, "try").as_str()
+    );
 
     // Every layer is checked, and problems name the layer and the file.
     let dir = tempfile::tempdir().unwrap();
@@ -311,4 +333,89 @@ async fn report_only_and_bad_layers() {
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
+}
+
+/// Violation reports in both browser formats are stored, counted once per
+/// distinct violation, bounded in size and rate, and listed by the CLI.
+#[tokio::test]
+async fn violation_reports_are_bounded_deduplicated_and_listed() {
+    let up = upstream::echo("up").await;
+    let m = Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[[apps]]\nname = \"app\"\npath = \"/app\"\nupstream = \"http://{up}\"\n"
+        ),
+    )
+    .await;
+    let http = client::http1(&m.self_signed_cert());
+    let post = |ct: &'static str, body: String, app: &'static str| {
+        let http = http.clone();
+        let url = m.https_url(&format!("/_moat/csp-report/{app}"));
+        async move {
+            http.post(url)
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let legacy = |q: &str| {
+        format!(
+            r#"{{"csp-report": {{"document-uri": "https://m/app/page?{q}", "effective-directive": "script-src-elem",
+               "violated-directive": "script-src-elem", "blocked-uri": "https://cdn.example/lib.js?{q}", "disposition": "enforce"}}}}"#
+        )
+    };
+    // No login needed (browsers send reports without credentials); the
+    // same violation with other query strings counts as one.
+    for q in ["a=1", "b=2", "c=3"] {
+        assert_eq!(post("application/csp-report", legacy(q), "app").await, 204);
+    }
+    let modern = r#"[{"type": "csp-violation", "body": {"documentURL": "https://m/app/", "blockedURL": "inline",
+        "effectiveDirective": "style-src-attr", "disposition": "report"}}]"#;
+    assert_eq!(
+        post("application/reports+json", modern.into(), "app").await,
+        204
+    );
+    assert_eq!(post("text/plain", legacy("x"), "app").await, 415);
+    assert_eq!(
+        post("application/csp-report", "{oops".into(), "app").await,
+        400
+    );
+    assert_eq!(
+        post("application/csp-report", "x".repeat(70_000), "app").await,
+        413
+    );
+    assert_eq!(
+        post("application/csp-report", legacy("x"), "nope").await,
+        404
+    );
+
+    let data = m.data_dir().to_str().unwrap().to_owned();
+    let out = moat(&["csp", "reports", "app", "--json", "--data-dir", &data]);
+    assert!(out.status.success(), "{}", show(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v}");
+    let script = rows
+        .iter()
+        .find(|r| r["directive"] == "script-src-elem")
+        .unwrap();
+    assert_eq!(script["count"], 3, "{v}");
+    assert_eq!(script["blocked"], "https://cdn.example/lib.js");
+    let out = moat(&["csp", "reports", "app", "--data-dir", &data]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("style-src-attr"));
+
+    // A flood is cut off per app.
+    let mut statuses = Vec::new();
+    for _ in 0..120 {
+        statuses.push(post("application/reports+json", "[]".into(), "app").await);
+    }
+    assert!(
+        statuses.contains(&429),
+        "no 429 among {} posts",
+        statuses.len()
+    );
 }

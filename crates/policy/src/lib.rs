@@ -17,6 +17,8 @@
 //! - [`negotiate`]: choosing a precompressed variant from `Accept-Encoding`.
 //! - [`csp`]: Content-Security-Policy parsing, dangerous sources, and
 //!   composition from layers with each source's origin.
+//! - [`csp_report`]: CSP violation reports (both browser formats),
+//!   normalised for storage.
 //! - [`csrf`]: is a state-changing request cross-origin (Go's
 //!   `CrossOriginProtection` algorithm).
 //! - [`login`]: who is sent to the login page, where they return, reading
@@ -32,6 +34,7 @@ pub mod basic_auth;
 pub mod client_ip;
 pub mod conditional;
 pub mod csp;
+pub mod csp_report;
 pub mod csrf;
 pub mod forwarding;
 pub mod hop_by_hop;

@@ -21,8 +21,8 @@ use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use moat_admin::api::{
     ApiError, AppDetail, AppSummary, AuditEntry, CspChange, CspChangeRequest, CspDirective,
-    CspExplain, CspPair, CspPending, CspRefused, CspSource, FieldProblem, Listener, Status,
-    Timeouts,
+    CspExplain, CspPair, CspPending, CspRefused, CspSource, CspViolation, FieldProblem, Listener,
+    Status, Timeouts,
 };
 use moat_config::raw::RawApp;
 use moat_config::{App, AppSource, Config};
@@ -91,6 +91,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/apps/{name}/csp", get(csp_explain))
         .route("/api/v1/apps/{name}/csp/approve", post(csp_approve))
         .route("/api/v1/apps/{name}/csp/revoke", post(csp_revoke))
+        .route("/api/v1/apps/{name}/csp/reports", get(csp_reports))
         .route("/api/v1/audit", get(audit_log))
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(not_found)
@@ -562,7 +563,7 @@ fn explain(app: &crate::runtime::AppRuntime) -> CspExplain {
     CspExplain {
         app: app.name.clone(),
         header: p.csp_header.as_str().to_owned(),
-        policy: c.header_value(),
+        policy: p.csp_value.clone(),
         directives: c
             .directives
             .iter()
@@ -761,13 +762,47 @@ async fn csp_revoke(
 
 fn csp_change(shared: &Shared, name: &str, pairs: Vec<(String, String)>) -> Response {
     let policy = served_app(shared, name)
-        .map(|a| a.response_policy.csp.header_value())
+        .map(|a| a.response_policy.csp_value.clone())
         .unwrap_or_default();
     Json(CspChange {
         changed: pairs.into_iter().map(|(d, s)| format!("{d} {s}")).collect(),
         policy,
     })
     .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct ReportParams {
+    limit: Option<u32>,
+}
+
+async fn csp_reports(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(name): UrlPath<String>,
+    Query(params): Query<ReportParams>,
+) -> Response {
+    if let Err(resp) = served_app(&shared, &name) {
+        return resp;
+    }
+    let limit = params.limit.unwrap_or(100).min(1000);
+    match shared.store.csp_reports(&name, limit).await {
+        Ok(reports) => Json(
+            reports
+                .into_iter()
+                .map(|r| CspViolation {
+                    directive: r.directive,
+                    blocked: r.blocked,
+                    document: r.document,
+                    disposition: r.disposition,
+                    count: r.count,
+                    first_seen: crate::access_log::rfc3339(r.first_seen),
+                    last_seen: crate::access_log::rfc3339(r.last_seen),
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => store_error(e),
+    }
 }
 
 #[derive(serde::Deserialize)]

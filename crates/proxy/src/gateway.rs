@@ -98,6 +98,8 @@ pub struct Shared {
     /// CSP approvals granted through the admin API, by app. Locked after
     /// `api_apps` when both are needed.
     csp_grants: std::sync::Mutex<Grants>,
+    /// Bounds CSP violation reports per app.
+    pub report_limiter: crate::pipeline::csp_report::ReportLimiter,
     started: Instant,
     data_dir: PathBuf,
     listeners: Vec<(SocketAddr, Role)>,
@@ -333,6 +335,7 @@ impl Gateway {
             file_config: ArcSwap::new(config.clone()),
             api_apps: std::sync::Mutex::new(api_apps),
             csp_grants: std::sync::Mutex::new(csp_grants),
+            report_limiter: Default::default(),
             started: Instant::now(),
             data_dir,
             listeners: bound

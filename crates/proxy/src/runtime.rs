@@ -108,7 +108,10 @@ impl Runtime {
                 // people who can sign in.
                 auth: AppAuth::System,
                 identity_jwt: false,
-                response_policy: base_policy(&config),
+                response_policy: base_policy(
+                    &config,
+                    Some(&crate::pipeline::csp_report::path_for("welcome")),
+                ),
                 kind: AppKind::Static(welcome),
             }));
         }
@@ -119,7 +122,7 @@ impl Runtime {
             .filter(|_| config.tls.enabled)
             .map(|v| HeaderValue::from_str(&v).expect("HSTS value is ASCII"));
         Ok(Runtime {
-            default_policy: base_policy(&config),
+            default_policy: base_policy(&config, None),
             config,
             router: Router::new(mounts),
             apps,
@@ -128,14 +131,14 @@ impl Runtime {
     }
 }
 
-/// The headers of responses that belong to no app: the global headers and
-/// the base CSP.
-fn base_policy(config: &Config) -> ResponsePolicy {
+/// The global headers and the base CSP: for responses that belong to no
+/// app (no reports), and for the built-in welcome app.
+fn base_policy(config: &Config, report_to: Option<&str>) -> ResponsePolicy {
     let composed = csp::compose(&Layers {
         base: &config.csp.base,
         ..Default::default()
     });
-    ResponsePolicy::build(&config.headers, composed, config.csp.report_only)
+    ResponsePolicy::build(&config.headers, composed, config.csp.report_only, report_to)
 }
 
 /// An app's headers: the global ones with its overrides, and its CSP
@@ -158,5 +161,6 @@ pub fn app_policy(config: &Config, app: &App, grants: &Grants) -> ResponsePolicy
         &config.headers.with(&app.headers),
         composed,
         config.csp.report_only || l.report_only,
+        Some(&crate::pipeline::csp_report::path_for(&app.name)),
     )
 }

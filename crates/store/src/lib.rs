@@ -36,7 +36,28 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "csp approvals",
         include_str!("../migrations/0002_csp_approvals.sql"),
     ),
+    (
+        3,
+        "csp reports",
+        include_str!("../migrations/0003_csp_reports.sql"),
+    ),
 ];
+
+/// Distinct violations kept per app; reports of new ones past this are
+/// dropped (known ones are still counted).
+pub const MAX_REPORTS_PER_APP: i64 = 1000;
+
+/// A stored CSP violation of an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CspReport {
+    pub directive: String,
+    pub blocked: String,
+    pub document: String,
+    pub disposition: String,
+    pub count: i64,
+    pub first_seen: SystemTime,
+    pub last_seen: SystemTime,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -342,6 +363,84 @@ impl Store {
         }
         tx.commit().await?;
         Ok(gone)
+    }
+
+    /// Counts violations of `app` (directive, blocked, document,
+    /// disposition); returns how many were kept.
+    pub async fn record_csp_reports(
+        &self,
+        app: &str,
+        violations: &[(String, String, String, String)],
+    ) -> Result<usize, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let mut kept = 0;
+        for (directive, blocked, document, disposition) in violations {
+            let known = sqlx::query(
+                "UPDATE csp_reports SET count = count + 1, last_seen = ? \
+                 WHERE app = ? AND directive = ? AND blocked = ? AND document = ? AND disposition = ?",
+            )
+            .bind(now)
+            .bind(app)
+            .bind(directive)
+            .bind(blocked)
+            .bind(document)
+            .bind(disposition)
+            .execute(&mut *tx)
+            .await?;
+            if known.rows_affected() > 0 {
+                kept += 1;
+                continue;
+            }
+            let distinct: i64 = sqlx::query("SELECT COUNT(*) AS n FROM csp_reports WHERE app = ?")
+                .bind(app)
+                .fetch_one(&mut *tx)
+                .await?
+                .get("n");
+            if distinct >= MAX_REPORTS_PER_APP {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO csp_reports (app, directive, blocked, document, disposition, count, first_seen, last_seen) \
+                 VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+            )
+            .bind(app)
+            .bind(directive)
+            .bind(blocked)
+            .bind(document)
+            .bind(disposition)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            kept += 1;
+        }
+        tx.commit().await?;
+        Ok(kept)
+    }
+
+    /// An app's violations, most recent first.
+    pub async fn csp_reports(&self, app: &str, limit: u32) -> Result<Vec<CspReport>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT directive, blocked, document, disposition, count, first_seen, last_seen \
+             FROM csp_reports WHERE app = ? ORDER BY last_seen DESC, count DESC LIMIT ?",
+        )
+        .bind(app)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| CspReport {
+                directive: r.get("directive"),
+                blocked: r.get("blocked"),
+                document: r.get("document"),
+                disposition: r.get("disposition"),
+                count: r.get("count"),
+                first_seen: from_ms(r.get("first_seen")),
+                last_seen: from_ms(r.get("last_seen")),
+            })
+            .collect())
     }
 
     /// Audit entries, newest first.

@@ -7,6 +7,7 @@
 
 pub mod admin_tcp;
 pub mod auth;
+pub mod csp_report;
 pub mod limits;
 pub mod login;
 pub mod redirect;
@@ -109,6 +110,9 @@ async fn request_stages(
     // moat's login pages, in the same namespace for the same reason.
     if login::is_page(req.uri().path()) {
         return login::handle(req, ctx, runtime, shared).await;
+    }
+    if req.uri().path().starts_with(csp_report::PREFIX) {
+        return csp_report::handle(req, ctx, shared).await;
     }
     // Route: which app; nothing else can be decided without it.
     let app = route(&req, ctx, runtime)?;

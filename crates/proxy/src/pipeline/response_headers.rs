@@ -49,10 +49,19 @@ pub struct ResponsePolicy {
     pub csp: Composed,
     /// `Content-Security-Policy` or `...-Report-Only`.
     pub csp_header: HeaderName,
+    /// The CSP exactly as sent (with the report endpoint).
+    pub csp_value: String,
 }
 
 impl ResponsePolicy {
-    pub fn build(headers: &Headers, csp: Composed, report_only: bool) -> ResponsePolicy {
+    /// `report_to`: the app's report endpoint path, named in the policy
+    /// (`report-uri` and `report-to`) and in `Reporting-Endpoints`.
+    pub fn build(
+        headers: &Headers,
+        csp: Composed,
+        report_only: bool,
+        report_to: Option<&str>,
+    ) -> ResponsePolicy {
         let mut set = Vec::new();
         let mut put = |name: HeaderName, v: &Option<String>| {
             if let Some(v) = v.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
@@ -74,12 +83,25 @@ impl ResponsePolicy {
         } else {
             header::CONTENT_SECURITY_POLICY
         };
-        let value = csp.header_value();
+        let mut value = csp.header_value();
         if !value.is_empty() {
+            if let Some(path) = report_to {
+                value.push_str(&format!(
+                    "; report-uri {path}; report-to {}",
+                    crate::pipeline::csp_report::GROUP
+                ));
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    "{}=\"{path}\"",
+                    crate::pipeline::csp_report::GROUP
+                )) {
+                    set.push((REPORTING_ENDPOINTS, v));
+                }
+            }
             if let Ok(v) = HeaderValue::from_str(&value) {
                 set.push((csp_header.clone(), v));
             }
         }
+        let csp_value = value;
         let mut hide: Vec<HeaderName> = OWNED.iter().chain(FINGERPRINT.iter()).cloned().collect();
         hide.extend(
             headers
@@ -92,6 +114,7 @@ impl ResponsePolicy {
             hide,
             csp,
             csp_header,
+            csp_value,
         }
     }
 }
