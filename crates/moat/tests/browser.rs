@@ -264,3 +264,79 @@ async fn a_requested_script_loads_only_after_approval() {
     );
     b.close().await;
 }
+
+/// An app with inline scripts runs under a strict policy when moat adds
+/// nonces; without them the same page's inline script is blocked.
+#[tokio::test]
+async fn nonces_let_inline_scripts_run_under_a_strict_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    std::fs::create_dir_all(&legacy).unwrap();
+    std::fs::write(legacy.join("manifest.json"), r#"{"name": "legacy"}"#).unwrap();
+    std::fs::write(
+        legacy.join("index.html"),
+        "<!doctype html><html><head><title>legacy</title>\
+         <style>body { background: rgb(1, 2, 3); }</style></head><body><p>legacy</p>\
+         <script>document.documentElement.dataset.inline = 'yes';</script></body></html>",
+    )
+    .unwrap();
+    let moat = Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[[apps]]\nname = \"legacy\"\npath = \"/legacy\"\nauth = \"none\"\nstatic = {p}\n[apps.csp]\nnonce = true\n\
+             [[apps]]\nname = \"plain\"\npath = \"/plain\"\nauth = \"none\"\nstatic = {p}\n",
+            p = moat_testkit::moat::toml_path(&legacy)
+        ),
+    )
+    .await;
+
+    // Each response has its own nonce, in the header and on the tags.
+    let http = moat_testkit::client::http1(&moat.self_signed_cert());
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let r = http.get(moat.https_url("/legacy/")).send().await.unwrap();
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|s| s.split('\'').next())
+            .unwrap_or_else(|| panic!("no nonce in {csp}"))
+            .to_owned();
+        assert!(csp.contains("'strict-dynamic'"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        let page = r.text().await.unwrap();
+        assert_eq!(
+            page.matches(&format!("nonce=\"{nonce}\"")).count(),
+            2,
+            "{page}"
+        );
+        seen.push(nonce);
+    }
+    assert_ne!(seen[0], seen[1]);
+
+    let b = Browser::start().await;
+    let c = &b.client;
+    let state = || async {
+        let v = c
+            .execute(
+                "return [document.documentElement.dataset.inline || '', getComputedStyle(document.body).backgroundColor]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        (
+            v[0].as_str().unwrap().to_owned(),
+            v[1].as_str().unwrap().to_owned(),
+        )
+    };
+    c.goto(&moat.https_url("/legacy/")).await.unwrap();
+    assert_eq!(state().await, ("yes".to_owned(), "rgb(1, 2, 3)".to_owned()));
+    c.goto(&moat.https_url("/plain/")).await.unwrap();
+    let (inline, background) = state().await;
+    assert_eq!(inline, "", "without a nonce the inline script is blocked");
+    assert_ne!(background, "rgb(1, 2, 3)", "and so is the inline style");
+    b.close().await;
+}

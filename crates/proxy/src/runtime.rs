@@ -138,7 +138,13 @@ fn base_policy(config: &Config, report_to: Option<&str>) -> ResponsePolicy {
         base: &config.csp.base,
         ..Default::default()
     });
-    ResponsePolicy::build(&config.headers, composed, config.csp.report_only, report_to)
+    ResponsePolicy::build(
+        &config.headers,
+        composed,
+        config.csp.report_only,
+        report_to,
+        false,
+    )
 }
 
 /// An app's headers: the global ones with its overrides, and its CSP
@@ -162,5 +168,6 @@ pub fn app_policy(config: &Config, app: &App, grants: &Grants) -> ResponsePolicy
         composed,
         config.csp.report_only || l.report_only,
         Some(&crate::pipeline::csp_report::path_for(&app.name)),
+        l.nonce,
     )
 }

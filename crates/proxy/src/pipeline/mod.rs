@@ -7,6 +7,7 @@
 
 pub mod admin_tcp;
 pub mod auth;
+pub mod csp_nonce;
 pub mod csp_report;
 pub mod limits;
 pub mod login;
@@ -85,6 +86,11 @@ pub async fn handle(
         Err(rejection) => rescue(rejection, &ctx),
     };
     let response = response_headers::apply(response, &ctx, &runtime);
+    // After the headers: a nonce replaces the CSP value set there.
+    let response = match &ctx.app {
+        Some(app) => csp_nonce::apply(response, &app.response_policy),
+        None => response,
+    };
 
     match summary {
         Some(s) => s.log_on_completion(response, &ctx, log.clone(), started, time),
@@ -120,6 +126,11 @@ async fn request_stages(
     // and nothing of the app (not even its body limit) is revealed before.
     if let Err(answer) = auth::authenticate(&mut req, ctx, &app, runtime, shared).await {
         return Ok(answer);
+    }
+    // A nonce app's HTML is rewritten as it streams, which compressed
+    // bodies do not allow: ask for them plain.
+    if app.response_policy.nonce {
+        req.headers_mut().remove(http::header::ACCEPT_ENCODING);
     }
     // The body limit needs the app's setting.
     if let Err(too_large) = limits::check_declared_body(&req, &app) {

@@ -51,6 +51,10 @@ pub struct ResponsePolicy {
     pub csp_header: HeaderName,
     /// The CSP exactly as sent (with the report endpoint).
     pub csp_value: String,
+    /// What follows the directives in the CSP: the report endpoint.
+    pub csp_report_suffix: String,
+    /// A fresh nonce on every HTML response (`csp.nonce`).
+    pub nonce: bool,
 }
 
 impl ResponsePolicy {
@@ -61,6 +65,7 @@ impl ResponsePolicy {
         csp: Composed,
         report_only: bool,
         report_to: Option<&str>,
+        nonce: bool,
     ) -> ResponsePolicy {
         let mut set = Vec::new();
         let mut put = |name: HeaderName, v: &Option<String>| {
@@ -84,12 +89,14 @@ impl ResponsePolicy {
             header::CONTENT_SECURITY_POLICY
         };
         let mut value = csp.header_value();
+        let mut csp_report_suffix = String::new();
         if !value.is_empty() {
             if let Some(path) = report_to {
-                value.push_str(&format!(
+                csp_report_suffix = format!(
                     "; report-uri {path}; report-to {}",
                     crate::pipeline::csp_report::GROUP
-                ));
+                );
+                value.push_str(&csp_report_suffix);
                 if let Ok(v) = HeaderValue::from_str(&format!(
                     "{}=\"{path}\"",
                     crate::pipeline::csp_report::GROUP
@@ -115,6 +122,8 @@ impl ResponsePolicy {
             csp,
             csp_header,
             csp_value,
+            csp_report_suffix,
+            nonce,
         }
     }
 }
