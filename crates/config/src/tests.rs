@@ -372,3 +372,42 @@ fn api_apps_are_validated_by_field_name_and_yield_to_the_config_file() {
     assert_eq!(names, [("a", AppOrigin::ConfigFile), ("c", AppOrigin::Api)]);
     assert_eq!(shadowed.len(), 2);
 }
+
+#[test]
+fn header_settings_are_checked_and_default_to_secure_values() {
+    let c = default_config();
+    assert_eq!(c.headers.frame_options.as_deref(), Some("SAMEORIGIN"));
+    assert_eq!(c.headers.content_type_options.as_deref(), Some("nosniff"));
+    assert_eq!(c.headers.cross_origin_embedder_policy, None);
+    assert_eq!(c.csp.base.to_string(), raw::DEFAULT_CSP);
+    let s = err(
+        "[headers]\nframe_options = \"ALLOWALL\"\nreferrer_policy = \"no-referrer, bogus\"\nhide_upstream = [\"bad header\"]\n[csp]\npolicy = \"default-src 'self'; script-src 'unsafe-inline'\"\n[[csp.allow]]\nsource = \"regex:(\"\n",
+    )
+    .to_string();
+    assert!(
+        s.contains("moat.toml:2: headers.frame_options: \"ALLOWALL\""),
+        "{s}"
+    );
+    assert!(s.contains("use one of DENY, SAMEORIGIN, or \"off\""), "{s}");
+    assert!(s.contains("headers.referrer_policy"), "{s}");
+    assert!(s.contains("headers.hide_upstream[0]"), "{s}");
+    assert!(
+        s.contains("csp.policy: script-src 'unsafe-inline' is dangerous"),
+        "{s}"
+    );
+    assert!(
+        s.contains("csp.allow[0].source: not a valid regular expression"),
+        "{s}"
+    );
+    let c = load_str(
+        "[headers]\nframe_options = \"deny\"\nreferrer_policy = \"NO-REFERRER, strict-origin\"\npermissions_policy = \"off\"\n[csp]\npolicy = \"default-src 'self' 'unsafe-inline'\"\nallow_unsafe = [\"default-src 'unsafe-inline'\"]\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.headers.frame_options.as_deref(), Some("DENY"));
+    assert_eq!(
+        c.headers.referrer_policy.as_deref(),
+        Some("no-referrer, strict-origin")
+    );
+    assert_eq!(c.headers.permissions_policy, None);
+}

@@ -217,8 +217,8 @@ async fn api_matches_its_openapi_document() {
         }
     }
     assert_eq!(
-        checked, 4,
-        "status, apps, app detail and audit were checked"
+        checked, 6,
+        "status, apps, app detail, audit, CSP and CSP reports were checked"
     );
     // The documented 404 body.
     let missing = m.admin_get("/api/v1/apps/nope").await.unwrap();

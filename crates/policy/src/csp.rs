@@ -202,6 +202,65 @@ pub fn check_directive(name: &str) -> Result<String, CspError> {
     ))
 }
 
+/// Whether a directive's value is a source list.
+pub fn takes_sources(directive: &str) -> bool {
+    SOURCE_LIST.contains(&directive)
+}
+
+const SANDBOX: &[&str] = &[
+    "allow-downloads",
+    "allow-forms",
+    "allow-modals",
+    "allow-orientation-lock",
+    "allow-pointer-lock",
+    "allow-popups",
+    "allow-popups-to-escape-sandbox",
+    "allow-presentation",
+    "allow-same-origin",
+    "allow-scripts",
+    "allow-storage-access-by-user-activation",
+    "allow-top-navigation",
+    "allow-top-navigation-by-user-activation",
+    "allow-top-navigation-to-custom-protocols",
+];
+
+/// Checks the value of a directive that does not take sources.
+fn check_other(d: &str, values: &[String]) -> Result<(), CspError> {
+    let bad = |what: &str| Err(CspError::new(format!("{d}: {what}"), None));
+    match d {
+        "upgrade-insecure-requests" if !values.is_empty() => bad("takes no value"),
+        "sandbox" => match values
+            .iter()
+            .find(|v| !SANDBOX.contains(&v.to_ascii_lowercase().as_str()))
+        {
+            Some(v) => Err(CspError::new(
+                format!("sandbox: {v:?} is not a sandbox flag"),
+                Some(format!("use flags such as {}", SANDBOX[..4].join(", "))),
+            )),
+            None => Ok(()),
+        },
+        "require-trusted-types-for" if values != ["'script'"] => bad("the only value is 'script'"),
+        "webrtc" if !(values.len() == 1 && (values[0] == "'allow'" || values[0] == "'block'")) => {
+            bad("the value is 'allow' or 'block'")
+        }
+        "trusted-types" => {
+            let ok = values.iter().all(|v| {
+                matches!(v.as_str(), "'none'" | "'allow-duplicates'" | "*")
+                    || v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-#=_/@.%".contains(&b))
+            });
+            if !ok {
+                bad("a policy name holds a character that is not allowed")
+            } else if values.len() > 1 && values.iter().any(|v| v == "'none'") {
+                bad("'none' cannot stand beside policy names")
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Levenshtein distance, for "did you mean" hints on short names.
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -403,7 +462,11 @@ impl Policy {
                 continue;
             }
             if OTHER.contains(&lower.as_str()) {
-                directives.push((lower, tokens.map(str::to_owned).collect()));
+                let values: Vec<String> = tokens.map(str::to_owned).collect();
+                match check_other(&lower, &values) {
+                    Ok(()) => directives.push((lower, values)),
+                    Err(e) => errors.push(e),
+                }
                 continue;
             }
             match check_directive(name) {

@@ -48,6 +48,25 @@ fn bad_policies_name_every_problem() {
 }
 
 #[test]
+fn directives_without_sources_are_checked_too() {
+    assert!(
+        Policy::parse(
+            "upgrade-insecure-requests; sandbox allow-scripts allow-forms; webrtc 'block'"
+        )
+        .is_ok()
+    );
+    for bad in [
+        "upgrade-insecure-requests x",
+        "sandbox allow-everything",
+        "webrtc 'none' x",
+        "require-trusted-types-for 'style'",
+        "trusted-types 'none' a",
+    ] {
+        assert!(Policy::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn sources() {
     for ok in [
         "'self'",
