@@ -15,6 +15,7 @@
 //! - [`route`]: which app a request belongs to, by host and path prefix.
 //! - [`static_path`]: turning a request path into a safe relative file path.
 //! - [`negotiate`]: choosing a precompressed variant from `Accept-Encoding`.
+//! - [`cors`]: CORS origin patterns, preflight and response verdicts.
 //! - [`csp`]: Content-Security-Policy parsing, dangerous sources, and
 //!   composition from layers with each source's origin.
 //! - [`csp_report`]: CSP violation reports (both browser formats),
@@ -26,6 +27,7 @@
 //! - [`sessions`]: signed-in sessions with idle and absolute timeouts.
 //! - [`signing`]: session cookie signatures and identity tokens (JWT).
 //! - [`conditional`]: `If-None-Match` / `If-Modified-Since` evaluation.
+//! - [`rate_limit`]: nginx `limit_req` arithmetic with an injected clock.
 //! - [`redirect`]: the HTTPS URL an HTTP request is redirected to.
 //! - [`throttle`]: lockout after repeated failed authentication attempts.
 //! - [`units`]: parsing sizes (`16KiB`) and durations (`10s`) from config.
@@ -33,6 +35,7 @@
 pub mod basic_auth;
 pub mod client_ip;
 pub mod conditional;
+pub mod cors;
 pub mod csp;
 pub mod csp_report;
 pub mod csrf;
@@ -40,6 +43,7 @@ pub mod forwarding;
 pub mod hop_by_hop;
 pub mod login;
 pub mod negotiate;
+pub mod rate_limit;
 pub mod redirect;
 pub mod route;
 pub mod sessions;
