@@ -21,8 +21,49 @@ pub struct Config {
     pub auth: Auth,
     pub headers: Headers,
     pub csp: Csp,
+    pub rate_limit: RateLimits,
     pub log: Log,
     pub apps: Vec<App>,
+}
+
+/// What a rate-limit zone counts by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitKey {
+    ClientIp,
+    /// The signed-in user (the client address when nobody is signed in).
+    User,
+    /// A request header's value (requests without it are not counted).
+    Header(http::HeaderName),
+}
+
+#[derive(Debug, Clone)]
+pub struct NamedZone {
+    pub name: String,
+    pub key: LimitKey,
+    pub zone: moat_policy::rate_limit::Zone,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RateLimits {
+    pub zones: Vec<NamedZone>,
+    pub exempt: Vec<ipnet::IpNet>,
+    /// 0: no cap.
+    pub max_connections_per_client: usize,
+}
+
+/// A zone on an app, for all its paths or those matching `path`.
+#[derive(Debug, Clone)]
+pub struct AppLimit {
+    pub zone: String,
+    pub path: Option<moat_policy::glob::PathPattern>,
+}
+
+/// Cross-origin request protection for an app.
+#[derive(Debug, Clone, Default)]
+pub struct Csrf {
+    pub enabled: bool,
+    pub trusted_origins: Vec<String>,
+    pub bypass: Vec<moat_policy::glob::PathPattern>,
 }
 
 /// Security headers for one app: each `None` is not sent (and an
@@ -256,6 +297,10 @@ pub struct Security {
     pub admin_user: String,
     /// Serve the admin API on the HTTPS listener under `/_moat/api/`.
     pub admin_over_tcp: bool,
+    /// Cross-origin protection is off for every app.
+    pub disable_csrf_protection: bool,
+    /// Origins every app's CSRF protection trusts.
+    pub csrf_trusted_origins: Vec<String>,
 }
 
 /// How people sign in to apps with `auth = "system"`.
@@ -312,6 +357,12 @@ pub struct App {
     pub origin: AppOrigin,
     pub headers: HeaderOverrides,
     pub csp: AppCsp,
+    /// `None`: moat leaves CORS to the app.
+    pub cors: Option<moat_policy::cors::CorsPolicy>,
+    /// This app's own CSRF settings (the global switch and trusted origins
+    /// are added when the runtime is built).
+    pub csrf: Csrf,
+    pub rate_limits: Vec<AppLimit>,
 }
 
 /// Who may reach an app.

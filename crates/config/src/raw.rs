@@ -33,6 +33,7 @@ pub struct RawConfig {
     pub auth: RawAuth,
     pub headers: RawHeaders,
     pub csp: RawCsp,
+    pub rate_limit: RawRateLimit,
     pub log: RawLog,
     pub apps: Vec<RawApp>,
 }
@@ -114,6 +115,95 @@ impl Default for RawCsp {
             allow: Vec::new(),
         }
     }
+}
+
+/// Named rate-limit zones and what no zone applies to.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRateLimit {
+    pub zones: Vec<RawZone>,
+    /// Client addresses (or CIDR ranges) no zone limits.
+    pub exempt: Vec<String>,
+    /// Concurrent connections from one client address; 0: no cap.
+    pub max_connections_per_client: i64,
+    /// Keys one zone tracks at most.
+    pub max_keys_per_zone: i64,
+}
+
+impl Default for RawRateLimit {
+    fn default() -> Self {
+        RawRateLimit {
+            zones: Vec::new(),
+            exempt: Vec::new(),
+            max_connections_per_client: 256,
+            max_keys_per_zone: 100_000,
+        }
+    }
+}
+
+/// `[[rate_limit.zones]]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZone {
+    pub name: String,
+    /// `client_ip`, `user` or `header:NAME`.
+    #[serde(default = "default_zone_key")]
+    pub key: String,
+    /// `100r/s` or `10r/m`.
+    pub rate: String,
+    #[serde(default)]
+    pub burst: i64,
+    #[serde(default)]
+    pub nodelay: bool,
+}
+
+fn default_zone_key() -> String {
+    "client_ip".into()
+}
+
+/// `[[apps.rate_limit]]`: a zone applied to an app, or to its paths
+/// matching `path`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAppLimit {
+    pub zone: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// `[apps.cors]`: present means moat manages CORS for the app.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCors {
+    pub allow_origin: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<Human>,
+    pub allow_credentials: bool,
+}
+
+impl Default for RawCors {
+    fn default() -> Self {
+        RawCors {
+            allow_origin: Vec::new(),
+            allow_methods: vec!["GET".into(), "HEAD".into(), "POST".into()],
+            allow_headers: Vec::new(),
+            expose_headers: Vec::new(),
+            max_age: None,
+            allow_credentials: false,
+        }
+    }
+}
+
+/// `[apps.security]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAppSecurity {
+    pub disable_csrf_protection: bool,
+    pub csrf_trusted_origins: Vec<String>,
+    /// Path patterns (`*` for any characters) CSRF protection skips.
+    pub csrf_bypass: Vec<String>,
 }
 
 /// `[[csp.allow]]`: approves matching requests of every app.
@@ -236,6 +326,8 @@ pub struct RawSecurity {
     pub admin_password_bcrypt: String,
     pub admin_user: String,
     pub admin_over_tcp: bool,
+    pub disable_csrf_protection: bool,
+    pub csrf_trusted_origins: Vec<String>,
 }
 
 impl Default for RawSecurity {
@@ -245,6 +337,8 @@ impl Default for RawSecurity {
             admin_password_bcrypt: String::new(),
             admin_user: "admin".into(),
             admin_over_tcp: false,
+            disable_csrf_protection: false,
+            csrf_trusted_origins: Vec::new(),
         }
     }
 }
@@ -309,6 +403,10 @@ pub struct RawApp {
     pub identity_jwt: bool,
     pub headers: RawAppHeaders,
     pub csp: RawAppCsp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<RawCors>,
+    pub security: RawAppSecurity,
+    pub rate_limit: Vec<RawAppLimit>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -26,6 +26,15 @@ fn default_file_documents_every_key() {
         ..Default::default()
     });
     raw.tls.certificates.push(raw::RawCertificate::default());
+    raw.rate_limit.zones.push(raw::RawZone::default());
+    raw.apps[0].cors = Some(raw::RawCors {
+        max_age: Some(raw::Human::Int(0)),
+        ..Default::default()
+    });
+    raw.apps[0].rate_limit.push(raw::RawAppLimit {
+        zone: String::new(),
+        path: Some(String::new()),
+    });
     raw.csp.allow.push(raw::RawAllowRule {
         source: String::new(),
         directive: Some(String::new()),
@@ -410,4 +419,33 @@ fn header_settings_are_checked_and_default_to_secure_values() {
         Some("no-referrer, strict-origin")
     );
     assert_eq!(c.headers.permissions_policy, None);
+}
+
+#[test]
+fn guards_are_checked_with_clear_messages() {
+    let s = err(
+        "[rate_limit]\nexempt = [\"nope\"]\n[[rate_limit.zones]]\nname = \"a\"\nrate = \"5r/h\"\n[[rate_limit.zones]]\nname = \"b\"\nkey = \"cookie\"\nrate = \"1r/s\"\n\
+         [[apps]]\nname = \"x\"\npath = \"/x\"\nupstream = \"http://127.0.0.1:1\"\n[apps.cors]\nallow_origin = [\"*\", \"https://*.com\"]\nallow_credentials = true\n[[apps.rate_limit]]\nzone = \"missing\"\n",
+    )
+    .to_string();
+    for needle in [
+        "rate_limit.exempt[0]",
+        "rate_limit.zones[0].rate: \"5r/h\": the unit is r/s or r/m",
+        "rate_limit.zones[1].key: \"cookie\" is not a zone key",
+        "apps[0].cors.allow_origin[0]: \"*\" cannot be combined with allow_credentials",
+        "apps[0].cors.allow_origin[1]",
+        "apps[0].rate_limit[0].zone: no rate-limit zone is named \"missing\"",
+    ] {
+        assert!(s.contains(needle), "missing {needle:?} in:\n{s}");
+    }
+    let c = load_str(
+        "[[rate_limit.zones]]\nname = \"logins\"\nkey = \"header:X-Api-Key\"\nrate = \"10r/m\"\nburst = 5\n[[apps]]\nname = \"x\"\npath = \"/x\"\nupstream = \"http://127.0.0.1:1\"\n[apps.security]\ncsrf_bypass = [\"/hooks/*\"]\n[[apps.rate_limit]]\nzone = \"logins\"\npath = \"/login\"\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.rate_limit.zones[0].zone.burst, 5);
+    assert!(c.apps[0].csrf.enabled);
+    assert!(c.apps[0].csrf.bypass[0].matches("/hooks/github"));
+    assert!(c.apps[0].rate_limits[0].path.as_ref().unwrap().matches("/login"));
+    assert_eq!(c.rate_limit.max_connections_per_client, 256);
 }

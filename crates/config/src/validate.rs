@@ -11,7 +11,10 @@ use moat_policy::client_ip::TrustedProxies;
 use moat_policy::route::{host_without_port, normalize_prefix};
 use moat_policy::units::{parse_duration, parse_size};
 
+use moat_policy::cors::{CorsPolicy, OriginPattern};
 use moat_policy::csp::{self, AllowRule, Grant, Policy, SourcePattern};
+use moat_policy::glob::PathPattern;
+use moat_policy::rate_limit::{Rate, Zone};
 
 use crate::error::Problem;
 use crate::model::*;
@@ -196,20 +199,10 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
         );
     }
 
-    let mut nets = Vec::new();
-    for (i, p) in raw.security.trusted_proxies.iter().enumerate() {
-        match p
-            .parse::<IpNet>()
-            .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
-        {
-            Ok(n) => nets.push(n.trunc()),
-            Err(_) => c.problem(
-                format!("security.trusted_proxies[{i}]"),
-                format!("{p:?} is not an IP address or CIDR range"),
-                "write e.g. \"10.0.0.1\" or \"10.0.0.0/8\"",
-            ),
-        }
-    }
+    let nets = nets(&mut c, "security.trusted_proxies", &raw.security.trusted_proxies);
+    let csrf_trusted_origins = origins(&mut c, "security.csrf_trusted_origins", &raw.security.csrf_trusted_origins);
+    let rate_limit = validate_rate_limit(&mut c, &raw.rate_limit);
+    let rate_limit_names: Vec<String> = rate_limit.zones.iter().map(|z| z.name.clone()).collect();
 
     let admin_password_bcrypt = match raw.security.admin_password_bcrypt.trim() {
         "" => None,
@@ -294,6 +287,17 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
         }
     }
 
+    for (i, a) in raw.apps.iter().enumerate() {
+        for (j, l) in a.rate_limit.iter().enumerate() {
+            if !rate_limit_names.contains(&l.zone) {
+                c.problem(
+                    format!("apps[{i}].rate_limit[{j}].zone"),
+                    format!("no rate-limit zone is named {:?}", l.zone),
+                    "define it under [[rate_limit.zones]], or correct the name",
+                );
+            }
+        }
+    }
     if !c.problems.is_empty() {
         return Err(c.problems);
     }
@@ -307,7 +311,10 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
             admin_password_bcrypt,
             admin_user: raw.security.admin_user.clone(),
             admin_over_tcp: raw.security.admin_over_tcp,
+            disable_csrf_protection: raw.security.disable_csrf_protection,
+            csrf_trusted_origins,
         },
+        rate_limit,
         auth,
         headers,
         csp,
@@ -642,6 +649,25 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
         );
     }
     let headers = validate_app_headers(c, prefix, &a.headers);
+    let cors = a.cors.as_ref().map(|r| validate_cors(c, &format!("{prefix}cors."), r));
+    let csrf = Csrf {
+        enabled: !a.security.disable_csrf_protection,
+        trusted_origins: origins(c, &key("security.csrf_trusted_origins"), &a.security.csrf_trusted_origins),
+        bypass: path_patterns(c, &key("security.csrf_bypass"), &a.security.csrf_bypass),
+    };
+    let rate_limits = a
+        .rate_limit
+        .iter()
+        .enumerate()
+        .map(|(j, l)| AppLimit {
+            zone: l.zone.clone(),
+            path: l.path.as_ref().and_then(|p| {
+                PathPattern::parse(p)
+                    .map_err(|e| c.problem(format!("{prefix}rate_limit[{j}].path"), e, "write a path such as \"/login\" or \"/api/*\""))
+                    .ok()
+            }),
+        })
+        .collect();
     let mut csp = validate_app_csp(c, &format!("{prefix}csp."), &a.csp, None);
     if let Some(AppSource::Static(bundle)) = &source {
         // The bundle's own layers: what its manifest requests, and the
@@ -700,6 +726,9 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
         origin,
         headers,
         csp,
+        cors: cors.flatten(),
+        csrf,
+        rate_limits,
     })
 }
 
@@ -1072,4 +1101,181 @@ fn validate_csp(c: &mut Checker<'_>, raw: &raw::RawCsp) -> Csp {
         report_only: raw.report_only,
         rules,
     }
+}
+
+/// Addresses and CIDR ranges.
+fn nets(c: &mut Checker<'_>, key: &str, list: &[String]) -> Vec<IpNet> {
+    let mut out = Vec::new();
+    for (i, p) in list.iter().enumerate() {
+        match p
+            .parse::<IpNet>()
+            .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
+        {
+            Ok(n) => out.push(n.trunc()),
+            Err(_) => c.problem(
+                format!("{key}[{i}]"),
+                format!("{p:?} is not an IP address or CIDR range"),
+                "write e.g. \"10.0.0.1\" or \"10.0.0.0/8\"",
+            ),
+        }
+    }
+    out
+}
+
+/// Exact origins (`scheme://host[:port]`).
+fn origins(c: &mut Checker<'_>, key: &str, list: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, o) in list.iter().enumerate() {
+        match OriginPattern::parse(o) {
+            Ok(OriginPattern::Exact(e)) if e != "null" => out.push(e),
+            _ => c.problem(
+                format!("{key}[{i}]"),
+                format!("{o:?} is not an exact origin"),
+                "write scheme, host and port only, e.g. \"https://sso.example.com\"",
+            ),
+        }
+    }
+    out
+}
+
+fn path_patterns(c: &mut Checker<'_>, key: &str, list: &[String]) -> Vec<PathPattern> {
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            PathPattern::parse(p)
+                .map_err(|e| c.problem(format!("{key}[{i}]"), e, "write a path such as \"/hooks/*\""))
+                .ok()
+        })
+        .collect()
+}
+
+/// Why an app names a zone that does not exist, if it does.
+pub fn unknown_zone(zones: &[String], app: &App) -> Option<String> {
+    app.rate_limits
+        .iter()
+        .find(|l| !zones.contains(&l.zone))
+        .map(|l| format!("no rate-limit zone is named {:?}", l.zone))
+}
+
+fn validate_rate_limit(c: &mut Checker<'_>, r: &raw::RawRateLimit) -> RateLimits {
+    let capacity = if r.max_keys_per_zone < 1 {
+        c.problem("rate_limit.max_keys_per_zone", "must be at least 1", "raise the value");
+        1
+    } else {
+        r.max_keys_per_zone as usize
+    };
+    let mut zones: Vec<NamedZone> = Vec::new();
+    for (i, z) in r.zones.iter().enumerate() {
+        let key = |f: &str| format!("rate_limit.zones[{i}].{f}");
+        let name_ok = !z.name.is_empty()
+            && z.name.len() <= 64
+            && z.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            c.problem(key("name"), format!("{:?} is not a valid zone name", z.name), "use 1-64 letters, digits, '-' or '_'");
+        } else if zones.iter().any(|x| x.name == z.name) {
+            c.problem(key("name"), format!("zone {:?} is defined twice", z.name), "give every zone its own name");
+        }
+        let limit_key = match z.key.as_str() {
+            "client_ip" => Some(LimitKey::ClientIp),
+            "user" => Some(LimitKey::User),
+            k => match k.strip_prefix("header:").map(|h| http::HeaderName::from_bytes(h.trim().as_bytes())) {
+                Some(Ok(h)) => Some(LimitKey::Header(h)),
+                _ => {
+                    c.problem(key("key"), format!("{k:?} is not a zone key"), "write \"client_ip\", \"user\" or \"header:NAME\"");
+                    None
+                }
+            },
+        };
+        let rate = Rate::parse(&z.rate).map_err(|e| c.problem(key("rate"), e, "write e.g. \"100r/s\" or \"10r/m\"")).ok();
+        if z.burst < 0 || z.burst > 1_000_000 {
+            c.problem(key("burst"), format!("{} is out of range", z.burst), "use 0 to 1000000");
+        }
+        if let (Some(limit_key), Some(rate)) = (limit_key, rate) {
+            zones.push(NamedZone {
+                name: z.name.clone(),
+                key: limit_key,
+                zone: Zone {
+                    rate,
+                    burst: z.burst.clamp(0, 1_000_000) as u32,
+                    nodelay: z.nodelay,
+                    capacity,
+                },
+            });
+        }
+    }
+    if r.max_connections_per_client < 0 {
+        c.problem("rate_limit.max_connections_per_client", "is negative", "use 0 for no cap, or a positive number");
+    }
+    RateLimits {
+        zones,
+        exempt: nets(c, "rate_limit.exempt", &r.exempt),
+        max_connections_per_client: r.max_connections_per_client.max(0) as usize,
+    }
+}
+
+const HTTP_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+fn validate_cors(c: &mut Checker<'_>, prefix: &str, r: &raw::RawCors) -> Option<CorsPolicy> {
+    let key = |f: &str| format!("{prefix}{f}");
+    let before = c.problems.len();
+    if r.allow_origin.is_empty() {
+        c.problem(key("allow_origin"), "is empty, so no origin could ever be allowed", "list the origins, e.g. [\"https://app.example.com\"], or remove [apps.cors]");
+    }
+    let mut origins = Vec::new();
+    for (i, o) in r.allow_origin.iter().enumerate() {
+        match OriginPattern::parse(o) {
+            Ok(p) => {
+                if r.allow_credentials && matches!(p, OriginPattern::Any) {
+                    c.problem(
+                        format!("{prefix}allow_origin[{i}]"),
+                        "\"*\" cannot be combined with allow_credentials = true (browsers refuse it, and it would let every site read signed-in responses)",
+                        "list the origins that may send credentials, or set allow_credentials = false",
+                    );
+                }
+                origins.push(p);
+            }
+            Err(e) => c.problem(
+                format!("{prefix}allow_origin[{i}]"),
+                e,
+                "write an origin (https://app.example.com), a wildcard subdomain (https://*.example.com), regex:PATTERN, \"origin\" or \"*\"",
+            ),
+        }
+    }
+    let mut methods = Vec::new();
+    for (i, m) in r.allow_methods.iter().enumerate() {
+        let upper = m.trim().to_ascii_uppercase();
+        match upper.parse::<http::Method>() {
+            Ok(method) if HTTP_METHODS.contains(&upper.as_str()) || upper.bytes().all(|b| b.is_ascii_uppercase()) => methods.push(method),
+            _ => c.problem(format!("{prefix}allow_methods[{i}]"), format!("{m:?} is not an HTTP method"), "write e.g. \"GET\" or \"PUT\""),
+        }
+    }
+    let names = |c: &mut Checker<'_>, field: &str, list: &[String]| -> Vec<String> {
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, h)| match http::HeaderName::from_bytes(h.trim().as_bytes()) {
+                Ok(n) => Some(n.as_str().to_owned()),
+                Err(_) => {
+                    c.problem(format!("{prefix}{field}[{i}]"), format!("{h:?} is not a header name"), "write e.g. \"Content-Type\"");
+                    None
+                }
+            })
+            .collect()
+    };
+    let allow_headers = names(c, "allow_headers", &r.allow_headers);
+    let expose_headers = names(c, "expose_headers", &r.expose_headers);
+    let max_age = r
+        .max_age
+        .as_ref()
+        .map(|m| c.duration(&key("max_age"), m, Duration::ZERO).as_secs().min(u64::from(u32::MAX)) as u32);
+    if c.problems.len() > before {
+        return None;
+    }
+    Some(CorsPolicy {
+        origins,
+        methods,
+        allow_headers,
+        expose_headers,
+        max_age,
+        credentials: r.allow_credentials,
+    })
 }

@@ -10,6 +10,7 @@
 //! - [`client_ip`]: who the client is, given the peer address, the trusted
 //!   proxies and the forwarding headers.
 //! - [`forwarding`]: the clean forwarding headers moat sends upstream.
+//! - [`glob`]: path patterns with `*`.
 //! - [`hop_by_hop`]: headers that belong to one connection and must not be
 //!   forwarded.
 //! - [`route`]: which app a request belongs to, by host and path prefix.
@@ -40,6 +41,7 @@ pub mod csp;
 pub mod csp_report;
 pub mod csrf;
 pub mod forwarding;
+pub mod glob;
 pub mod hop_by_hop;
 pub mod login;
 pub mod negotiate;
