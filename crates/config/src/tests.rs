@@ -446,6 +446,12 @@ fn guards_are_checked_with_clear_messages() {
     assert_eq!(c.rate_limit.zones[0].zone.burst, 5);
     assert!(c.apps[0].csrf.enabled);
     assert!(c.apps[0].csrf.bypass[0].matches("/hooks/github"));
-    assert!(c.apps[0].rate_limits[0].path.as_ref().unwrap().matches("/login"));
+    assert!(
+        c.apps[0].rate_limits[0]
+            .path
+            .as_ref()
+            .unwrap()
+            .matches("/login")
+    );
     assert_eq!(c.rate_limit.max_connections_per_client, 256);
 }

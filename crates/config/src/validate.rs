@@ -199,8 +199,16 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
         );
     }
 
-    let nets = nets(&mut c, "security.trusted_proxies", &raw.security.trusted_proxies);
-    let csrf_trusted_origins = origins(&mut c, "security.csrf_trusted_origins", &raw.security.csrf_trusted_origins);
+    let nets = nets(
+        &mut c,
+        "security.trusted_proxies",
+        &raw.security.trusted_proxies,
+    );
+    let csrf_trusted_origins = origins(
+        &mut c,
+        "security.csrf_trusted_origins",
+        &raw.security.csrf_trusted_origins,
+    );
     let rate_limit = validate_rate_limit(&mut c, &raw.rate_limit);
     let rate_limit_names: Vec<String> = rate_limit.zones.iter().map(|z| z.name.clone()).collect();
 
@@ -649,10 +657,17 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
         );
     }
     let headers = validate_app_headers(c, prefix, &a.headers);
-    let cors = a.cors.as_ref().map(|r| validate_cors(c, &format!("{prefix}cors."), r));
+    let cors = a
+        .cors
+        .as_ref()
+        .map(|r| validate_cors(c, &format!("{prefix}cors."), r));
     let csrf = Csrf {
         enabled: !a.security.disable_csrf_protection,
-        trusted_origins: origins(c, &key("security.csrf_trusted_origins"), &a.security.csrf_trusted_origins),
+        trusted_origins: origins(
+            c,
+            &key("security.csrf_trusted_origins"),
+            &a.security.csrf_trusted_origins,
+        ),
         bypass: path_patterns(c, &key("security.csrf_bypass"), &a.security.csrf_bypass),
     };
     let rate_limits = a
@@ -663,7 +678,13 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
             zone: l.zone.clone(),
             path: l.path.as_ref().and_then(|p| {
                 PathPattern::parse(p)
-                    .map_err(|e| c.problem(format!("{prefix}rate_limit[{j}].path"), e, "write a path such as \"/login\" or \"/api/*\""))
+                    .map_err(|e| {
+                        c.problem(
+                            format!("{prefix}rate_limit[{j}].path"),
+                            e,
+                            "write a path such as \"/login\" or \"/api/*\"",
+                        )
+                    })
                     .ok()
             }),
         })
@@ -1143,7 +1164,13 @@ fn path_patterns(c: &mut Checker<'_>, key: &str, list: &[String]) -> Vec<PathPat
         .enumerate()
         .filter_map(|(i, p)| {
             PathPattern::parse(p)
-                .map_err(|e| c.problem(format!("{key}[{i}]"), e, "write a path such as \"/hooks/*\""))
+                .map_err(|e| {
+                    c.problem(
+                        format!("{key}[{i}]"),
+                        e,
+                        "write a path such as \"/hooks/*\"",
+                    )
+                })
                 .ok()
         })
         .collect()
@@ -1159,7 +1186,11 @@ pub fn unknown_zone(zones: &[String], app: &App) -> Option<String> {
 
 fn validate_rate_limit(c: &mut Checker<'_>, r: &raw::RawRateLimit) -> RateLimits {
     let capacity = if r.max_keys_per_zone < 1 {
-        c.problem("rate_limit.max_keys_per_zone", "must be at least 1", "raise the value");
+        c.problem(
+            "rate_limit.max_keys_per_zone",
+            "must be at least 1",
+            "raise the value",
+        );
         1
     } else {
         r.max_keys_per_zone as usize
@@ -1169,26 +1200,49 @@ fn validate_rate_limit(c: &mut Checker<'_>, r: &raw::RawRateLimit) -> RateLimits
         let key = |f: &str| format!("rate_limit.zones[{i}].{f}");
         let name_ok = !z.name.is_empty()
             && z.name.len() <= 64
-            && z.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && z.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !name_ok {
-            c.problem(key("name"), format!("{:?} is not a valid zone name", z.name), "use 1-64 letters, digits, '-' or '_'");
+            c.problem(
+                key("name"),
+                format!("{:?} is not a valid zone name", z.name),
+                "use 1-64 letters, digits, '-' or '_'",
+            );
         } else if zones.iter().any(|x| x.name == z.name) {
-            c.problem(key("name"), format!("zone {:?} is defined twice", z.name), "give every zone its own name");
+            c.problem(
+                key("name"),
+                format!("zone {:?} is defined twice", z.name),
+                "give every zone its own name",
+            );
         }
         let limit_key = match z.key.as_str() {
             "client_ip" => Some(LimitKey::ClientIp),
             "user" => Some(LimitKey::User),
-            k => match k.strip_prefix("header:").map(|h| http::HeaderName::from_bytes(h.trim().as_bytes())) {
+            k => match k
+                .strip_prefix("header:")
+                .map(|h| http::HeaderName::from_bytes(h.trim().as_bytes()))
+            {
                 Some(Ok(h)) => Some(LimitKey::Header(h)),
                 _ => {
-                    c.problem(key("key"), format!("{k:?} is not a zone key"), "write \"client_ip\", \"user\" or \"header:NAME\"");
+                    c.problem(
+                        key("key"),
+                        format!("{k:?} is not a zone key"),
+                        "write \"client_ip\", \"user\" or \"header:NAME\"",
+                    );
                     None
                 }
             },
         };
-        let rate = Rate::parse(&z.rate).map_err(|e| c.problem(key("rate"), e, "write e.g. \"100r/s\" or \"10r/m\"")).ok();
+        let rate = Rate::parse(&z.rate)
+            .map_err(|e| c.problem(key("rate"), e, "write e.g. \"100r/s\" or \"10r/m\""))
+            .ok();
         if z.burst < 0 || z.burst > 1_000_000 {
-            c.problem(key("burst"), format!("{} is out of range", z.burst), "use 0 to 1000000");
+            c.problem(
+                key("burst"),
+                format!("{} is out of range", z.burst),
+                "use 0 to 1000000",
+            );
         }
         if let (Some(limit_key), Some(rate)) = (limit_key, rate) {
             zones.push(NamedZone {
@@ -1204,7 +1258,11 @@ fn validate_rate_limit(c: &mut Checker<'_>, r: &raw::RawRateLimit) -> RateLimits
         }
     }
     if r.max_connections_per_client < 0 {
-        c.problem("rate_limit.max_connections_per_client", "is negative", "use 0 for no cap, or a positive number");
+        c.problem(
+            "rate_limit.max_connections_per_client",
+            "is negative",
+            "use 0 for no cap, or a positive number",
+        );
     }
     RateLimits {
         zones,
@@ -1219,7 +1277,11 @@ fn validate_cors(c: &mut Checker<'_>, prefix: &str, r: &raw::RawCors) -> Option<
     let key = |f: &str| format!("{prefix}{f}");
     let before = c.problems.len();
     if r.allow_origin.is_empty() {
-        c.problem(key("allow_origin"), "is empty, so no origin could ever be allowed", "list the origins, e.g. [\"https://app.example.com\"], or remove [apps.cors]");
+        c.problem(
+            key("allow_origin"),
+            "is empty, so no origin could ever be allowed",
+            "list the origins, e.g. [\"https://app.example.com\"], or remove [apps.cors]",
+        );
     }
     let mut origins = Vec::new();
     for (i, o) in r.allow_origin.iter().enumerate() {
@@ -1245,28 +1307,44 @@ fn validate_cors(c: &mut Checker<'_>, prefix: &str, r: &raw::RawCors) -> Option<
     for (i, m) in r.allow_methods.iter().enumerate() {
         let upper = m.trim().to_ascii_uppercase();
         match upper.parse::<http::Method>() {
-            Ok(method) if HTTP_METHODS.contains(&upper.as_str()) || upper.bytes().all(|b| b.is_ascii_uppercase()) => methods.push(method),
-            _ => c.problem(format!("{prefix}allow_methods[{i}]"), format!("{m:?} is not an HTTP method"), "write e.g. \"GET\" or \"PUT\""),
+            Ok(method)
+                if HTTP_METHODS.contains(&upper.as_str())
+                    || upper.bytes().all(|b| b.is_ascii_uppercase()) =>
+            {
+                methods.push(method)
+            }
+            _ => c.problem(
+                format!("{prefix}allow_methods[{i}]"),
+                format!("{m:?} is not an HTTP method"),
+                "write e.g. \"GET\" or \"PUT\"",
+            ),
         }
     }
     let names = |c: &mut Checker<'_>, field: &str, list: &[String]| -> Vec<String> {
         list.iter()
             .enumerate()
-            .filter_map(|(i, h)| match http::HeaderName::from_bytes(h.trim().as_bytes()) {
-                Ok(n) => Some(n.as_str().to_owned()),
-                Err(_) => {
-                    c.problem(format!("{prefix}{field}[{i}]"), format!("{h:?} is not a header name"), "write e.g. \"Content-Type\"");
-                    None
-                }
-            })
+            .filter_map(
+                |(i, h)| match http::HeaderName::from_bytes(h.trim().as_bytes()) {
+                    Ok(n) => Some(n.as_str().to_owned()),
+                    Err(_) => {
+                        c.problem(
+                            format!("{prefix}{field}[{i}]"),
+                            format!("{h:?} is not a header name"),
+                            "write e.g. \"Content-Type\"",
+                        );
+                        None
+                    }
+                },
+            )
             .collect()
     };
     let allow_headers = names(c, "allow_headers", &r.allow_headers);
     let expose_headers = names(c, "expose_headers", &r.expose_headers);
-    let max_age = r
-        .max_age
-        .as_ref()
-        .map(|m| c.duration(&key("max_age"), m, Duration::ZERO).as_secs().min(u64::from(u32::MAX)) as u32);
+    let max_age = r.max_age.as_ref().map(|m| {
+        c.duration(&key("max_age"), m, Duration::ZERO)
+            .as_secs()
+            .min(u64::from(u32::MAX)) as u32
+    });
     if c.problems.len() > before {
         return None;
     }

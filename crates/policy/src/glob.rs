@@ -24,7 +24,10 @@ impl PathPattern {
     }
 
     pub fn matches(&self, path: &str) -> bool {
-        let (first, rest) = self.parts.split_first().expect("split yields one part at least");
+        let (first, rest) = self
+            .parts
+            .split_first()
+            .expect("split yields one part at least");
         let Some(mut tail) = path.strip_prefix(first.as_str()) else {
             return false;
         };
@@ -55,7 +58,11 @@ mod tests {
         assert!(p("/hooks/*/github").matches("/hooks/a/b/github"));
         assert!(!p("/hooks/*/github").matches("/hooks/github"));
         assert!(PathPattern::parse("*").is_err(), "patterns start with /");
-        assert!(p("/a*b*c").matches("/abc") && p("/a*b*c").matches("/a-b-c") && !p("/a*b*c").matches("/acb"));
+        assert!(
+            p("/a*b*c").matches("/abc")
+                && p("/a*b*c").matches("/a-b-c")
+                && !p("/a*b*c").matches("/acb")
+        );
         assert!(PathPattern::parse("login").is_err());
     }
 }

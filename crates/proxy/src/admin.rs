@@ -332,6 +332,21 @@ where
         if let Some(why) = served.conflict(app, replacing) {
             return Err(error(StatusCode::CONFLICT, why, "conflict"));
         }
+        let zones: Vec<String> = served
+            .rate_limit
+            .zones
+            .iter()
+            .map(|z| z.name.clone())
+            .collect();
+        if let Some(why) = moat_config::validate::unknown_zone(&zones, app) {
+            return Err(invalid(vec![FieldProblem {
+                key: "rate_limit".into(),
+                message: why,
+                fix: Some(
+                    "name a zone defined under [[rate_limit.zones]] in the config file".into(),
+                ),
+            }]));
+        }
     }
     let mut apps: Vec<App> = shared
         .api_apps()

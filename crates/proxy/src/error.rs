@@ -71,6 +71,7 @@ pub fn error_page(status: StatusCode, message: &str) -> Response<Body> {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} {reason}</title></head>\n\
          <body><h1>{code} {reason}</h1>\n<p>{message}</p>\n<hr><p>moat</p></body></html>\n",
         code = status.as_u16(),
+        message = moat_policy::login::html_escape(message),
     );
     let mut resp = Response::new(body::full(html));
     *resp.status_mut() = status;

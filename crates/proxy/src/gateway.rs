@@ -24,6 +24,7 @@ use crate::auth::AuthState;
 use crate::keys::Keys;
 use crate::listener::{self, Role};
 use crate::pipeline::ConnInfo;
+use crate::pipeline::rate_limit::ZoneRegistry;
 use crate::runtime::{Grants, Runtime, RuntimeError};
 use crate::tls::{self, CertStore, Resumption, SniResolver, TlsError};
 use crate::workers::Workers;
@@ -100,6 +101,10 @@ pub struct Shared {
     csp_grants: std::sync::Mutex<Grants>,
     /// Bounds CSP violation reports per app.
     pub report_limiter: crate::pipeline::csp_report::ReportLimiter,
+    /// Rate-limit zone state, kept across reloads.
+    pub zones: Arc<ZoneRegistry>,
+    /// Open connections per client address.
+    pub client_connections: crate::listener::ClientConnections,
     started: Instant,
     data_dir: PathBuf,
     listeners: Vec<(SocketAddr, Role)>,
@@ -166,7 +171,14 @@ impl Shared {
 
     fn build_runtime(&self, file: &Config, api_apps: &[App]) -> Result<Runtime, RuntimeError> {
         let grants = lock(&self.csp_grants);
-        build_runtime(file, api_apps, &grants, &self.data_dir, self.workers.len())
+        build_runtime(
+            file,
+            api_apps,
+            &grants,
+            &self.zones,
+            &self.data_dir,
+            self.workers.len(),
+        )
     }
 
     /// Replaces the CSP approvals and serves the policies they give.
@@ -240,7 +252,15 @@ impl Gateway {
 
         let config = Arc::new(config);
         let workers = Workers::start(config.server.workers).map_err(GatewayError::Workers)?;
-        let runtime = build_runtime(&config, &api_apps, &csp_grants, &data_dir, workers.len())?;
+        let zones = Arc::new(ZoneRegistry::default());
+        let runtime = build_runtime(
+            &config,
+            &api_apps,
+            &csp_grants,
+            &zones,
+            &data_dir,
+            workers.len(),
+        )?;
 
         let tls_state = if config.tls.enabled {
             let files = certificate_files(&config, &data_dir)?;
@@ -336,6 +356,8 @@ impl Gateway {
             api_apps: std::sync::Mutex::new(api_apps),
             csp_grants: std::sync::Mutex::new(csp_grants),
             report_limiter: Default::default(),
+            zones: zones.clone(),
+            client_connections: Default::default(),
             started: Instant::now(),
             data_dir,
             listeners: bound
@@ -503,6 +525,7 @@ fn build_runtime(
     file: &Config,
     api_apps: &[App],
     grants: &Grants,
+    zones: &ZoneRegistry,
     data_dir: &Path,
     workers: usize,
 ) -> Result<Runtime, RuntimeError> {
@@ -513,7 +536,13 @@ fn build_runtime(
             "an app created through the admin API is not served: {why}; the config file wins (delete or change the API app)"
         );
     }
-    Runtime::build(Arc::new(merged), &data_dir.join("welcome"), workers, grants)
+    Runtime::build(
+        Arc::new(merged),
+        &data_dir.join("welcome"),
+        workers,
+        grants,
+        zones,
+    )
 }
 
 /// The CSP approvals granted through the admin API. A row that is no
@@ -560,12 +589,16 @@ async fn load_api_apps(store: &Store) -> Result<Vec<App>, GatewayError> {
     Ok(apps)
 }
 
-/// Ends expired sessions once a minute, so memory holds only live ones.
+/// Ends expired sessions and forgets refilled rate-limit keys once a
+/// minute, so memory holds only what still matters.
 async fn sweep_sessions(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tokio::select! {
-            _ = tick.tick() => shared.auth.sweep(),
+            _ = tick.tick() => {
+                shared.auth.sweep();
+                shared.zones.sweep();
+            }
             _ = shutdown.changed() => return,
         }
     }

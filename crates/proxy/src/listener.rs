@@ -59,13 +59,23 @@ pub async fn accept_loop(
             },
             _ = shutdown.changed() => break,
         };
-        let Ok(permit) = shared.conn_limit.clone().try_acquire_owned() else {
+        let Some(client_permit) = shared.client_connections.acquire(&shared, peer.ip()) else {
+            // SECURITY: one address cannot hold all the connections.
+            tracing::warn!(%peer, "connection cap per client (rate_limit.max_connections_per_client) reached; connection closed");
+            drop(stream);
+            continue;
+        };
+        let Ok(global) = shared.conn_limit.clone().try_acquire_owned() else {
             // SECURITY: at the cap a new connection is closed at once rather
             // than queued, so a flood cannot hold memory or starve the
             // connections already being served.
             tracing::warn!(%peer, "connection limit (server.max_connections) reached; connection closed");
             drop(stream);
             continue;
+        };
+        let permit = ConnPermit {
+            _global: global,
+            _client: client_permit,
         };
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo {
@@ -104,7 +114,7 @@ async fn serve_tls(
     role: Role,
     shared: Arc<Shared>,
     graceful: Watcher,
-    permit: OwnedSemaphorePermit,
+    permit: ConnPermit,
 ) {
     let Some(tls) = shared.tls.as_ref() else {
         return;
@@ -134,7 +144,7 @@ async fn serve_connection<I>(
     role: Role,
     shared: Arc<Shared>,
     graceful: Watcher,
-    _permit: OwnedSemaphorePermit,
+    _permit: ConnPermit,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -188,4 +198,63 @@ async fn serve_connection<I>(
 /// The address a bound listener ended up on (for port 0 in tests).
 pub fn local_addr(l: &TcpListener) -> SocketAddr {
     l.local_addr().expect("bound listener has an address")
+}
+
+/// Held for as long as a connection is open.
+pub struct ConnPermit {
+    _global: OwnedSemaphorePermit,
+    _client: Option<ClientPermit>,
+}
+
+/// Open connections per client address, for
+/// `rate_limit.max_connections_per_client`.
+#[derive(Default)]
+pub struct ClientConnections {
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// One open connection of a client; dropping it releases the slot.
+pub struct ClientPermit {
+    ip: std::net::IpAddr,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl ClientConnections {
+    /// A slot for a new connection from `ip`: `Some(None)` when no cap
+    /// applies (cap 0, a trusted proxy, an exempt address), `None` at the
+    /// cap.
+    fn acquire(&self, shared: &Shared, ip: std::net::IpAddr) -> Option<Option<ClientPermit>> {
+        let runtime = shared.runtime.load();
+        let config = &runtime.config;
+        let cap = config.rate_limit.max_connections_per_client;
+        let ip = moat_policy::client_ip::canonical(ip);
+        if cap == 0
+            || config.security.trusted_proxies.contains(ip)
+            || config.rate_limit.exempt.iter().any(|n| n.contains(&ip))
+        {
+            return Some(None);
+        }
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(Some(ClientPermit {
+            ip,
+            open: self.open.clone(),
+        }))
+    }
+}
+
+impl Drop for ClientPermit {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }

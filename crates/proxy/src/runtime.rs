@@ -12,6 +12,7 @@ use moat_config::{App, AppAuth, AppSource, Config};
 use moat_policy::csp::{self, Grant, Layers};
 use moat_policy::route::{Mount, Router};
 
+use crate::pipeline::rate_limit::{AppZone, ZoneRegistry};
 use crate::pipeline::response_headers::ResponsePolicy;
 use crate::pipeline::static_files::StaticApp;
 use crate::pipeline::upstream::UpstreamApp;
@@ -36,7 +37,18 @@ pub struct AppRuntime {
     pub identity_jwt: bool,
     /// Security headers and the composed CSP.
     pub response_policy: ResponsePolicy,
+    /// `None`: moat leaves CORS to the app.
+    pub cors: Option<moat_policy::cors::CorsPolicy>,
+    /// `None`: CSRF protection is off for the app.
+    pub csrf: Option<CsrfRuntime>,
+    pub rate_limits: Vec<AppZone>,
     pub kind: AppKind,
+}
+
+/// An app's CSRF protection with the global trusted origins added.
+pub struct CsrfRuntime {
+    pub trusted_origins: Vec<String>,
+    pub bypass: Vec<moat_policy::glob::PathPattern>,
 }
 
 /// Approvals granted through the admin API, by app name.
@@ -62,6 +74,7 @@ impl Runtime {
         welcome_dir: &Path,
         workers: usize,
         grants: &Grants,
+        zones: &ZoneRegistry,
     ) -> Result<Runtime, RuntimeError> {
         let mut mounts = Vec::new();
         let mut apps = Vec::new();
@@ -88,6 +101,9 @@ impl Runtime {
                 auth: app.auth,
                 identity_jwt: app.identity_jwt,
                 response_policy: app_policy(&config, app, grants),
+                cors: app.cors.clone(),
+                csrf: csrf_for(&config, &app.csrf),
+                rate_limits: app_zones(&config, app, zones),
                 kind,
             }));
         }
@@ -112,6 +128,15 @@ impl Runtime {
                     &config,
                     Some(&crate::pipeline::csp_report::path_for("welcome")),
                 ),
+                cors: None,
+                csrf: csrf_for(
+                    &config,
+                    &moat_config::Csrf {
+                        enabled: true,
+                        ..Default::default()
+                    },
+                ),
+                rate_limits: Vec::new(),
                 kind: AppKind::Static(welcome),
             }));
         }
@@ -170,4 +195,42 @@ pub fn app_policy(config: &Config, app: &App, grants: &Grants) -> ResponsePolicy
         Some(&crate::pipeline::csp_report::path_for(&app.name)),
         l.nonce,
     )
+}
+
+fn csrf_for(config: &Config, app: &moat_config::Csrf) -> Option<CsrfRuntime> {
+    let enabled = !config.security.disable_csrf_protection && app.enabled;
+    enabled.then(|| CsrfRuntime {
+        trusted_origins: config
+            .security
+            .csrf_trusted_origins
+            .iter()
+            .chain(&app.trusted_origins)
+            .cloned()
+            .collect(),
+        bypass: app.bypass.clone(),
+    })
+}
+
+/// The app's zones, with their shared limiters. A zone the config no
+/// longer defines (an API app naming a removed zone) is skipped and logged.
+fn app_zones(config: &Config, app: &App, zones: &ZoneRegistry) -> Vec<AppZone> {
+    app.rate_limits
+        .iter()
+        .filter_map(|l| {
+            let Some(z) = config.rate_limit.zones.iter().find(|z| z.name == l.zone) else {
+                tracing::error!(
+                    app = app.name,
+                    zone = l.zone,
+                    "the app names a rate-limit zone that is not defined; it is not applied"
+                );
+                return None;
+            };
+            Some(AppZone {
+                name: z.name.clone(),
+                key: z.key.clone(),
+                path: l.path.clone(),
+                limiter: zones.limiter(&z.name, z.zone),
+            })
+        })
+        .collect()
 }

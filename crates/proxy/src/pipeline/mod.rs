@@ -7,10 +7,13 @@
 
 pub mod admin_tcp;
 pub mod auth;
+pub mod cors;
 pub mod csp_nonce;
 pub mod csp_report;
+pub mod csrf;
 pub mod limits;
 pub mod login;
+pub mod rate_limit;
 pub mod redirect;
 pub mod response_headers;
 pub mod static_files;
@@ -47,6 +50,8 @@ pub struct RequestCtx {
     pub app: Option<Arc<AppRuntime>>,
     /// The signed-in user, once the auth stage has found one.
     pub user: Option<String>,
+    /// CORS headers for the response (apps whose CORS moat manages).
+    pub cors: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl RequestCtx {
@@ -78,6 +83,7 @@ pub async fn handle(
         host: request_host(&req),
         app: None,
         user: None,
+        cors: Vec::new(),
     };
     let summary = log.enabled().then(|| Summary::of(&req));
 
@@ -85,7 +91,10 @@ pub async fn handle(
         Ok(resp) => resp,
         Err(rejection) => rescue(rejection, &ctx),
     };
-    let response = response_headers::apply(response, &ctx, &runtime);
+    let mut response = response_headers::apply(response, &ctx, &runtime);
+    if let Some(app) = &ctx.app {
+        cors::response(&mut response, &ctx, app);
+    }
     // After the headers: a nonce replaces the CSP value set there.
     let response = match &ctx.app {
         Some(app) => csp_nonce::apply(response, &app.response_policy),
@@ -98,8 +107,9 @@ pub async fn handle(
     }
 }
 
-/// The request stages, in order. Stages still to come (rate limit, CORS
-/// preflight, CSRF) slot in between limits and routing.
+/// The request stages, in order. Routing comes before the guards because
+/// each guard needs the app's settings; it is a lookup with no effects, so
+/// nothing of the app is used or revealed before the guards pass.
 async fn request_stages(
     mut req: Request<Incoming>,
     ctx: &mut RequestCtx,
@@ -122,9 +132,31 @@ async fn request_stages(
     }
     // Route: which app; nothing else can be decided without it.
     let app = route(&req, ctx, runtime)?;
-    // Auth right after routing: the app says whether a login is needed,
-    // and nothing of the app (not even its body limit) is revealed before.
+    // Rate limits first: a client over its budget costs nothing more.
+    if let Err(answer) =
+        rate_limit::check(&req, ctx, &app, runtime, rate_limit::Phase::BeforeAuth).await
+    {
+        return Ok(answer);
+    }
+    // CORS preflights are answered before auth: browsers send them
+    // without credentials.
+    if let Err(answer) = cors::request(&req, ctx, &app) {
+        return Ok(answer);
+    }
+    // CSRF before auth, so a forged request is refused whoever's session
+    // cookie it carries.
+    if let Err(answer) = csrf::check(&req, ctx, &app) {
+        return Ok(answer);
+    }
+    // Auth: the app says whether a login is needed, and nothing of the app
+    // (not even its body limit) is revealed before.
     if let Err(answer) = auth::authenticate(&mut req, ctx, &app, runtime, shared).await {
+        return Ok(answer);
+    }
+    // Zones keyed by the user, now that there is one.
+    if let Err(answer) =
+        rate_limit::check(&req, ctx, &app, runtime, rate_limit::Phase::AfterAuth).await
+    {
         return Ok(answer);
     }
     // A nonce app's HTML is rewritten as it streams, which compressed
