@@ -40,6 +40,18 @@ pub fn http1(pem: &Path) -> reqwest::Client {
         .unwrap()
 }
 
+/// An HTTP/1.1 client trusting `pem` whose connections come from `local`
+/// (any 127.x address works on Linux): a second client address for tests.
+pub fn http1_from(pem: &Path, local: std::net::IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config(pem, &[b"http/1.1"]))
+        .http1_only()
+        .local_address(local)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
 /// A reqwest client that negotiates HTTP/2 by ALPN.
 pub fn http2(pem: &Path) -> reqwest::Client {
     reqwest::Client::builder()
