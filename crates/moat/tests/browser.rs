@@ -340,3 +340,72 @@ async fn nonces_let_inline_scripts_run_under_a_strict_policy() {
     assert_ne!(background, "rgb(1, 2, 3)", "and so is the inline style");
     b.close().await;
 }
+
+/// A page on one origin fetches from apps on another: the browser itself
+/// lets the response through where moat's CORS allows the origin, and
+/// blocks it where it does not.
+#[tokio::test]
+async fn the_browser_enforces_the_cors_moat_answers() {
+    let up = moat_testkit::upstream::echo("api").await;
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("page");
+    std::fs::create_dir_all(&page).unwrap();
+    std::fs::write(page.join("manifest.json"), r#"{"name": "page"}"#).unwrap();
+    std::fs::write(
+        page.join("index.html"),
+        "<!doctype html><html><head><title>page</title><script src=\"app.js\"></script></head><body></body></html>",
+    )
+    .unwrap();
+    std::fs::write(
+        page.join("app.js"),
+        "const base = `https://127.0.0.1:${location.port}`;\n\
+         async function probe(path) {\n\
+           try { const r = await fetch(base + path); return 'ok:' + r.status; } catch (e) { return 'blocked'; }\n\
+         }\n\
+         Promise.all([probe('/api/data'), probe('/denied/data')]).then(([a, d]) => {\n\
+           document.documentElement.dataset.api = a; document.documentElement.dataset.denied = d;\n\
+         });\n",
+    )
+    .unwrap();
+    let moat = Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[[apps]]\nname = \"page\"\nhost = \"localhost\"\npath = \"/page\"\nauth = \"none\"\nstatic = {}\n\
+             [apps.csp]\nadd = [\"connect-src https://127.0.0.1:*\"]\n\
+             [[apps]]\nname = \"api\"\nhost = \"127.0.0.1\"\npath = \"/api\"\nauth = \"none\"\nupstream = \"http://{up}\"\n\
+             [apps.cors]\nallow_origin = [\"regex:https://localhost:[0-9]+\"]\n\
+             [[apps]]\nname = \"denied\"\nhost = \"127.0.0.1\"\npath = \"/denied\"\nauth = \"none\"\nupstream = \"http://{up}\"\n\
+             [apps.cors]\nallow_origin = [\"https://example.com\"]\n",
+            moat_testkit::moat::toml_path(&page)
+        ),
+    )
+    .await;
+    let b = Browser::start().await;
+    let c = &b.client;
+    c.goto(&moat.https_url("/page/")).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let result = loop {
+        let v = c
+            .execute(
+                "return [document.documentElement.dataset.api || '', document.documentElement.dataset.denied || '']",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let pair = (
+            v[0].as_str().unwrap().to_owned(),
+            v[1].as_str().unwrap().to_owned(),
+        );
+        if !pair.0.is_empty() || std::time::Instant::now() > deadline {
+            break pair;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        result,
+        ("ok:200".to_owned(), "blocked".to_owned()),
+        "{}",
+        moat.logs()
+    );
+    b.close().await;
+}
