@@ -6,8 +6,11 @@
 //! refused (and the excess is left as it was). Otherwise it is served: at
 //! once with `nodelay`, or else delayed until the excess it adds has
 //! drained, so requests leave at the configured rate with up to `burst`
-//! waiting. Arithmetic is in thousandths of a request, as nginx does it,
-//! so results are exact for rates such as `10r/m`.
+//! waiting. Rates are in thousandths of a request per second, as nginx
+//! keeps them; the excess is kept in millionths of a request and time in
+//! microseconds, so that requests microseconds apart drain what they should
+//! (nginx's millisecond clock lets a key at thousands of requests a second
+//! drain nothing between requests, and refuse a rate it allows).
 //!
 //! The clock is passed in. Memory is bounded: a key whose excess has
 //! drained holds nothing worth keeping and is dropped first when the table
@@ -73,11 +76,20 @@ pub enum Decision {
     },
 }
 
+/// One request, in the unit of the excess.
+const REQUEST: u64 = 1_000_000;
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    /// Thousandths of a request above the rate.
+    /// Millionths of a request above the rate.
     excess: u64,
     last: Instant,
+}
+
+/// What a rate drains in `elapsed`, in millionths of a request.
+fn drained(rate: u64, elapsed: Duration) -> u64 {
+    let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    rate.saturating_mul(us) / 1000
 }
 
 #[derive(Debug)]
@@ -104,20 +116,17 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
 
     pub fn check(&mut self, key: &K, now: Instant) -> Decision {
         let rate = self.zone.rate.milli_per_sec;
-        let burst = u64::from(self.zone.burst) * 1000;
+        let burst = u64::from(self.zone.burst) * REQUEST;
         // As nginx: what is left of the excess after draining, plus this
         // request, never below zero; a key seen for the first time has none.
         let excess = match self.entries.get(key) {
-            Some(e) => {
-                let ms = now.saturating_duration_since(e.last).as_millis() as u64;
-                let drained = rate.saturating_mul(ms) / 1000;
-                (e.excess + 1000).saturating_sub(drained)
-            }
+            Some(e) => (e.excess + REQUEST)
+                .saturating_sub(drained(rate, now.saturating_duration_since(e.last))),
             None => 0,
         };
         if excess > burst {
             // Time until one more request fits: excess must drain to burst.
-            let wait_ms = (excess - burst) * 1000 / rate;
+            let wait_ms = (excess - burst) / rate;
             return Decision::Reject {
                 retry_after: Duration::from_millis(wait_ms.max(1)),
             };
@@ -130,7 +139,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         if self.zone.nodelay || excess == 0 {
             Decision::Allow
         } else {
-            Decision::Delay(Duration::from_millis(excess * 1000 / rate))
+            Decision::Delay(Duration::from_millis(excess / rate))
         }
     }
 
@@ -138,11 +147,10 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     pub fn sweep(&mut self, now: Instant) -> usize {
         let before = self.entries.len();
         let rate = self.zone.rate.milli_per_sec;
+        // Keep a key until a full request's worth has drained past its
+        // excess: until then it still limits.
         self.entries.retain(|_, e| {
-            let ms = now.saturating_duration_since(e.last).as_millis() as u64;
-            // Keep a key until a full request's worth has drained past its
-            // excess: until then it still limits.
-            rate.saturating_mul(ms) / 1000 < e.excess + 1000
+            drained(rate, now.saturating_duration_since(e.last)) < e.excess + REQUEST
         });
         before - self.entries.len()
     }
@@ -252,6 +260,27 @@ mod tests {
             Decision::Reject { .. }
         ));
         assert_eq!(l.check(&1, t0 + MS(6_100)), Decision::Allow);
+    }
+
+    #[test]
+    fn fast_rates_drain_between_requests_microseconds_apart() {
+        // 100 000 requests a second, one every 20 µs, no burst: every one
+        // fits, though no whole millisecond passes between them.
+        let t0 = Instant::now();
+        let mut l = Limiter::new(zone("100000r/s", 0, true));
+        for i in 0..1000u64 {
+            assert_eq!(
+                l.check(&1, t0 + Duration::from_micros(i * 20)),
+                Decision::Allow,
+                "request {i}"
+            );
+        }
+        // Twice as fast: every other one is refused.
+        let mut l = Limiter::new(zone("100000r/s", 0, true));
+        let served = (0..1000u64)
+            .filter(|i| l.check(&1, t0 + Duration::from_micros(i * 5)) == Decision::Allow)
+            .count();
+        assert_eq!(served, 500);
     }
 
     #[test]
