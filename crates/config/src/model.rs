@@ -22,6 +22,7 @@ pub struct Config {
     pub headers: Headers,
     pub csp: Csp,
     pub rate_limit: RateLimits,
+    pub recording: Recording,
     pub log: Log,
     pub apps: Vec<App>,
 }
@@ -49,6 +50,34 @@ pub struct RateLimits {
     pub exempt: Vec<ipnet::IpNet>,
     /// 0: no cap.
     pub max_connections_per_client: usize,
+}
+
+/// Where recordings are written.
+#[derive(Debug, Clone, Default)]
+pub struct Recording {
+    /// `None`: DATA_DIR/recordings.
+    pub local_path: Option<PathBuf>,
+    /// Below this much free space, no new recorded session starts.
+    pub minimum_available_capacity: u64,
+}
+
+/// What to do when a recording cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFailure {
+    /// No recording, no session: the request is refused (503).
+    Refuse,
+    /// Serve the session unrecorded (logged).
+    AllowUnrecorded,
+}
+
+/// An app's recording settings.
+#[derive(Debug, Clone)]
+pub struct AppRecording {
+    pub body_limit: u64,
+    /// Lower case.
+    pub redact_headers: Vec<String>,
+    pub redact_json_fields: Vec<String>,
+    pub on_storage_failure: StorageFailure,
 }
 
 /// A zone on an app, for all its paths or those matching `path`.
@@ -363,6 +392,8 @@ pub struct App {
     /// are added when the runtime is built).
     pub csrf: Csrf,
     pub rate_limits: Vec<AppLimit>,
+    /// `None`: not recorded.
+    pub recording: Option<AppRecording>,
 }
 
 /// Who may reach an app.

@@ -34,6 +34,7 @@ pub struct RawConfig {
     pub headers: RawHeaders,
     pub csp: RawCsp,
     pub rate_limit: RawRateLimit,
+    pub recording: RawRecording,
     pub log: RawLog,
     pub apps: Vec<RawApp>,
 }
@@ -192,6 +193,50 @@ impl Default for RawCors {
             expose_headers: Vec::new(),
             max_age: None,
             allow_credentials: false,
+        }
+    }
+}
+
+/// `[recording]`: where recordings are written while sessions run.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRecording {
+    /// Empty: DATA_DIR/recordings.
+    pub local_path: String,
+    pub minimum_available_capacity: Human,
+}
+
+impl Default for RawRecording {
+    fn default() -> Self {
+        RawRecording {
+            local_path: String::new(),
+            minimum_available_capacity: Human::s("500MiB"),
+        }
+    }
+}
+
+/// `[apps.recording]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAppRecording {
+    pub enabled: bool,
+    pub body_limit: Human,
+    pub redact_headers: Vec<String>,
+    pub redact_json_fields: Vec<String>,
+    pub on_storage_failure: String,
+}
+
+impl Default for RawAppRecording {
+    fn default() -> Self {
+        RawAppRecording {
+            enabled: false,
+            body_limit: Human::s("1MiB"),
+            redact_headers: ["Authorization", "Cookie", "Set-Cookie", "Proxy-Authorization"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            redact_json_fields: Vec::new(),
+            on_storage_failure: "refuse".into(),
         }
     }
 }
@@ -407,6 +452,7 @@ pub struct RawApp {
     pub cors: Option<RawCors>,
     pub security: RawAppSecurity,
     pub rate_limit: Vec<RawAppLimit>,
+    pub recording: RawAppRecording,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

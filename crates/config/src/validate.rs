@@ -210,6 +210,16 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
         &raw.security.csrf_trusted_origins,
     );
     let rate_limit = validate_rate_limit(&mut c, &raw.rate_limit);
+    let recording = Recording {
+        local_path: Some(raw.recording.local_path.trim())
+            .filter(|p| !p.is_empty())
+            .map(|p| c.path(p)),
+        minimum_available_capacity: c.size(
+            "recording.minimum_available_capacity",
+            &raw.recording.minimum_available_capacity,
+            0,
+        ),
+    };
     let rate_limit_names: Vec<String> = rate_limit.zones.iter().map(|z| z.name.clone()).collect();
 
     let admin_password_bcrypt = match raw.security.admin_password_bcrypt.trim() {
@@ -323,6 +333,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
             csrf_trusted_origins,
         },
         rate_limit,
+        recording,
         auth,
         headers,
         csp,
@@ -637,6 +648,26 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
             Duration::from_millis(1),
         ),
     };
+    let recording = a.recording.enabled.then(|| {
+        let r = &a.recording;
+        AppRecording {
+            body_limit: c.size(&key("recording.body_limit"), &r.body_limit, 0),
+            redact_headers: r.redact_headers.iter().map(|h| h.trim().to_ascii_lowercase()).collect(),
+            redact_json_fields: r.redact_json_fields.clone(),
+            on_storage_failure: match r.on_storage_failure.as_str() {
+                "refuse" => StorageFailure::Refuse,
+                "allow_unrecorded" => StorageFailure::AllowUnrecorded,
+                other => {
+                    c.problem(
+                        key("recording.on_storage_failure"),
+                        format!("{other:?} is not a choice"),
+                        "write \"refuse\" (no recording, no session) or \"allow_unrecorded\"",
+                    );
+                    StorageFailure::Refuse
+                }
+            },
+        }
+    });
     let auth = match a.auth.as_deref() {
         None | Some("system") => AppAuth::System,
         Some("none") => AppAuth::None,
@@ -750,6 +781,7 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
         cors: cors.flatten(),
         csrf,
         rate_limits,
+        recording,
     })
 }
 
