@@ -41,7 +41,42 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "csp reports",
         include_str!("../migrations/0003_csp_reports.sql"),
     ),
+    (
+        4,
+        "recordings",
+        include_str!("../migrations/0004_recordings.sql"),
+    ),
 ];
+
+/// A recording in the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingRow {
+    pub id: String,
+    pub app: String,
+    pub user: Option<String>,
+    pub client_ip: String,
+    pub user_agent: Option<String>,
+    pub started_at_ms: i64,
+    pub ended_at_ms: Option<i64>,
+    /// `recording`, `complete` or `incomplete`.
+    pub state: String,
+    pub closed_because: Option<String>,
+    pub events: i64,
+    pub bytes: i64,
+    pub location: String,
+}
+
+/// Which recordings to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingQuery {
+    pub app: Option<String>,
+    pub user: Option<String>,
+    pub client_ip: Option<String>,
+    pub state: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub limit: Option<u32>,
+}
 
 /// Distinct violations kept per app; reports of new ones past this are
 /// dropped (known ones are still counted).
@@ -443,6 +478,61 @@ impl Store {
             .collect())
     }
 
+    /// Adds a recording to the index (or replaces its row).
+    pub async fn put_recording(&self, r: &RecordingRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO recordings (id, app, user, client_ip, user_agent, started_at, ended_at, state, closed_because, events, bytes, location) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at, state = excluded.state, \
+             closed_because = excluded.closed_because, events = excluded.events, bytes = excluded.bytes, location = excluded.location",
+        )
+        .bind(&r.id)
+        .bind(&r.app)
+        .bind(&r.user)
+        .bind(&r.client_ip)
+        .bind(&r.user_agent)
+        .bind(r.started_at_ms)
+        .bind(r.ended_at_ms)
+        .bind(&r.state)
+        .bind(&r.closed_because)
+        .bind(r.events)
+        .bind(r.bytes)
+        .bind(&r.location)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn recordings(&self, q: &RecordingQuery) -> Result<Vec<RecordingRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM recordings WHERE (? IS NULL OR app = ?) AND (? IS NULL OR user = ?) \
+             AND (? IS NULL OR client_ip = ?) AND (? IS NULL OR state = ?) \
+             AND started_at >= ? AND started_at <= ? ORDER BY started_at DESC LIMIT ?",
+        )
+        .bind(&q.app)
+        .bind(&q.app)
+        .bind(&q.user)
+        .bind(&q.user)
+        .bind(&q.client_ip)
+        .bind(&q.client_ip)
+        .bind(&q.state)
+        .bind(&q.state)
+        .bind(q.since_ms.unwrap_or(0))
+        .bind(q.until_ms.unwrap_or(i64::MAX))
+        .bind(i64::from(q.limit.unwrap_or(100)))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(recording_row).collect())
+    }
+
+    pub async fn recording(&self, id: &str) -> Result<Option<RecordingRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM recordings WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(recording_row))
+    }
+
     /// Audit entries, newest first.
     pub async fn audit_log(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(
@@ -480,6 +570,23 @@ impl Store {
     /// Closes the pool, checkpointing the write-ahead log.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+fn recording_row(r: &sqlx::sqlite::SqliteRow) -> RecordingRow {
+    RecordingRow {
+        id: r.get("id"),
+        app: r.get("app"),
+        user: r.get("user"),
+        client_ip: r.get("client_ip"),
+        user_agent: r.get("user_agent"),
+        started_at_ms: r.get("started_at"),
+        ended_at_ms: r.get("ended_at"),
+        state: r.get("state"),
+        closed_because: r.get("closed_because"),
+        events: r.get("events"),
+        bytes: r.get("bytes"),
+        location: r.get("location"),
     }
 }
 
