@@ -205,3 +205,35 @@ pub struct CspViolation {
     pub first_seen: String,
     pub last_seen: String,
 }
+
+/// One recording in `GET /api/v1/recordings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingSummary {
+    pub id: String,
+    pub app: String,
+    pub user: Option<String>,
+    pub client_ip: String,
+    pub user_agent: Option<String>,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    /// `recording` (in progress), `complete` or `incomplete`.
+    pub state: String,
+    pub closed_because: Option<String>,
+    pub events: i64,
+    pub bytes: i64,
+    /// `local` (more to come: a storage bucket).
+    pub location: String,
+}
+
+/// `POST /api/v1/recordings/{id}/verify`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyResult {
+    pub id: String,
+    pub ok: bool,
+    /// When not ok: the file that failed, and why.
+    pub file: Option<String>,
+    pub error: Option<String>,
+    pub state: Option<String>,
+    pub chunks: Option<usize>,
+    pub events: Option<u64>,
+}

@@ -231,10 +231,15 @@ impl Default for RawAppRecording {
         RawAppRecording {
             enabled: false,
             body_limit: Human::s("1MiB"),
-            redact_headers: ["Authorization", "Cookie", "Set-Cookie", "Proxy-Authorization"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            redact_headers: [
+                "Authorization",
+                "Cookie",
+                "Set-Cookie",
+                "Proxy-Authorization",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             redact_json_fields: Vec::new(),
             on_storage_failure: "refuse".into(),
         }

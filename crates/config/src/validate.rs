@@ -652,7 +652,11 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
         let r = &a.recording;
         AppRecording {
             body_limit: c.size(&key("recording.body_limit"), &r.body_limit, 0),
-            redact_headers: r.redact_headers.iter().map(|h| h.trim().to_ascii_lowercase()).collect(),
+            redact_headers: r
+                .redact_headers
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
             redact_json_fields: r.redact_json_fields.clone(),
             on_storage_failure: match r.on_storage_failure.as_str() {
                 "refuse" => StorageFailure::Refuse,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use http::Method;
 use moat_admin::api::{
     AppDetail, AppSummary, AuditEntry, CspChange, CspChangeRequest, CspExplain, CspViolation,
-    Status,
+    RecordingSummary, Status, VerifyResult,
 };
 use moat_admin::client::{self, AdminClient, ClientError};
 
@@ -73,6 +73,11 @@ pub enum Request<'a> {
         app: Option<String>,
     },
     CspShow(&'a str),
+    /// The query string of the list.
+    RecordingList(String),
+    RecordingShow(&'a str),
+    RecordingVerify(&'a str),
+    RecordingHar(&'a str, &'a std::path::Path),
     CspReports(&'a str, u32),
     CspChange {
         app: &'a str,
@@ -101,6 +106,9 @@ pub fn run(target: &Target, request: Request<'_>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Set where a request succeeded but its answer means failure (a
+    // recording that does not verify).
+    let mut code = ExitCode::SUCCESS;
     let result = rt.block_on(async {
         match request {
             Request::Status => client
@@ -150,6 +158,60 @@ pub fn run(target: &Target, request: Request<'_>) -> ExitCode {
                 .get::<CspExplain>(&format!("{}/csp", app_path(app)))
                 .await
                 .map(|c| print(target, &c, csp_text)),
+            Request::RecordingList(q) => client
+                .get::<Vec<RecordingSummary>>(&format!("/api/v1/recordings?{q}"))
+                .await
+                .map(|r| print(target, &r, |r| recordings_text(r))),
+            Request::RecordingShow(id) => client
+                .get::<RecordingSummary>(&format!("/api/v1/recordings/{}", percent_encode(id)))
+                .await
+                .map(|r| print(target, &r, |r| recordings_text(std::slice::from_ref(r)))),
+            Request::RecordingVerify(id) => {
+                let v = client
+                    .call::<VerifyResult>(
+                        Method::POST,
+                        &format!("/api/v1/recordings/{}/verify", percent_encode(id)),
+                        None,
+                    )
+                    .await;
+                match v {
+                    Ok(v) if !v.ok => {
+                        print(target, &v, |v| format!("FAILED: {}\n", v.error.clone().unwrap_or_default()));
+                        code = ExitCode::from(1);
+                        Ok(())
+                    }
+                    other => other.map(|v| {
+                        print(target, &v, |v| {
+                            format!(
+                                "OK: recording {} is {} ({} chunks, {} events): every chunk's SHA-256 and the manifest's signature check out\n",
+                                v.id,
+                                v.state.clone().unwrap_or_default(),
+                                v.chunks.unwrap_or(0),
+                                v.events.unwrap_or(0)
+                            )
+                        })
+                    }),
+                }
+            }
+            Request::RecordingHar(id, file) => {
+                let har = client
+                    .get::<serde_json::Value>(&format!("/api/v1/recordings/{}/har", percent_encode(id)))
+                    .await;
+                match har {
+                    Ok(h) => {
+                        let text = serde_json::to_string_pretty(&h).expect("serializes");
+                        if let Err(e) = std::fs::write(file, text) {
+                            eprintln!("moat: cannot write {}: {e}", file.display());
+                            code = ExitCode::from(1);
+                            return Ok(());
+                        }
+                        let n = h["log"]["entries"].as_array().map(Vec::len).unwrap_or(0);
+                        println!("wrote {} ({n} entries)", file.display());
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Request::CspReports(app, limit) => client
                 .get::<Vec<CspViolation>>(&format!("{}/csp/reports?limit={limit}", app_path(app)))
                 .await
@@ -210,7 +272,7 @@ pub fn run(target: &Target, request: Request<'_>) -> ExitCode {
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => code,
         Err(e) => {
             eprintln!("moat: {e}");
             ExitCode::from(exit_code(&e))
@@ -260,6 +322,28 @@ fn csp_text(c: &CspExplain) -> String {
         }
     }
     out
+}
+
+fn recordings_text(r: &[RecordingSummary]) -> String {
+    table(
+        &[
+            "ID", "APP", "USER", "CLIENT", "STARTED", "STATE", "EVENTS", "BYTES",
+        ],
+        r.iter()
+            .map(|x| {
+                vec![
+                    x.id.clone(),
+                    x.app.clone(),
+                    x.user.clone().unwrap_or_else(|| "-".into()),
+                    x.client_ip.clone(),
+                    x.started_at.clone(),
+                    x.state.clone(),
+                    x.events.to_string(),
+                    x.bytes.to_string(),
+                ]
+            })
+            .collect(),
+    )
 }
 
 fn app_path(name: &str) -> String {
@@ -411,7 +495,7 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
 
 /// App names are letters, digits, '-' and '_', but a typo may hold
 /// anything; encode so it reaches the server as typed.
-fn percent_encode(s: &str) -> String {
+pub fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {

@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: CspCommand,
     },
+    /// Find, check and export recorded sessions.
+    Recordings {
+        #[command(subcommand)]
+        command: RecordingsCommand,
+    },
     /// The record of every admin change.
     Audit {
         #[command(subcommand)]
@@ -112,6 +117,48 @@ enum CspCommand {
         /// Every approval of the app.
         #[arg(long, conflicts_with = "source")]
         all: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RecordingsCommand {
+    /// Recordings, newest first.
+    List {
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        client_ip: Option<String>,
+        /// recording, complete or incomplete.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// One recording.
+    Show {
+        id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Check every chunk's SHA-256 and the manifest's signature; exit 1 and
+    /// name the file when anything was altered.
+    Verify {
+        id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Write a recording as HAR 1.2 (browser developer tools import it).
+    Export {
+        id: String,
+        /// The file to write.
+        #[arg(long, value_name = "FILE")]
+        har: PathBuf,
         #[command(flatten)]
         target: Target,
     },
@@ -342,6 +389,38 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             },
         )),
+        Command::Recordings { command } => Ok(match command {
+            RecordingsCommand::List {
+                app,
+                user,
+                client_ip,
+                state,
+                limit,
+                target,
+            } => {
+                let mut q = format!("limit={limit}");
+                for (k, v) in [
+                    ("app", app),
+                    ("user", user),
+                    ("client_ip", client_ip),
+                    ("state", state),
+                ] {
+                    if let Some(v) = v {
+                        q.push_str(&format!("&{k}={}", admin_cli::percent_encode(&v)));
+                    }
+                }
+                admin_cli::run(&target, Request::RecordingList(q))
+            }
+            RecordingsCommand::Show { id, target } => {
+                admin_cli::run(&target, Request::RecordingShow(&id))
+            }
+            RecordingsCommand::Verify { id, target } => {
+                admin_cli::run(&target, Request::RecordingVerify(&id))
+            }
+            RecordingsCommand::Export { id, har, target } => {
+                admin_cli::run(&target, Request::RecordingHar(&id, &har))
+            }
+        }),
         Command::Audit {
             command:
                 AuditCommand::List {

@@ -22,7 +22,7 @@ use axum::{Json, Router};
 use moat_admin::api::{
     ApiError, AppDetail, AppSummary, AuditEntry, CspChange, CspChangeRequest, CspDirective,
     CspExplain, CspPair, CspPending, CspRefused, CspSource, CspViolation, FieldProblem, Listener,
-    Status, Timeouts,
+    RecordingSummary, Status, Timeouts, VerifyResult,
 };
 use moat_config::raw::RawApp;
 use moat_config::{App, AppSource, Config};
@@ -93,6 +93,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/apps/{name}/csp/revoke", post(csp_revoke))
         .route("/api/v1/apps/{name}/csp/reports", get(csp_reports))
         .route("/api/v1/audit", get(audit_log))
+        .route("/api/v1/recordings", get(recordings))
+        .route("/api/v1/recordings/{id}", get(recording))
+        .route("/api/v1/recordings/{id}/verify", post(verify_recording))
+        .route("/api/v1/recordings/{id}/events", get(recording_events))
+        .route("/api/v1/recordings/{id}/har", get(recording_har))
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(not_found)
         .with_state(shared)
@@ -817,6 +822,185 @@ async fn csp_reports(
         )
         .into_response(),
         Err(e) => store_error(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RecordingParams {
+    app: Option<String>,
+    user: Option<String>,
+    client_ip: Option<String>,
+    state: Option<String>,
+    /// Unix milliseconds.
+    since: Option<i64>,
+    until: Option<i64>,
+    limit: Option<u32>,
+}
+
+fn recording_summary(r: moat_store::RecordingRow) -> RecordingSummary {
+    let t = |ms: i64| {
+        crate::access_log::rfc3339(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+        )
+    };
+    RecordingSummary {
+        id: r.id,
+        app: r.app,
+        user: r.user,
+        client_ip: r.client_ip,
+        user_agent: r.user_agent,
+        started_at: t(r.started_at_ms),
+        ended_at: r.ended_at_ms.map(t),
+        state: r.state,
+        closed_because: r.closed_because,
+        events: r.events,
+        bytes: r.bytes,
+        location: r.location,
+    }
+}
+
+async fn recordings(
+    State(shared): State<Arc<Shared>>,
+    Query(p): Query<RecordingParams>,
+) -> Response {
+    let q = moat_store::RecordingQuery {
+        app: p.app,
+        user: p.user,
+        client_ip: p.client_ip,
+        state: p.state,
+        since_ms: p.since,
+        until_ms: p.until,
+        limit: Some(p.limit.unwrap_or(100).min(10_000)),
+    };
+    match shared.store.recordings(&q).await {
+        Ok(rows) => {
+            Json(rows.into_iter().map(recording_summary).collect::<Vec<_>>()).into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+/// The index row and local folder of a recording, or the 404.
+async fn find_recording(
+    shared: &Shared,
+    id: &str,
+) -> Result<(moat_store::RecordingRow, std::path::PathBuf), Response> {
+    let missing = || {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("recording {id:?} not found"),
+            "not_found",
+        )
+    };
+    let row = shared
+        .store
+        .recording(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(missing)?;
+    let dir = shared.recorder.dir_of(id).ok_or_else(missing)?;
+    Ok((row, dir))
+}
+
+async fn recording(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String>) -> Response {
+    match find_recording(&shared, &id).await {
+        Ok((row, _)) => Json(recording_summary(row)).into_response(),
+        Err(resp) => resp,
+    }
+}
+
+async fn verify_recording(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let (row, dir) = match find_recording(&shared, &id).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    if row.state == "recording" {
+        return error(
+            StatusCode::CONFLICT,
+            format!("recording {id:?} is still in progress; it can be verified once it closes"),
+            "conflict",
+        );
+    }
+    let kek = shared.recorder.kek().clone();
+    let result = tokio::task::spawn_blocking(move || moat_recording::verify(&dir, &kek)).await;
+    Json(match result {
+        Ok(Ok(report)) => VerifyResult {
+            id,
+            ok: true,
+            file: None,
+            error: None,
+            state: Some(format!("{:?}", report.state).to_lowercase()),
+            chunks: Some(report.chunks),
+            events: Some(report.events),
+        },
+        Ok(Err(e)) => VerifyResult {
+            id,
+            ok: false,
+            file: Some(e.file.clone()),
+            error: Some(e.to_string()),
+            state: None,
+            chunks: None,
+            events: None,
+        },
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), "internal"),
+    })
+    .into_response()
+}
+
+/// A closed recording's metadata and events, read off the request path.
+async fn read_recording(
+    shared: &Shared,
+    id: &str,
+) -> Result<(moat_recording::Metadata, Vec<moat_recording::Recorded>), Response> {
+    let (row, dir) = find_recording(shared, id).await?;
+    if row.state == "recording" {
+        return Err(error(
+            StatusCode::CONFLICT,
+            format!("recording {id:?} is still in progress"),
+            "conflict",
+        ));
+    }
+    tokio::task::spawn_blocking(move || {
+        Ok::<_, moat_recording::VerifyError>((
+            moat_recording::verify::metadata(&dir)?,
+            moat_recording::verify::events(&dir)?,
+        ))
+    })
+    .await
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), "internal"))?
+    .map_err(|e| {
+        error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the recording cannot be read: {e}"),
+            "invalid",
+        )
+    })
+}
+
+/// The events in order, each with its time in microseconds since the
+/// recording started: what a player replays.
+async fn recording_events(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    match read_recording(&shared, &id).await {
+        Ok((meta, events)) => {
+            Json(serde_json::json!({"session": meta, "events": events})).into_response()
+        }
+        Err(resp) => resp,
+    }
+}
+
+async fn recording_har(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    match read_recording(&shared, &id).await {
+        Ok((meta, events)) => Json(moat_recording::har::to_har(&meta, &events)).into_response(),
+        Err(resp) => resp,
     }
 }
 

@@ -51,7 +51,9 @@ pub const PER_USER: Limits = Limits {
 /// The outcome of a password check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignIn {
-    Accepted(String),
+    /// The user, and a key naming the session (empty for a sign-in that
+    /// has no session yet).
+    Accepted(String, String),
     Refused,
     /// Too many failures: try again after this long.
     Locked(Duration),
@@ -99,12 +101,17 @@ impl AuthState {
         signing::verify_session(&self.session_key, value)
     }
 
-    /// The user of the request's session cookie, if it names a live session.
-    pub fn session_user(&self, headers: &HeaderMap, tls: bool) -> Option<String> {
+    /// The user of the request's session cookie, if it names a live
+    /// session, and a key naming the session (for recordings).
+    pub fn session_user(&self, headers: &HeaderMap, tls: bool) -> Option<(String, String)> {
         let id = self.session_id(headers, tls)?;
-        lock(&self.sessions)
-            .touch(&id, Instant::now())
-            .map(str::to_owned)
+        let user = lock(&self.sessions).touch(&id, Instant::now())?.to_owned();
+        Some((user, session_key(&id)))
+    }
+
+    /// The key naming the request's session, live or not.
+    pub fn session_key(&self, headers: &HeaderMap, tls: bool) -> Option<String> {
+        self.session_id(headers, tls).map(|id| session_key(&id))
     }
 
     /// Starts a session; returns the `Set-Cookie` value.
@@ -117,13 +124,18 @@ impl AuthState {
     }
 
     /// Ends the request's session, if any; returns the `Set-Cookie` value
-    /// that removes the cookie, and the user whose session ended.
-    pub fn end_session(&self, headers: &HeaderMap, tls: bool) -> (HeaderValue, Option<String>) {
-        let user = self
-            .session_id(headers, tls)
-            .and_then(|id| lock(&self.sessions).remove(&id))
-            .map(|s| s.user);
-        (cookie_header(tls, "", Some(0)), user)
+    /// that removes the cookie, and the user and key of the session.
+    pub fn end_session(
+        &self,
+        headers: &HeaderMap,
+        tls: bool,
+    ) -> (HeaderValue, Option<(String, String)>) {
+        let ended = self.session_id(headers, tls).and_then(|id| {
+            lock(&self.sessions)
+                .remove(&id)
+                .map(|s| (s.user, session_key(&id)))
+        });
+        (cookie_header(tls, "", Some(0)), ended)
     }
 
     /// The user behind HTTP Basic credentials. Credentials already checked
@@ -140,7 +152,7 @@ impl AuthState {
     ) -> SignIn {
         let id = signing::credentials_session_id(&self.session_key, authorization.as_bytes());
         if let Some(user) = lock(&self.sessions).touch(&id, Instant::now()) {
-            return SignIn::Accepted(user.to_owned());
+            return SignIn::Accepted(user.to_owned(), session_key(&id));
         }
         let Some((user, pass)) = authorization.to_str().ok().and_then(basic_auth::parse) else {
             return SignIn::Refused;
@@ -148,10 +160,13 @@ impl AuthState {
         let verdict = self
             .check_password(&user, pass, client, security, auth, password)
             .await;
-        if let SignIn::Accepted(user) = &verdict {
-            lock(&self.sessions).insert(id, user.clone(), Instant::now());
+        match verdict {
+            SignIn::Accepted(user, _) => {
+                lock(&self.sessions).insert(id, user.clone(), Instant::now());
+                SignIn::Accepted(user, session_key(&id))
+            }
+            other => other,
         }
-        verdict
     }
 
     /// Checks a user name and password for the system account, with
@@ -186,7 +201,7 @@ impl AuthState {
         if user_ok && password_ok {
             lock(&self.by_address).success(&client);
             lock(&self.by_user).success(&user.to_owned());
-            return SignIn::Accepted(user.to_owned());
+            return SignIn::Accepted(user.to_owned(), String::new());
         }
         if !auth.system_account {
             tracing::warn!(client = %client, user, "sign-in refused: the system account is disabled (auth.system_account = false)");
@@ -235,6 +250,14 @@ impl AuthState {
     }
 }
 
+/// A session's name outside moat's memory: a digest of its id, so
+/// recordings and logs never hold the id (which is the credential).
+fn session_key(id: &SessionId) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(id);
+    d[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn timeouts(auth: &moat_config::Auth) -> Timeouts {
     Timeouts {
         idle: auth.idle_timeout,
@@ -259,6 +282,11 @@ fn cookie_header(tls: bool, value: &str, max_age: Option<u32>) -> HeaderValue {
 /// Removes moat's session cookie from a request's `Cookie` headers, so an
 /// upstream never sees (and cannot replay) it.
 pub fn strip_session_cookie(headers: &mut HeaderMap) {
+    strip_cookies(headers, &[SESSION_COOKIE, SESSION_COOKIE_PLAIN]);
+}
+
+/// Removes the named cookies from a request's `Cookie` headers.
+pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
     if !headers.contains_key(header::COOKIE) {
         return;
     }
@@ -270,7 +298,7 @@ pub fn strip_session_cookie(headers: &mut HeaderMap) {
         .map(str::trim)
         .filter(|pair| {
             let name = pair.split_once('=').map(|(k, _)| k).unwrap_or(pair);
-            name != SESSION_COOKIE && name != SESSION_COOKIE_PLAIN && !pair.is_empty()
+            !names.contains(&name) && !pair.is_empty()
         })
         .map(str::to_owned)
         .collect();

@@ -105,6 +105,8 @@ pub struct Shared {
     pub zones: Arc<ZoneRegistry>,
     /// Open connections per client address.
     pub client_connections: crate::listener::ClientConnections,
+    /// Writes recorded sessions.
+    pub recorder: crate::recorder::Recorder,
     started: Instant,
     data_dir: PathBuf,
     listeners: Vec<(SocketAddr, Role)>,
@@ -252,6 +254,21 @@ impl Gateway {
 
         let config = Arc::new(config);
         let workers = Workers::start(config.server.workers).map_err(GatewayError::Workers)?;
+        let recording_root = config
+            .recording
+            .local_path
+            .clone()
+            .unwrap_or_else(|| data_dir.join("recordings"));
+        let recorder = crate::recorder::Recorder::start(
+            recording_root.clone(),
+            moat_recording::Kek::from_bytes(keys.recording_kek),
+            store.clone(),
+            tokio::runtime::Handle::current(),
+        )
+        .map_err(|source| GatewayError::DataDir {
+            path: recording_root,
+            source,
+        })?;
         let zones = Arc::new(ZoneRegistry::default());
         let runtime = build_runtime(
             &config,
@@ -358,6 +375,7 @@ impl Gateway {
             report_limiter: Default::default(),
             zones: zones.clone(),
             client_connections: Default::default(),
+            recorder,
             started: Instant::now(),
             data_dir,
             listeners: bound
@@ -513,6 +531,9 @@ impl Gateway {
             }
         }
         let _ = self.admin_task.await;
+        // Every recording in progress ends with moat and is sealed.
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || shared.recorder.stop()).await;
         self.shared.store.close().await;
         self.shared.workers.stop();
         self.shared.access_log.flush();
@@ -589,15 +610,23 @@ async fn load_api_apps(store: &Store) -> Result<Vec<App>, GatewayError> {
     Ok(apps)
 }
 
-/// Ends expired sessions and forgets refilled rate-limit keys once a
-/// minute, so memory holds only what still matters.
+/// Ends idle recorded sessions every second (so a recording closes close
+/// to its idle timeout), and once a minute ends expired sign-in sessions
+/// and forgets refilled rate-limit keys, so memory holds only what still
+/// matters.
 async fn sweep_sessions(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut seconds = 0u64;
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                shared.auth.sweep();
-                shared.zones.sweep();
+                seconds += 1;
+                let auth = shared.runtime.load().config.auth.clone();
+                shared.recorder.sweep(auth.idle_timeout, auth.absolute_timeout);
+                if seconds % 60 == 0 {
+                    shared.auth.sweep();
+                    shared.zones.sweep();
+                }
             }
             _ = shutdown.changed() => return,
         }

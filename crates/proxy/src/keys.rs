@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 pub struct Keys {
     pub session: [u8; 32],
     pub identity_seed: [u8; 32],
+    /// Wraps each recording's own signing key.
+    pub recording_kek: [u8; 32],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,7 @@ impl Keys {
         Ok(Keys {
             session: key_file(&dir.join("session.key"))?,
             identity_seed: key_file(&dir.join("identity.key"))?,
+            recording_kek: key_file(&dir.join("recording.kek"))?,
         })
     }
 }

@@ -22,6 +22,8 @@
 //! - [`auth`]: sign-in sessions, the session cookie, password checks with
 //!   lockout, identity tokens.
 //! - [`keys`]: the secret keys kept in the data directory.
+//! - [`recorder`]: writes recorded sessions to local disk off the request
+//!   path, seals them, indexes them.
 //! - [`welcome`]: the built-in welcome app served when no app is configured.
 //! - [`workers`]: thread-per-core workers that own connections and their
 //!   upstream pools.
@@ -36,6 +38,7 @@ pub mod gateway;
 pub mod keys;
 pub mod listener;
 pub mod pipeline;
+pub mod recorder;
 pub mod runtime;
 pub mod tls;
 pub mod upstream_pool;

@@ -78,7 +78,9 @@ pub async fn accept_loop(
             _client: client_permit,
         };
         let _ = stream.set_nodelay(true);
+        static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let conn = ConnInfo {
+            id: NEXT_CONN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             peer,
             local,
             tls: matches!(role, Role::Apps { tls: true }),

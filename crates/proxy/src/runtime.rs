@@ -42,6 +42,8 @@ pub struct AppRuntime {
     /// `None`: CSRF protection is off for the app.
     pub csrf: Option<CsrfRuntime>,
     pub rate_limits: Vec<AppZone>,
+    /// `None`: not recorded.
+    pub recording: Option<Arc<moat_config::AppRecording>>,
     pub kind: AppKind,
 }
 
@@ -104,6 +106,7 @@ impl Runtime {
                 cors: app.cors.clone(),
                 csrf: csrf_for(&config, &app.csrf),
                 rate_limits: app_zones(&config, app, zones),
+                recording: app.recording.clone().map(Arc::new),
                 kind,
             }));
         }
@@ -137,6 +140,7 @@ impl Runtime {
                     },
                 ),
                 rate_limits: Vec::new(),
+                recording: None,
                 kind: AppKind::Static(welcome),
             }));
         }

@@ -40,8 +40,9 @@ pub async fn authenticate(
     if app.auth == AppAuth::None {
         return Ok(());
     }
-    if let Some(user) = session_user {
+    if let Some((user, key)) = session_user {
         ctx.user = Some(user);
+        ctx.session = Some(key);
         return Ok(());
     }
     let config = &runtime.config;
@@ -62,9 +63,10 @@ pub async fn authenticate(
             )
             .await;
         return match verdict {
-            SignIn::Accepted(user) => {
+            SignIn::Accepted(user, key) => {
                 req.headers_mut().remove(header::AUTHORIZATION);
                 ctx.user = Some(user);
+                ctx.session = Some(key);
                 Ok(())
             }
             SignIn::Refused => Err(unauthorized(ctx, runtime, "wrong user name or password")),

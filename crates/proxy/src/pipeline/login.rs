@@ -65,9 +65,11 @@ pub async fn handle(
         (Method::GET | Method::HEAD, login::LOGOUT_PATH) => Ok(logout_page()),
         (Method::POST, login::LOGOUT_PATH) => {
             refuse_cross_origin(&req, ctx)?;
-            let (clear, user) = shared.auth.end_session(req.headers(), ctx.tls);
-            if let Some(user) = user {
+            let (clear, ended) = shared.auth.end_session(req.headers(), ctx.tls);
+            if let Some((user, key)) = ended {
                 tracing::info!(client = %ctx.client.ip, user, "signed out");
+                // A signed-out session's recordings end with it.
+                shared.recorder.end_session(&key, "logout");
             }
             let mut resp = see_other(&format!("{}?signed_out=1", login::LOGIN_PATH));
             resp.headers_mut().insert(header::SET_COOKIE, clear);
@@ -134,7 +136,7 @@ async fn sign_in(
         )
         .await;
     match verdict {
-        SignIn::Accepted(user) => {
+        SignIn::Accepted(user, _) => {
             tracing::info!(client = %ctx.client.ip, user, "signed in");
             let cookie = shared.auth.start_session(user, ctx.tls);
             let mut resp = see_other(&next);

@@ -14,6 +14,7 @@ pub mod csrf;
 pub mod limits;
 pub mod login;
 pub mod rate_limit;
+pub mod record;
 pub mod redirect;
 pub mod response_headers;
 pub mod static_files;
@@ -36,6 +37,8 @@ use crate::runtime::{AppKind, AppRuntime, Runtime};
 /// What moat knows about the connection a request arrived on.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
+    /// Unique per connection for the life of the process.
+    pub id: u64,
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub tls: bool,
@@ -52,6 +55,12 @@ pub struct RequestCtx {
     pub user: Option<String>,
     /// CORS headers for the response (apps whose CORS moat manages).
     pub cors: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// A key naming the client's session (sign-in, or a visit cookie).
+    pub session: Option<String>,
+    /// Cookies moat sets on the response (a recorded visit's cookie).
+    pub set_cookies: Vec<http::HeaderValue>,
+    /// Which client connection the request came on.
+    pub conn_id: u64,
 }
 
 impl RequestCtx {
@@ -84,6 +93,9 @@ pub async fn handle(
         app: None,
         user: None,
         cors: Vec::new(),
+        session: None,
+        set_cookies: Vec::new(),
+        conn_id: conn.id,
     };
     let summary = log.enabled().then(|| Summary::of(&req));
 
@@ -92,6 +104,9 @@ pub async fn handle(
         Err(rejection) => rescue(rejection, &ctx),
     };
     let mut response = response_headers::apply(response, &ctx, &runtime);
+    for cookie in ctx.set_cookies.drain(..) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
     if let Some(app) = &ctx.app {
         cors::response(&mut response, &ctx, app);
     }
@@ -170,9 +185,41 @@ async fn request_stages(
         limits::discard_body(req.into_body(), declared).await;
         return Err(too_large);
     }
+    // Recording last, so only what reaches the app is recorded.
+    let exchange = match record::begin(&mut req, ctx, &app, runtime, shared) {
+        Ok(e) => e,
+        Err(refused) => return Ok(refused),
+    };
+    match exchange {
+        None => dispatch(req, ctx, &app, shared).await,
+        Some(ex) => match dispatch(ex.request(req), ctx, &app, shared).await {
+            Ok(resp) => Ok(ex.response(resp)),
+            Err(rejection) => {
+                ex.failed(rejection.public);
+                Err(rejection)
+            }
+        },
+    }
+}
+
+async fn dispatch<B>(
+    req: Request<B>,
+    ctx: &RequestCtx,
+    app: &AppRuntime,
+    shared: &Arc<Shared>,
+) -> Result<Response<Body>, Rejection>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<crate::body::BoxError>,
+{
     match &app.kind {
-        AppKind::Upstream(up) => up.forward(req, ctx, &app, shared).await,
-        AppKind::Static(st) => st.serve(&req, &app.prefix).await,
+        AppKind::Upstream(up) => up.forward(req, ctx, app, shared).await,
+        AppKind::Static(st) => {
+            // A static app reads only the head; holding the body across
+            // the await would need it to be Sync.
+            let (parts, _) = req.into_parts();
+            st.serve(&Request::from_parts(parts, ()), &app.prefix).await
+        }
     }
 }
 

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -137,13 +136,17 @@ impl UpstreamApp {
         }
     }
 
-    pub async fn forward(
+    pub async fn forward<B>(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<B>,
         ctx: &RequestCtx,
         app: &AppRuntime,
         shared: &crate::gateway::Shared,
-    ) -> Result<Response<Body>, Rejection> {
+    ) -> Result<Response<Body>, Rejection>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<crate::body::BoxError>,
+    {
         let websocket =
             req.version() == Version::HTTP_11 && hop_by_hop::is_websocket_upgrade(req.headers());
         let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));

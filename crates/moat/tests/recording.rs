@@ -1,0 +1,277 @@
+//! Session recording end to end: sessions through a real moat and a real
+//! upstream, recorded to local disk, sealed, indexed, verified, exported as
+//! HAR (checked against the HAR 1.2 schema by an independent validator),
+//! tampered with, and recovered after kill -9.
+
+use std::time::{Duration, Instant};
+
+use moat_testkit::moat::TEST_SERVER;
+use moat_testkit::{Moat, client, upstream};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_moat");
+
+fn cli(m: &Moat, args: &[&str]) -> std::process::Output {
+    let data = m.data_dir();
+    let mut all = args.to_vec();
+    all.extend(["--data-dir", data.to_str().unwrap()]);
+    moat_testkit::cli::run(BIN, &all)
+}
+
+fn json(o: &std::process::Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", moat_testkit::cli::show(o)))
+}
+
+async fn recorded_moat(extra: &str) -> Moat {
+    let up = upstream::echo("app").await;
+    Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}{extra}\n[[apps]]\nname = \"rec\"\npath = \"/rec\"\nauth = \"none\"\nstrip_path = true\nupstream = \"http://{up}\"\n\
+             [apps.recording]\nenabled = true\nredact_json_fields = [\"password\"]\nbody_limit = \"64KiB\"\n"
+        ),
+    )
+    .await
+}
+
+/// A visit: requests sharing the visit cookie moat sets.
+async fn visit(m: &Moat) -> String {
+    let http = client::http1(&m.self_signed_cert());
+    let first = http
+        .get(m.https_url("/rec/start?token=abc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let set = first.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set.starts_with("__Host-moat_visit=") && set.contains("HttpOnly"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let login = http
+        .post(m.https_url("/rec/login"))
+        .header("cookie", &cookie)
+        .header("authorization", "Bearer secret-token")
+        .header("content-type", "application/json")
+        .body(r#"{"user": "alice", "password": "hunter2"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    // The upstream never sees moat's visit cookie.
+    let seen: Value = serde_json::from_str(&login.text().await.unwrap()).unwrap();
+    assert!(
+        !seen["headers"].to_string().contains("moat_visit"),
+        "{seen}"
+    );
+    let big = http
+        .get(m.https_url("/rec/bytes/200000"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.bytes().await.unwrap().len(), 200_000);
+    cookie
+}
+
+async fn wait_for<T>(what: &str, m: &Moat, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{}",
+            m.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_session_is_recorded_sealed_verified_and_exported() {
+    let m = recorded_moat("[auth]\nidle_timeout = \"2s\"\n").await;
+    visit(&m).await;
+    // In progress, then closed by the idle timeout.
+    let list = json(&cli(&m, &["recordings", "list", "--json"]));
+    assert_eq!(list[0]["state"], "recording", "{list}");
+    let rec = wait_for("the recording to close", &m, || {
+        let l = json(&cli(&m, &["recordings", "list", "--json", "--app", "rec"]));
+        (l[0]["state"] == "complete").then(|| l[0].clone())
+    })
+    .await;
+    assert_eq!(rec["closed_because"], "idle timeout");
+    assert_eq!(rec["client_ip"], "127.0.0.1");
+    assert!(rec["events"].as_i64().unwrap() >= 12, "{rec}");
+    let id = rec["id"].as_str().unwrap().to_owned();
+
+    let out = cli(&m, &["recordings", "verify", &id]);
+    assert!(out.status.success(), "{}", moat_testkit::cli::show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK: recording"));
+
+    // Redaction: headers and JSON fields the policy names never reach disk.
+    let events = m
+        .admin_get(&format!("/api/v1/recordings/{id}/events"))
+        .await
+        .unwrap();
+    let text = events.to_string();
+    assert!(
+        !text.contains("secret-token") && !text.contains("aHVudGVyMg"),
+        "redacted"
+    );
+    let bodies: Vec<String> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "request_body")
+        .map(|e| {
+            use base64::Engine;
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(e["data"].as_str().unwrap())
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("\"password\":\"[redacted]\"") && b.contains("alice")),
+        "{bodies:?}"
+    );
+    // A body over the limit is counted, not kept.
+    let kept: u64 = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "response_body" && e["req"] == 3)
+        .map(|e| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(e["data"].as_str().unwrap())
+                .unwrap()
+                .len() as u64
+        })
+        .sum();
+    assert_eq!(kept, 64 * 1024);
+
+    // HAR 1.2, checked by an independent validator.
+    let har = m.dir.path().join("session.har");
+    let out = cli(
+        &m,
+        &["recordings", "export", &id, "--har", har.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", moat_testkit::cli::show(&out));
+    let node_path = std::env::var("MOAT_TEST_NODE_PATH").expect(
+        "MOAT_TEST_NODE_PATH: run the tests with ./scripts/test, which installs har-validator",
+    );
+    let check = std::process::Command::new("node")
+        .env("NODE_PATH", node_path)
+        .args(["-e", HAR_CHECK, har.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "HAR invalid: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let har: Value = serde_json::from_str(&std::fs::read_to_string(&har).unwrap()).unwrap();
+    let entries = har["log"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[1]["request"]["method"], "POST");
+    assert!(
+        entries[0]["request"]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/rec/start?token=abc")
+    );
+
+    // One flipped byte in a chunk: verify fails and names the chunk.
+    let dir = m.data_dir().join("recordings").join(&id);
+    let chunk = dir.join("chunk-000001.zst");
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    std::fs::write(&chunk, bytes).unwrap();
+    let out = cli(&m, &["recordings", "verify", &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        moat_testkit::cli::show(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("chunk-000001.zst"),
+        "{}",
+        moat_testkit::cli::show(&out)
+    );
+}
+
+const HAR_CHECK: &str = r#"
+const v = require('har-validator');
+const data = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'));
+v.har(data).then(() => process.exit(0)).catch(e => { console.error(JSON.stringify(e.errors || e.message)); process.exit(1); });
+"#;
+
+#[tokio::test]
+async fn kill_9_mid_session_leaves_an_incomplete_recording_that_verifies() {
+    let mut m = recorded_moat("").await;
+    visit(&m).await;
+    // The recorder flushes every second: wait until the events are on disk.
+    let root = m.data_dir().join("recordings");
+    wait_for("a flushed chunk", &m, || {
+        std::fs::read_dir(&root)
+            .ok()?
+            .flatten()
+            .find(|d| d.path().join("chunk-000001.zst").exists())
+            .map(|_| ())
+    })
+    .await;
+    let config = std::fs::read_to_string(&m.config_path).unwrap();
+    let dir = std::mem::replace(&mut m.dir, tempfile::tempdir().unwrap());
+    drop(m); // SIGKILL
+    let m = Moat::start_in(BIN, &config, dir).await;
+    m.wait_stderr("sealed as incomplete").await;
+    let list = json(&cli(
+        &m,
+        &["recordings", "list", "--json", "--state", "incomplete"],
+    ));
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    assert!(list[0]["events"].as_i64().unwrap() > 0);
+    let out = cli(&m, &["recordings", "verify", &id]);
+    assert!(out.status.success(), "{}", moat_testkit::cli::show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("incomplete"));
+}
+
+#[tokio::test]
+async fn stopping_moat_closes_recordings_and_full_disks_refuse_sessions() {
+    let mut m = recorded_moat("").await;
+    visit(&m).await;
+    m.signal(libc::SIGTERM);
+    m.wait_exit(Duration::from_secs(20)).await;
+    let config = std::fs::read_to_string(&m.config_path).unwrap();
+    let dir = std::mem::replace(&mut m.dir, tempfile::tempdir().unwrap());
+    drop(m);
+    // Restart with a minimum no disk can meet: recorded sessions are
+    // refused (no recording, no session).
+    let config = config.replace(
+        "[[apps]]",
+        "[recording]\nminimum_available_capacity = \"1000000000GiB\"\n[[apps]]",
+    );
+    let m = Moat::start_in(BIN, &config, dir).await;
+    let list = json(&cli(&m, &["recordings", "list", "--json"]));
+    assert_eq!(list[0]["state"], "complete", "{list}");
+    assert_eq!(list[0]["closed_because"], "moat stopped");
+    let r = client::http1(&m.self_signed_cert())
+        .get(m.https_url("/rec/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    m.wait_stderr("cannot be recorded").await;
+}

@@ -1,0 +1,410 @@
+//! Stages: recording the exchanges of apps with `[apps.recording]`.
+//!
+//! Request side: find (or start) the session's recording, record the
+//! request head with the policy's headers redacted, and wrap the body so
+//! each piece is recorded as it streams (up to `body_limit` bytes per
+//! message; the rest is counted, not kept). Response side: the same for
+//! the response, and an end-of-exchange event when its body is done.
+//! JSON bodies of apps that redact JSON fields are kept whole (up to the
+//! limit) and recorded, redacted, when they end; one that does not parse
+//! is counted only, so a redaction can never be skipped.
+//!
+//! The session is the signed-in session, or for `auth = "none"` apps a
+//! visit cookie moat sets (`__Host-moat_visit`).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use http_body::{Body as HttpBody, Frame};
+use moat_config::{AppRecording, StorageFailure};
+use moat_recording::{Event, Metadata, Policy};
+
+use crate::body::{self, Body, BoxError};
+use crate::gateway::Shared;
+use crate::pipeline::RequestCtx;
+use crate::recorder::{Active, StorageState, storage_state};
+use crate::runtime::AppRuntime;
+
+pub const VISIT_COOKIE: &str = "__Host-moat_visit";
+pub const VISIT_COOKIE_PLAIN: &str = "moat_visit";
+
+/// One exchange being recorded.
+pub struct Exchange {
+    rec: Arc<Active>,
+    conn: u64,
+    req: u64,
+    policy: Arc<AppRecording>,
+}
+
+/// Starts recording a request, or refuses it when it cannot be recorded
+/// and the app says no recording, no session.
+pub fn begin<B>(
+    req: &mut Request<B>,
+    ctx: &mut RequestCtx,
+    app: &AppRuntime,
+    runtime: &crate::runtime::Runtime,
+    shared: &Shared,
+) -> Result<Option<Exchange>, Response<Body>> {
+    let Some(policy) = &app.recording else {
+        strip_visit_cookie(req);
+        return Ok(None);
+    };
+    let session = match &ctx.session {
+        Some(s) => format!("session:{s}"),
+        None => format!("visit:{}", visit(req.headers(), ctx)),
+    };
+    strip_visit_cookie(req);
+    let state = storage_state(
+        shared.recorder.root(),
+        runtime.config.recording.minimum_available_capacity,
+    );
+    if state != StorageState::Available {
+        tracing::warn!(
+            app = app.name,
+            state = state.as_str(),
+            "a recorded session cannot be recorded"
+        );
+        return match policy.on_storage_failure {
+            StorageFailure::Refuse => Err(crate::error::error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "This app is recorded, and recording storage is not available now.",
+            )),
+            StorageFailure::AllowUnrecorded => Ok(None),
+        };
+    }
+    let rec = shared.recorder.session(&app.name, &session, |id| Metadata {
+        format: 1,
+        id,
+        app: app.name.clone(),
+        user: ctx.user.clone(),
+        client_ip: ctx.client.ip.to_string(),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        started_at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+        moat_version: env!("CARGO_PKG_VERSION").into(),
+        policy: Policy {
+            body_limit: policy.body_limit,
+            redact_headers: policy.redact_headers.clone(),
+            redact_json_fields: policy.redact_json_fields.clone(),
+        },
+    });
+    rec.saw_conn(ctx.conn_id, &ctx.client.ip.to_string(), ctx.tls);
+    let n = rec.next_req();
+    rec.record(Event::RequestHead {
+        conn: ctx.conn_id,
+        req: n,
+        method: req.method().to_string(),
+        uri: req.uri().to_string(),
+        version: format!("{:?}", req.version()),
+        headers: redacted(req.headers(), policy),
+    });
+    Ok(Some(Exchange {
+        rec,
+        conn: ctx.conn_id,
+        req: n,
+        policy: policy.clone(),
+    }))
+}
+
+/// The visit cookie is moat's: no app sees it.
+fn strip_visit_cookie<B>(req: &mut Request<B>) {
+    crate::auth::strip_cookies(req.headers_mut(), &[VISIT_COOKIE, VISIT_COOKIE_PLAIN]);
+}
+
+/// The visit cookie's id, or a new one (set on the response).
+fn visit(headers: &HeaderMap, ctx: &mut RequestCtx) -> String {
+    let name = if ctx.tls {
+        VISIT_COOKIE
+    } else {
+        VISIT_COOKIE_PLAIN
+    };
+    if let Some(v) = moat_policy::login::cookie(headers, name) {
+        if v.len() == 24 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return v.to_owned();
+        }
+    }
+    let mut b = [0u8; 12];
+    getrandom::fill(&mut b).expect("the operating system's random generator works");
+    let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let secure = if ctx.tls { "; Secure" } else { "" };
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{name}={id}; Path=/; HttpOnly; SameSite=Lax{secure}"
+    )) {
+        ctx.set_cookies.push(v);
+    }
+    id
+}
+
+fn redacted(h: &HeaderMap, policy: &AppRecording) -> Vec<(String, String)> {
+    h.iter()
+        .map(|(k, v)| {
+            let value = if policy.redact_headers.iter().any(|r| r == k.as_str()) {
+                "[redacted]".to_owned()
+            } else {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            };
+            (k.as_str().to_owned(), value)
+        })
+        .collect()
+}
+
+fn is_json(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let ct = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            ct == "application/json" || ct.ends_with("+json")
+        })
+}
+
+impl Exchange {
+    /// Wraps the request body so it is recorded as it streams.
+    pub fn request<B>(&self, req: Request<B>) -> Request<Body>
+    where
+        B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let json = !self.policy.redact_json_fields.is_empty() && is_json(req.headers());
+        req.map(|b| body::boxed(Recording::new(b, self.sink(Side::Request, json))))
+    }
+
+    /// Records the response head and wraps its body.
+    pub fn response(&self, resp: Response<Body>) -> Response<Body> {
+        self.rec.record(Event::ResponseHead {
+            conn: self.conn,
+            req: self.req,
+            status: resp.status().as_u16(),
+            headers: redacted(resp.headers(), &self.policy),
+        });
+        let json = !self.policy.redact_json_fields.is_empty() && is_json(resp.headers());
+        resp.map(|b| body::boxed(Recording::new(b, self.sink(Side::Response, json))))
+    }
+
+    /// Records a request that failed before a response.
+    pub fn failed(&self, why: &str) {
+        self.rec.record(Event::Error {
+            conn: self.conn,
+            req: self.req,
+            message: why.to_owned(),
+        });
+        self.rec.record(Event::ExchangeEnd {
+            conn: self.conn,
+            req: self.req,
+        });
+    }
+
+    fn sink(&self, side: Side, json: bool) -> Sink {
+        Sink {
+            rec: self.rec.clone(),
+            conn: self.conn,
+            req: self.req,
+            side,
+            limit: self.policy.body_limit,
+            kept: 0,
+            json: json.then(Vec::new),
+            total: 0,
+            fields: self.policy.redact_json_fields.clone(),
+            done: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Request,
+    Response,
+}
+
+struct Sink {
+    rec: Arc<Active>,
+    conn: u64,
+    req: u64,
+    side: Side,
+    limit: u64,
+    kept: u64,
+    /// JSON kept whole, for redaction at the end.
+    json: Option<Vec<u8>>,
+    total: u64,
+    fields: Vec<String>,
+    done: bool,
+}
+
+impl Sink {
+    fn event(&self, data: &[u8], len: u64, truncated: bool) -> Event {
+        let data = base64::engine::general_purpose::STANDARD.encode(data);
+        match self.side {
+            Side::Request => Event::RequestBody {
+                conn: self.conn,
+                req: self.req,
+                data,
+                len,
+                truncated,
+            },
+            Side::Response => Event::ResponseBody {
+                conn: self.conn,
+                req: self.req,
+                data,
+                len,
+                truncated,
+            },
+        }
+    }
+
+    fn piece(&mut self, data: &[u8]) {
+        let room = self.limit.saturating_sub(self.kept) as usize;
+        let keep = &data[..data.len().min(room)];
+        self.kept += keep.len() as u64;
+        self.total += data.len() as u64;
+        match &mut self.json {
+            Some(buf) => buf.extend_from_slice(keep),
+            None => {
+                let e = self.event(keep, data.len() as u64, keep.len() < data.len());
+                self.rec.record(e);
+            }
+        }
+    }
+
+    fn end(&mut self, aborted: bool) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        if let Some(buf) = self.json.take() {
+            let kept = serde_json::from_slice::<serde_json::Value>(&buf)
+                .ok()
+                .filter(|_| self.kept == self.total)
+                .map(|mut v| {
+                    redact_json(&mut v, &self.fields);
+                    v.to_string().into_bytes()
+                });
+            let e = match kept {
+                Some(bytes) => self.event(&bytes, self.total, false),
+                // Truncated or not JSON: redaction cannot be trusted, so
+                // nothing is kept.
+                None => self.event(&[], self.total, self.total > 0),
+            };
+            self.rec.record(e);
+        }
+        if aborted {
+            self.rec.record(Event::Error {
+                conn: self.conn,
+                req: self.req,
+                message: "the body ended early".into(),
+            });
+        }
+        if self.side == Side::Response || aborted {
+            self.rec.record(Event::ExchangeEnd {
+                conn: self.conn,
+                req: self.req,
+            });
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        // A body dropped before its end: the client went away, or the
+        // upstream failed.
+        self.end(true);
+    }
+}
+
+/// Replaces the value of every object member named in `fields`, at any
+/// depth, with "[redacted]".
+pub fn redact_json(v: &mut serde_json::Value, fields: &[String]) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, val) in map.iter_mut() {
+                if fields.iter().any(|f| f == k) {
+                    *val = serde_json::Value::String("[redacted]".into());
+                } else {
+                    redact_json(val, fields);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| redact_json(i, fields)),
+        _ => {}
+    }
+}
+
+struct Recording<B> {
+    inner: B,
+    sink: Sink,
+}
+
+impl<B> Recording<B> {
+    fn new(inner: B, mut sink: Sink) -> Self
+    where
+        B: HttpBody,
+    {
+        // An empty body may never be polled: it has ended already.
+        if inner.is_end_stream() {
+            sink.end(false);
+        }
+        Recording { inner, sink }
+    }
+}
+
+impl<B> HttpBody for Recording<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let Some(d) = f.data_ref() {
+                    this.sink.piece(d);
+                }
+            }
+            Some(Err(_)) => this.sink.end(true),
+            None => this.sink.end(false),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_fields_are_redacted_at_any_depth() {
+        let mut v =
+            serde_json::json!({"user": "a", "password": "p", "nested": [{"token": "t", "x": 1}]});
+        redact_json(&mut v, &["password".into(), "token".into()]);
+        assert_eq!(
+            v,
+            serde_json::json!({"user": "a", "password": "[redacted]", "nested": [{"token": "[redacted]", "x": 1}]})
+        );
+    }
+}

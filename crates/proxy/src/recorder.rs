@@ -1,0 +1,408 @@
+//! The recorder: turns the events of recorded sessions into recordings on
+//! local disk, off the request path.
+//!
+//! Request handling only sends events over a channel; one thread owns the
+//! open recordings, writes them (compression, hashing, fsync), flushes
+//! every second so a crash loses at most a second of events, and updates
+//! the index. A recording is one session's visit to one app: it starts at
+//! the first recorded request and ends at sign-out, after the sign-in idle
+//! or absolute timeout, or when moat stops.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use moat_recording::{Event, Kek, Metadata, Writer};
+use moat_store::{RecordingRow, Store};
+
+/// One recording in progress, shared by the requests of its session.
+pub struct Active {
+    pub id: String,
+    pub app: String,
+    session: String,
+    started: Instant,
+    last_seen: Mutex<Instant>,
+    next_req: AtomicU64,
+    conns: Mutex<std::collections::HashSet<u64>>,
+    tx: mpsc::Sender<Cmd>,
+}
+
+impl Active {
+    pub fn next_req(&self) -> u64 {
+        self.next_req.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn record(&self, event: Event) {
+        let _ = self.tx.send(Cmd::Event(self.id.clone(), event));
+    }
+
+    /// Records the connection's opening the first time it carries a
+    /// request of this recording.
+    pub fn saw_conn(&self, conn: u64, client: &str, tls: bool) {
+        let first = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(conn);
+        if first {
+            self.record(Event::ConnOpen {
+                conn,
+                client: client.to_owned(),
+                tls,
+            });
+        }
+    }
+}
+
+enum Cmd {
+    Start(Box<Metadata>),
+    Event(String, Event),
+    End(String, &'static str),
+    Stop(mpsc::Sender<()>),
+}
+
+pub struct Recorder {
+    tx: mpsc::Sender<Cmd>,
+    active: Mutex<HashMap<(String, String), Arc<Active>>>,
+    root: PathBuf,
+    kek: Kek,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Local storage as the recorder sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageState {
+    Available,
+    /// Free space is below the minimum: no new recorded session starts.
+    Low,
+    /// Free space is below half the minimum.
+    CriticallyLow,
+    OutOfStorage,
+    /// Free space could not be read.
+    Unknown,
+}
+
+impl StorageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageState::Available => "available",
+            StorageState::Low => "low storage",
+            StorageState::CriticallyLow => "critically low storage",
+            StorageState::OutOfStorage => "out of storage",
+            StorageState::Unknown => "unknown",
+        }
+    }
+}
+
+/// Free bytes on the file system holding `path`.
+pub fn available_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs writes into `s`, a zeroed struct of the right type,
+    // and reads the NUL-terminated path `c`.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    Some(s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+pub fn storage_state(path: &Path, minimum: u64) -> StorageState {
+    match available_bytes(path) {
+        None => StorageState::Unknown,
+        Some(0) => StorageState::OutOfStorage,
+        Some(free) if free < minimum / 2 => StorageState::CriticallyLow,
+        Some(free) if free < minimum => StorageState::Low,
+        Some(_) => StorageState::Available,
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Recorder {
+    /// Starts the recorder thread, which first seals recordings a previous
+    /// run left open (a crash) as incomplete.
+    pub fn start(
+        root: PathBuf,
+        kek: Kek,
+        store: Store,
+        handle: tokio::runtime::Handle,
+    ) -> std::io::Result<Recorder> {
+        crate::tls::create_private_dir(&root)?;
+        let (tx, rx) = mpsc::channel();
+        let thread_root = root.clone();
+        let thread_kek = kek.clone();
+        let thread = std::thread::Builder::new()
+            .name("moat-recorder".into())
+            .spawn(move || run(rx, thread_root, thread_kek, store, handle))?;
+        Ok(Recorder {
+            tx,
+            active: Mutex::new(HashMap::new()),
+            root,
+            kek,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The key-encryption key (verification checks key attestations).
+    pub fn kek(&self) -> &Kek {
+        &self.kek
+    }
+
+    /// The folder of a recording on local disk. `id` must be a recording
+    /// id (letters and digits), never a path.
+    pub fn dir_of(&self, id: &str) -> Option<PathBuf> {
+        (!id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .then(|| self.root.join(id))
+    }
+
+    /// The recording of `session` at `app`, started if there is none.
+    pub fn session(
+        &self,
+        app: &str,
+        session: &str,
+        meta: impl FnOnce(String) -> Metadata,
+    ) -> Arc<Active> {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (app.to_owned(), session.to_owned());
+        if let Some(a) = active.get(&key) {
+            *a.last_seen.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            return a.clone();
+        }
+        let id = new_id();
+        let _ = self.tx.send(Cmd::Start(Box::new(meta(id.clone()))));
+        let a = Arc::new(Active {
+            id,
+            app: app.to_owned(),
+            session: session.to_owned(),
+            started: Instant::now(),
+            last_seen: Mutex::new(Instant::now()),
+            next_req: AtomicU64::new(1),
+            conns: Mutex::new(Default::default()),
+            tx: self.tx.clone(),
+        });
+        active.insert(key, a.clone());
+        a
+    }
+
+    /// Ends every recording of a session (sign-out).
+    pub fn end_session(&self, session: &str, why: &'static str) {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        active.retain(|(_, s), a| {
+            if s == session {
+                let _ = self.tx.send(Cmd::End(a.id.clone(), why));
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Ends recordings idle longer than `idle`, or older than `absolute`.
+    pub fn sweep(&self, idle: Duration, absolute: Duration) {
+        let now = Instant::now();
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        active.retain(|_, a| {
+            let last = *a.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+            let why = if now.duration_since(last) >= idle {
+                Some("idle timeout")
+            } else if now.duration_since(a.started) >= absolute {
+                Some("absolute timeout")
+            } else {
+                None
+            };
+            match why {
+                Some(why) => {
+                    let _ = self.tx.send(Cmd::End(a.id.clone(), why));
+                    tracing::debug!(app = a.app, session = a.session, "recording ended: {why}");
+                    false
+                }
+                None => true,
+            }
+        });
+    }
+
+    /// Ends every recording and waits until they are sealed.
+    pub fn stop(&self) {
+        let ids: Vec<String> = {
+            let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+            active.drain().map(|(_, a)| a.id.clone()).collect()
+        };
+        for id in ids {
+            let _ = self.tx.send(Cmd::End(id, "moat stopped"));
+        }
+        let (done_tx, done_rx) = mpsc::channel();
+        if self.tx.send(Cmd::Stop(done_tx)).is_ok() {
+            let _ = done_rx.recv_timeout(Duration::from_secs(30));
+        }
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A sortable, unique recording id: the start time and random bits.
+fn new_id() -> String {
+    let mut r = [0u8; 6];
+    getrandom::fill(&mut r).expect("the operating system's random generator works");
+    format!(
+        "r{:013x}{}",
+        now_ms(),
+        r.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+fn row(meta: &Metadata, state: &str) -> RecordingRow {
+    RecordingRow {
+        id: meta.id.clone(),
+        app: meta.app.clone(),
+        user: meta.user.clone(),
+        client_ip: meta.client_ip.clone(),
+        user_agent: meta.user_agent.clone(),
+        started_at_ms: meta.started_at_ms,
+        ended_at_ms: None,
+        state: state.to_owned(),
+        closed_because: None,
+        events: 0,
+        bytes: 0,
+        location: "local".into(),
+    }
+}
+
+fn index(store: &Store, handle: &tokio::runtime::Handle, r: RecordingRow) {
+    if let Err(e) = handle.block_on(store.put_recording(&r)) {
+        tracing::error!(recording = r.id, "cannot index the recording: {e}");
+    }
+}
+
+/// Seals the recordings a previous run left open.
+fn recover(root: &Path, kek: &Kek, store: &Store, handle: &tokio::runtime::Handle) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let dir = e.path();
+        if !dir.join(moat_recording::files::SESSION).exists()
+            || dir.join(moat_recording::files::MANIFEST).exists()
+        {
+            continue;
+        }
+        match moat_recording::seal::recover(&dir, kek, now_ms()) {
+            Ok(m) => {
+                tracing::warn!(
+                    recording = m.id,
+                    chunks = m.chunks.len(),
+                    "a recording left open by an unclean stop was sealed as incomplete"
+                );
+                if let Ok(meta) = moat_recording::verify::metadata(&dir) {
+                    let events = moat_recording::verify::events(&dir)
+                        .map(|e| e.len())
+                        .unwrap_or(0);
+                    index(
+                        store,
+                        handle,
+                        RecordingRow {
+                            ended_at_ms: Some(m.ended_at_ms),
+                            state: "incomplete".into(),
+                            closed_because: Some(m.closed_because.clone()),
+                            events: events as i64,
+                            bytes: m.chunks.iter().map(|c| c.size as i64).sum(),
+                            ..row(&meta, "incomplete")
+                        },
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), "cannot seal a recording left open: {e}")
+            }
+        }
+    }
+}
+
+fn run(
+    rx: mpsc::Receiver<Cmd>,
+    root: PathBuf,
+    kek: Kek,
+    store: Store,
+    handle: tokio::runtime::Handle,
+) {
+    // First, on this thread (it may block on the store), seal what a
+    // previous run left open.
+    recover(&root, &kek, &store, &handle);
+    let mut open: HashMap<String, Writer> = HashMap::new();
+    let mut last_flush = Instant::now();
+    loop {
+        let cmd = rx.recv_timeout(Duration::from_millis(250));
+        match cmd {
+            Ok(Cmd::Start(meta)) => match Writer::create(&root, *meta, &kek) {
+                Ok(w) => {
+                    index(&store, &handle, row(w.metadata(), "recording"));
+                    tracing::info!(
+                        recording = w.metadata().id,
+                        app = w.metadata().app,
+                        "recording started"
+                    );
+                    open.insert(w.metadata().id.clone(), w);
+                }
+                Err(e) => tracing::error!("cannot start a recording: {e}"),
+            },
+            Ok(Cmd::Event(id, event)) => {
+                if let Some(w) = open.get_mut(&id) {
+                    if let Err(e) = w.record(event) {
+                        tracing::error!(recording = id, "cannot write the recording: {e}");
+                    }
+                }
+            }
+            Ok(Cmd::End(id, why)) => {
+                if let Some(w) = open.remove(&id) {
+                    let meta = w.metadata().clone();
+                    let events = w.events();
+                    match w.finish(why, now_ms()) {
+                        Ok(m) => {
+                            index(
+                                &store,
+                                &handle,
+                                RecordingRow {
+                                    ended_at_ms: Some(m.ended_at_ms),
+                                    state: "complete".into(),
+                                    closed_because: Some(why.to_owned()),
+                                    events: events as i64,
+                                    bytes: m.chunks.iter().map(|c| c.size as i64).sum(),
+                                    ..row(&meta, "complete")
+                                },
+                            );
+                            tracing::info!(recording = id, why, "recording closed");
+                        }
+                        Err(e) => tracing::error!(recording = id, "cannot seal the recording: {e}"),
+                    }
+                }
+            }
+            Ok(Cmd::Stop(done)) => {
+                let _ = done.send(());
+                return;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if last_flush.elapsed() >= Duration::from_secs(1) {
+            for (id, w) in open.iter_mut() {
+                if let Err(e) = w.flush() {
+                    tracing::error!(recording = id, "cannot flush the recording: {e}");
+                }
+            }
+            last_flush = Instant::now();
+        }
+    }
+}
