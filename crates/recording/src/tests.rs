@@ -153,7 +153,7 @@ fn recovery_stops_at_the_first_damaged_chunk() {
 /// The overhead of a session with no events, reported in
 /// docs/recording-format.md.
 #[test]
-fn an_empty_session_costs_about_two_kilobytes() {
+fn an_empty_session_costs_about_one_kilobyte() {
     let root = tempfile::tempdir().unwrap();
     let w = Writer::create(root.path(), meta("empty"), &kek()).unwrap();
     let dir = w.dir().to_owned();
