@@ -205,7 +205,9 @@ async fn api_matches_its_openapi_document() {
     let paths = repo["paths"].as_object().unwrap();
     let mut checked = 0;
     for (path, item) in paths {
-        if item.get("get").is_none() {
+        // Paths of one recording need a recording; tests/recording.rs
+        // covers them.
+        if item.get("get").is_none() || path.contains("{id}") {
             continue;
         }
         let concrete = path.replace("{name}", "grafana");
@@ -217,8 +219,8 @@ async fn api_matches_its_openapi_document() {
         }
     }
     assert_eq!(
-        checked, 6,
-        "status, apps, app detail, audit, CSP and CSP reports were checked"
+        checked, 7,
+        "status, apps, app detail, audit, CSP, CSP reports and recordings were checked"
     );
     // The documented 404 body.
     let missing = m.admin_get("/api/v1/apps/nope").await.unwrap();
