@@ -14,12 +14,15 @@
 //! it events, the storage layer moves finished folders.
 //!
 //! # Layout
+//! - [`bucket`]: storage buckets (S3-compatible or a folder): probe,
+//!   upload with read-back verification, download.
 //! - [`event`]: the events of a session.
 //! - [`writer`]: writing a recording, chunk by chunk.
 //! - [`seal`]: keys, manifests, signatures, recovery of unclosed recordings.
 //! - [`verify`](mod@verify): checking a recording.
 //! - [`har`]: export as HAR 1.2.
 
+pub mod bucket;
 pub mod event;
 pub mod har;
 pub mod seal;
