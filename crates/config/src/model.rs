@@ -78,6 +78,8 @@ pub struct AppRecording {
     pub redact_headers: Vec<String>,
     pub redact_json_fields: Vec<String>,
     pub on_storage_failure: StorageFailure,
+    /// `None`: recordings stay on local disk.
+    pub bucket: Option<String>,
 }
 
 /// A zone on an app, for all its paths or those matching `path`.

@@ -224,6 +224,9 @@ pub struct RawAppRecording {
     pub redact_headers: Vec<String>,
     pub redact_json_fields: Vec<String>,
     pub on_storage_failure: String,
+    /// The storage bucket closed recordings move to (`moat bucket create`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
 }
 
 impl Default for RawAppRecording {
@@ -242,6 +245,7 @@ impl Default for RawAppRecording {
             .collect(),
             redact_json_fields: Vec::new(),
             on_storage_failure: "refuse".into(),
+            bucket: None,
         }
     }
 }

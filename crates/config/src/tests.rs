@@ -31,6 +31,7 @@ fn default_file_documents_every_key() {
         max_age: Some(raw::Human::Int(0)),
         ..Default::default()
     });
+    raw.apps[0].recording.bucket = Some(String::new());
     raw.apps[0].rate_limit.push(raw::RawAppLimit {
         zone: String::new(),
         path: Some(String::new()),

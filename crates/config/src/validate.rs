@@ -658,6 +658,7 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
                 .map(|h| h.trim().to_ascii_lowercase())
                 .collect(),
             redact_json_fields: r.redact_json_fields.clone(),
+            bucket: r.bucket.clone().filter(|b| !b.is_empty()),
             on_storage_failure: match r.on_storage_failure.as_str() {
                 "refuse" => StorageFailure::Refuse,
                 "allow_unrecorded" => StorageFailure::AllowUnrecorded,

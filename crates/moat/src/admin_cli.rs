@@ -73,6 +73,8 @@ pub enum Request<'a> {
         app: Option<String>,
     },
     CspShow(&'a str),
+    /// Any call; the answer is printed as JSON.
+    Call(Method, String, Option<serde_json::Value>),
     /// The query string of the list.
     RecordingList(String),
     RecordingShow(&'a str),
@@ -158,6 +160,14 @@ pub fn run(target: &Target, request: Request<'_>) -> ExitCode {
                 .get::<CspExplain>(&format!("{}/csp", app_path(app)))
                 .await
                 .map(|c| print(target, &c, csp_text)),
+            Request::Call(method, path, body) => client
+                .call::<serde_json::Value>(method, &path, body.as_ref())
+                .await
+                .map(|v| {
+                    if !v.is_null() {
+                        println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+                    }
+                }),
             Request::RecordingList(q) => client
                 .get::<Vec<RecordingSummary>>(&format!("/api/v1/recordings?{q}"))
                 .await

@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: CspCommand,
     },
+    /// Storage buckets recordings move to (S3-compatible, or a folder).
+    Bucket {
+        #[command(subcommand)]
+        command: BucketCommand,
+    },
     /// Find, check and export recorded sessions.
     Recordings {
         #[command(subcommand)]
@@ -120,6 +125,96 @@ enum CspCommand {
         #[command(flatten)]
         target: Target,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum BucketCommand {
+    /// Add a bucket; moat proves access (writes, reads and deletes a probe
+    /// object) and refuses the bucket if it cannot.
+    Create {
+        name: String,
+        #[command(flatten)]
+        settings: BucketSettings,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Every bucket (secrets are never shown).
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    Show {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Replace a bucket's settings (proved again).
+    Update {
+        name: String,
+        #[command(flatten)]
+        settings: BucketSettings,
+        #[command(flatten)]
+        target: Target,
+    },
+    Delete {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// A bucket's settings.
+#[derive(Debug, clap::Args)]
+pub struct BucketSettings {
+    /// s3 (S3 and S3-compatible stores) or filesystem (a folder).
+    #[arg(long, value_parser = ["s3", "filesystem"])]
+    provider: String,
+    /// s3: the bucket's name.
+    #[arg(long)]
+    bucket: Option<String>,
+    /// s3: the region.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Objects go under this prefix.
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// s3: the endpoint of an S3-compatible store, e.g. http://127.0.0.1:9000.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// s3: path-style requests (most S3-compatible stores want them).
+    #[arg(long)]
+    path_style: bool,
+    /// s3: a static access key; without one, credentials come from the
+    /// environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+    #[arg(long)]
+    access_key_id: Option<String>,
+    #[arg(long, env = "MOAT_BUCKET_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_access_key: Option<String>,
+    /// filesystem: the folder.
+    #[arg(long)]
+    path: Option<String>,
+}
+
+impl BucketSettings {
+    fn to_json(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(match self.provider.as_str() {
+            "s3" => serde_json::json!({
+                "provider": "s3",
+                "bucket": self.bucket.clone().context("--bucket is needed for provider s3")?,
+                "region": self.region,
+                "prefix": self.prefix,
+                "endpoint": self.endpoint,
+                "path_style": self.path_style,
+                "access_key_id": self.access_key_id,
+                "secret_access_key": self.secret_access_key,
+            }),
+            _ => serde_json::json!({
+                "provider": "filesystem",
+                "path": self.path.clone().context("--path is needed for provider filesystem")?,
+                "prefix": self.prefix,
+            }),
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -389,6 +484,54 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             },
         )),
+        Command::Bucket { command } => Ok(match command {
+            BucketCommand::Create {
+                name,
+                settings,
+                target,
+            } => {
+                let body = serde_json::json!({"name": name, "config": settings.to_json()?});
+                admin_cli::run(
+                    &target,
+                    Request::Call(http::Method::POST, "/api/v1/buckets".into(), Some(body)),
+                )
+            }
+            BucketCommand::List { target } => admin_cli::run(
+                &target,
+                Request::Call(http::Method::GET, "/api/v1/buckets".into(), None),
+            ),
+            BucketCommand::Show { name, target } => admin_cli::run(
+                &target,
+                Request::Call(
+                    http::Method::GET,
+                    format!("/api/v1/buckets/{}", admin_cli::percent_encode(&name)),
+                    None,
+                ),
+            ),
+            BucketCommand::Update {
+                name,
+                settings,
+                target,
+            } => {
+                let body = serde_json::json!({"config": settings.to_json()?});
+                admin_cli::run(
+                    &target,
+                    Request::Call(
+                        http::Method::PUT,
+                        format!("/api/v1/buckets/{}", admin_cli::percent_encode(&name)),
+                        Some(body),
+                    ),
+                )
+            }
+            BucketCommand::Delete { name, target } => admin_cli::run(
+                &target,
+                Request::Call(
+                    http::Method::DELETE,
+                    format!("/api/v1/buckets/{}", admin_cli::percent_encode(&name)),
+                    None,
+                ),
+            ),
+        }),
         Command::Recordings { command } => Ok(match command {
             RecordingsCommand::List {
                 app,

@@ -93,6 +93,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/apps/{name}/csp/revoke", post(csp_revoke))
         .route("/api/v1/apps/{name}/csp/reports", get(csp_reports))
         .route("/api/v1/audit", get(audit_log))
+        .route("/api/v1/buckets", get(list_buckets).post(create_bucket))
+        .route(
+            "/api/v1/buckets/{name}",
+            get(show_bucket).put(update_bucket).delete(delete_bucket),
+        )
         .route("/api/v1/recordings", get(recordings))
         .route("/api/v1/recordings/{id}", get(recording))
         .route("/api/v1/recordings/{id}/verify", post(verify_recording))
@@ -880,7 +885,9 @@ async fn recordings(
     }
 }
 
-/// The index row and local folder of a recording, or the 404.
+/// The index row and a local folder holding the recording, or the 404.
+/// A recording already moved to its bucket is fetched into a scratch
+/// folder first.
 async fn find_recording(
     shared: &Shared,
     id: &str,
@@ -899,7 +906,178 @@ async fn find_recording(
         .map_err(store_error)?
         .ok_or_else(missing)?;
     let dir = shared.recorder.dir_of(id).ok_or_else(missing)?;
+    if let Some(bucket) = row.location.strip_prefix("bucket:") {
+        let scratch = shared.recorder.root().join(".fetched").join(id);
+        let _ = std::fs::remove_dir_all(&scratch);
+        let kek = shared.recorder.kek();
+        let fetched = async {
+            let cfg = crate::buckets::load(&shared.store, kek, bucket).await?;
+            let os = moat_recording::bucket::open(&cfg)?;
+            moat_recording::bucket::download(os.as_ref(), cfg.prefix(), id, &scratch).await
+        }
+        .await;
+        return match fetched {
+            Ok(()) => Ok((row, scratch)),
+            Err(e) => Err(error(
+                StatusCode::BAD_GATEWAY,
+                format!("recording {id:?} is in bucket {bucket:?}, which cannot be read now: {e}"),
+                "bucket_unavailable",
+            )),
+        };
+    }
     Ok((row, dir))
+}
+
+#[derive(serde::Deserialize)]
+struct BucketBody {
+    #[serde(default)]
+    name: Option<String>,
+    config: moat_recording::bucket::BucketConfig,
+}
+
+fn bucket_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+async fn list_buckets(State(shared): State<Arc<Shared>>) -> Response {
+    let kek = shared.recorder.kek();
+    match shared.store.buckets().await {
+        Ok(rows) => {
+            let mut out = Vec::new();
+            for (name, _) in rows {
+                match crate::buckets::load(&shared.store, kek, &name).await {
+                    Ok(cfg) => {
+                        out.push(serde_json::json!({"name": name, "config": cfg.redacted()}))
+                    }
+                    Err(e) => out.push(serde_json::json!({"name": name, "error": e})),
+                }
+            }
+            Json(out).into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+async fn show_bucket(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    match crate::buckets::load(&shared.store, shared.recorder.kek(), &name).await {
+        Ok(cfg) => {
+            Json(serde_json::json!({"name": name, "config": cfg.redacted()})).into_response()
+        }
+        Err(e) => error(StatusCode::NOT_FOUND, e, "not_found"),
+    }
+}
+
+/// Proves access (write, read back, delete a probe object), then stores.
+async fn put_bucket(
+    shared: &Shared,
+    actor: &Actor,
+    name: &str,
+    cfg: moat_recording::bucket::BucketConfig,
+    create: bool,
+) -> Response {
+    if !bucket_name_ok(name) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{name:?} is not a valid bucket name (1-64 letters, digits, '-', '_')"),
+            "invalid",
+        );
+    }
+    let probe = async {
+        let os = moat_recording::bucket::open(&cfg)?;
+        moat_recording::bucket::probe(os.as_ref(), cfg.prefix()).await
+    }
+    .await;
+    if let Err(e) = probe {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "bucket {name:?} refused: moat could not write, read and delete a probe object there: {e}"
+            ),
+            "bucket_unavailable",
+        );
+    }
+    let shown = serde_json::to_value(cfg.redacted()).expect("serializes");
+    let stored = crate::buckets::sealed_json(shared.recorder.kek(), name, cfg.clone());
+    match shared
+        .store
+        .put_bucket(actor, name, &stored, &shown, create)
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(bucket = name, actor = actor.name, create, "bucket stored");
+            let status = if create {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (
+                status,
+                Json(serde_json::json!({"name": name, "config": cfg.redacted()})),
+            )
+                .into_response()
+        }
+        Err(StoreError::BucketExists(n)) => error(
+            StatusCode::CONFLICT,
+            format!("a bucket named {n:?} already exists"),
+            "conflict",
+        ),
+        Err(StoreError::BucketNotFound(n)) => error(
+            StatusCode::NOT_FOUND,
+            format!("bucket {n:?} not found"),
+            "not_found",
+        ),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn create_bucket(
+    State(shared): State<Arc<Shared>>,
+    Who(actor): Who,
+    Json(body): Json<BucketBody>,
+) -> Response {
+    let Some(name) = body.name else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the bucket needs a name".into(),
+            "invalid",
+        );
+    };
+    let _guard = shared.admin_writes.lock().await;
+    put_bucket(&shared, &actor, &name, body.config, true).await
+}
+
+async fn update_bucket(
+    State(shared): State<Arc<Shared>>,
+    Who(actor): Who,
+    UrlPath(name): UrlPath<String>,
+    Json(body): Json<BucketBody>,
+) -> Response {
+    let _guard = shared.admin_writes.lock().await;
+    put_bucket(&shared, &actor, &name, body.config, false).await
+}
+
+async fn delete_bucket(
+    State(shared): State<Arc<Shared>>,
+    Who(actor): Who,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    let _guard = shared.admin_writes.lock().await;
+    match shared.store.delete_bucket(&actor, &name).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(StoreError::BucketNotFound(n)) => error(
+            StatusCode::NOT_FOUND,
+            format!("bucket {n:?} not found"),
+            "not_found",
+        ),
+        Err(e) => store_error(e),
+    }
 }
 
 async fn recording(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String>) -> Response {

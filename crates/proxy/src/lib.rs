@@ -15,6 +15,7 @@
 //!   one idle list per worker.
 //! - [`body`]: body types and wrappers (size limit, idle timeout, access
 //!   logging on completion).
+//! - [`buckets`]: storage buckets as stored, and moving recordings there.
 //! - [`error`]: why a request was refused, mapped to a status and a page.
 //! - [`access_log`]: one line per request, written off the request path.
 //! - [`admin`]: the admin API on a Unix socket.
@@ -33,6 +34,7 @@ pub mod admin;
 pub mod admin_password;
 pub mod auth;
 pub mod body;
+pub mod buckets;
 pub mod error;
 pub mod gateway;
 pub mod keys;

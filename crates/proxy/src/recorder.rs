@@ -58,7 +58,8 @@ impl Active {
 }
 
 enum Cmd {
-    Start(Box<Metadata>),
+    /// A new recording, and the bucket it goes to when it closes.
+    Start(Box<Metadata>, Option<String>),
     Event(String, Event),
     End(String, &'static str),
     Stop(mpsc::Sender<()>),
@@ -173,6 +174,7 @@ impl Recorder {
         &self,
         app: &str,
         session: &str,
+        bucket: Option<String>,
         meta: impl FnOnce(String) -> Metadata,
     ) -> Arc<Active> {
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
@@ -182,7 +184,7 @@ impl Recorder {
             return a.clone();
         }
         let id = new_id();
-        let _ = self.tx.send(Cmd::Start(Box::new(meta(id.clone()))));
+        let _ = self.tx.send(Cmd::Start(Box::new(meta(id.clone())), bucket));
         let a = Arc::new(Active {
             id,
             app: app.to_owned(),
@@ -264,7 +266,7 @@ fn new_id() -> String {
     )
 }
 
-fn row(meta: &Metadata, state: &str) -> RecordingRow {
+fn row(meta: &Metadata, state: &str, bucket: Option<String>) -> RecordingRow {
     RecordingRow {
         id: meta.id.clone(),
         app: meta.app.clone(),
@@ -278,6 +280,7 @@ fn row(meta: &Metadata, state: &str) -> RecordingRow {
         events: 0,
         bytes: 0,
         location: "local".into(),
+        bucket,
     }
 }
 
@@ -319,7 +322,9 @@ fn recover(root: &Path, kek: &Kek, store: &Store, handle: &tokio::runtime::Handl
                             closed_because: Some(m.closed_because.clone()),
                             events: events as i64,
                             bytes: m.chunks.iter().map(|c| c.size as i64).sum(),
-                            ..row(&meta, "incomplete")
+                            // The bucket it was meant for is not in the
+                            // folder; it stays local.
+                            ..row(&meta, "incomplete", None)
                         },
                     );
                 }
@@ -341,34 +346,57 @@ fn run(
     // First, on this thread (it may block on the store), seal what a
     // previous run left open.
     recover(&root, &kek, &store, &handle);
-    let mut open: HashMap<String, Writer> = HashMap::new();
+    // Recordings closed but not yet moved to their bucket (moat stopped,
+    // or the bucket was down): move them now.
+    match handle.block_on(store.pending_uploads()) {
+        Ok(rows) => {
+            for r in rows {
+                if let Some(b) = r.bucket {
+                    handle.spawn(crate::buckets::upload_with_retry(
+                        store.clone(),
+                        kek.clone(),
+                        root.join(&r.id),
+                        r.id,
+                        b,
+                    ));
+                }
+            }
+        }
+        Err(e) => tracing::error!("cannot list recordings waiting for upload: {e}"),
+    }
+    let mut open: HashMap<String, (Writer, Option<String>)> = HashMap::new();
     let mut last_flush = Instant::now();
     loop {
         let cmd = rx.recv_timeout(Duration::from_millis(250));
         match cmd {
-            Ok(Cmd::Start(meta)) => match Writer::create(&root, *meta, &kek) {
+            Ok(Cmd::Start(meta, bucket)) => match Writer::create(&root, *meta, &kek) {
                 Ok(w) => {
-                    index(&store, &handle, row(w.metadata(), "recording"));
+                    index(
+                        &store,
+                        &handle,
+                        row(w.metadata(), "recording", bucket.clone()),
+                    );
                     tracing::info!(
                         recording = w.metadata().id,
                         app = w.metadata().app,
                         "recording started"
                     );
-                    open.insert(w.metadata().id.clone(), w);
+                    open.insert(w.metadata().id.clone(), (w, bucket));
                 }
                 Err(e) => tracing::error!("cannot start a recording: {e}"),
             },
             Ok(Cmd::Event(id, event)) => {
-                if let Some(w) = open.get_mut(&id) {
+                if let Some((w, _)) = open.get_mut(&id) {
                     if let Err(e) = w.record(event) {
                         tracing::error!(recording = id, "cannot write the recording: {e}");
                     }
                 }
             }
             Ok(Cmd::End(id, why)) => {
-                if let Some(w) = open.remove(&id) {
+                if let Some((w, bucket)) = open.remove(&id) {
                     let meta = w.metadata().clone();
                     let events = w.events();
+                    let dir = w.dir().to_owned();
                     match w.finish(why, now_ms()) {
                         Ok(m) => {
                             index(
@@ -380,10 +408,19 @@ fn run(
                                     closed_because: Some(why.to_owned()),
                                     events: events as i64,
                                     bytes: m.chunks.iter().map(|c| c.size as i64).sum(),
-                                    ..row(&meta, "complete")
+                                    ..row(&meta, "complete", bucket.clone())
                                 },
                             );
                             tracing::info!(recording = id, why, "recording closed");
+                            if let Some(b) = bucket {
+                                handle.spawn(crate::buckets::upload_with_retry(
+                                    store.clone(),
+                                    kek.clone(),
+                                    dir,
+                                    id.clone(),
+                                    b,
+                                ));
+                            }
                         }
                         Err(e) => tracing::error!(recording = id, "cannot seal the recording: {e}"),
                     }
@@ -397,7 +434,7 @@ fn run(
             Err(RecvTimeoutError::Disconnected) => return,
         }
         if last_flush.elapsed() >= Duration::from_secs(1) {
-            for (id, w) in open.iter_mut() {
+            for (id, (w, _)) in open.iter_mut() {
                 if let Err(e) = w.flush() {
                     tracing::error!(recording = id, "cannot flush the recording: {e}");
                 }

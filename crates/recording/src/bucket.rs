@@ -60,7 +60,10 @@ impl BucketConfig {
     /// The settings with secrets replaced, for showing.
     pub fn redacted(&self) -> BucketConfig {
         let mut c = self.clone();
-        if let BucketConfig::S3 { secret_access_key, .. } = &mut c {
+        if let BucketConfig::S3 {
+            secret_access_key, ..
+        } = &mut c
+        {
             if secret_access_key.is_some() {
                 *secret_access_key = Some("[set]".into());
             }
@@ -91,7 +94,9 @@ pub fn open(cfg: &BucketConfig) -> Result<Arc<dyn ObjectStore>, String> {
             if let (Some(k), Some(s)) = (access_key_id, secret_access_key) {
                 b = b.with_access_key_id(k).with_secret_access_key(s);
             }
-            b.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>).map_err(|e| e.to_string())
+            b.build()
+                .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+                .map_err(|e| e.to_string())
         }
         BucketConfig::Filesystem { path, .. } => {
             std::fs::create_dir_all(path).map_err(|e| format!("{path}: {e}"))?;
@@ -157,7 +162,12 @@ fn upload_order(dir: &Path) -> Result<Vec<String>, String> {
 
 /// Copies a sealed recording to `PREFIX/ID/…` and checks every object
 /// against the local file. Large files go up in parts.
-pub async fn upload(store: &dyn ObjectStore, prefix: &str, id: &str, dir: &Path) -> Result<u64, String> {
+pub async fn upload(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    id: &str,
+    dir: &Path,
+) -> Result<u64, String> {
     let names = upload_order(dir)?;
     let mut total = 0;
     for n in &names {
@@ -166,7 +176,10 @@ pub async fn upload(store: &dyn ObjectStore, prefix: &str, id: &str, dir: &Path)
         let k = key(prefix, &format!("{id}/{n}"));
         if data.len() > 8 * 1024 * 1024 {
             let mut up = object_store::WriteMultipart::new(
-                store.put_multipart(&k).await.map_err(|e| format!("{n}: {e}"))?,
+                store
+                    .put_multipart(&k)
+                    .await
+                    .map_err(|e| format!("{n}: {e}"))?,
             );
             up.write(&data);
             up.finish().await.map_err(|e| format!("{n}: {e}"))?;
@@ -195,7 +208,12 @@ pub async fn upload(store: &dyn ObjectStore, prefix: &str, id: &str, dir: &Path)
 
 /// Copies a recording from a bucket into `dir` (for verification and
 /// export of recordings no longer on local disk).
-pub async fn download(store: &dyn ObjectStore, prefix: &str, id: &str, dir: &Path) -> Result<(), String> {
+pub async fn download(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    id: &str,
+    dir: &Path,
+) -> Result<(), String> {
     use futures_util::StreamExt;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let base = key(prefix, id);

@@ -69,6 +69,43 @@ impl Kek {
             .map_err(|_| Error::Format("key.wrapped holds a key of the wrong size".into()))
     }
 
+    /// Encrypts a secret (a bucket's access key) for storing, bound to
+    /// `context` (the bucket's name): base64 of nonce ‖ ciphertext.
+    pub fn seal_secret(&self, context: &str, secret: &str) -> String {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).expect("the operating system's random generator works");
+        let cipher = ChaCha20Poly1305::new((&self.0).into());
+        let sealed = cipher
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: secret.as_bytes(),
+                    aad: format!("moat-secret:{context}").as_bytes(),
+                },
+            )
+            .expect("encrypting cannot fail");
+        B64.encode([nonce.as_slice(), &sealed].concat())
+    }
+
+    pub fn open_secret(&self, context: &str, sealed: &str) -> Result<String, Error> {
+        let bad = || Error::Format(format!("the stored secret of {context} cannot be opened"));
+        let raw = B64.decode(sealed).map_err(|_| bad())?;
+        if raw.len() < 12 {
+            return Err(bad());
+        }
+        let cipher = ChaCha20Poly1305::new((&self.0).into());
+        let plain = cipher
+            .decrypt(
+                &Nonce::try_from(&raw[..12]).map_err(|_| bad())?,
+                Payload {
+                    msg: &raw[12..],
+                    aad: format!("moat-secret:{context}").as_bytes(),
+                },
+            )
+            .map_err(|_| bad())?;
+        String::from_utf8(plain).map_err(|_| bad())
+    }
+
     /// HMAC-SHA256 under the KEK of the recording id and its public key.
     pub fn attest(&self, id: &str, public_key: &[u8]) -> String {
         let mut m =

@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "recordings",
         include_str!("../migrations/0004_recordings.sql"),
     ),
+    (5, "buckets", include_str!("../migrations/0005_buckets.sql")),
 ];
 
 /// A recording in the index.
@@ -64,6 +65,8 @@ pub struct RecordingRow {
     pub events: i64,
     pub bytes: i64,
     pub location: String,
+    /// The bucket the recording goes to, if any.
+    pub bucket: Option<String>,
 }
 
 /// Which recordings to list, newest first.
@@ -107,6 +110,10 @@ pub enum StoreError {
     AppExists(String),
     #[error("app {0:?} not found")]
     AppNotFound(String),
+    #[error("a bucket named {0:?} already exists")]
+    BucketExists(String),
+    #[error("bucket {0:?} not found")]
+    BucketNotFound(String),
     #[error("metadata store: {0}")]
     Db(#[from] sqlx::Error),
     #[error("metadata store: a stored value is not valid JSON: {0}")]
@@ -481,10 +488,10 @@ impl Store {
     /// Adds a recording to the index (or replaces its row).
     pub async fn put_recording(&self, r: &RecordingRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO recordings (id, app, user, client_ip, user_agent, started_at, ended_at, state, closed_because, events, bytes, location) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO recordings (id, app, user, client_ip, user_agent, started_at, ended_at, state, closed_because, events, bytes, location, bucket) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at, state = excluded.state, \
-             closed_because = excluded.closed_because, events = excluded.events, bytes = excluded.bytes, location = excluded.location",
+             closed_because = excluded.closed_because, events = excluded.events, bytes = excluded.bytes, location = excluded.location, bucket = excluded.bucket",
         )
         .bind(&r.id)
         .bind(&r.app)
@@ -498,6 +505,7 @@ impl Store {
         .bind(r.events)
         .bind(r.bytes)
         .bind(&r.location)
+        .bind(&r.bucket)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -523,6 +531,94 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(recording_row).collect())
+    }
+
+    /// Marks a recording as moved to its bucket.
+    pub async fn set_recording_location(&self, id: &str, location: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE recordings SET location = ? WHERE id = ?")
+            .bind(location)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Closed recordings still on local disk that have a bucket to go to.
+    pub async fn pending_uploads(&self) -> Result<Vec<RecordingRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM recordings WHERE location = 'local' AND bucket IS NOT NULL AND state != 'recording'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(recording_row).collect())
+    }
+
+    /// Every bucket: (name, stored config JSON).
+    pub async fn buckets(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT name, config FROM buckets ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("name"), r.get("config")))
+            .collect())
+    }
+
+    /// Creates or replaces a bucket, audited (the config is recorded with
+    /// its secrets removed by the caller).
+    pub async fn put_bucket(
+        &self,
+        actor: &Actor,
+        name: &str,
+        config: &str,
+        shown: &Value,
+        create: bool,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM buckets WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        match (create, exists) {
+            (true, true) => return Err(StoreError::BucketExists(name.to_owned())),
+            (false, false) => return Err(StoreError::BucketNotFound(name.to_owned())),
+            _ => {}
+        }
+        sqlx::query(
+            "INSERT INTO buckets (name, config, created_at, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(config)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let action = if create {
+            "bucket.create"
+        } else {
+            "bucket.update"
+        };
+        audit(&mut tx, now, actor, action, name, None, Some(shown)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_bucket(&self, actor: &Actor, name: &str) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM buckets WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::BucketNotFound(name.to_owned()));
+        }
+        audit(&mut tx, now, actor, "bucket.delete", name, None, None).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn recording(&self, id: &str) -> Result<Option<RecordingRow>, StoreError> {
@@ -587,6 +683,7 @@ fn recording_row(r: &sqlx::sqlite::SqliteRow) -> RecordingRow {
         events: r.get("events"),
         bytes: r.get("bytes"),
         location: r.get("location"),
+        bucket: r.get("bucket"),
     }
 }
 

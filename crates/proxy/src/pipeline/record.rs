@@ -76,27 +76,29 @@ pub fn begin<B>(
             StorageFailure::AllowUnrecorded => Ok(None),
         };
     }
-    let rec = shared.recorder.session(&app.name, &session, |id| Metadata {
-        format: 1,
-        id,
-        app: app.name.clone(),
-        user: ctx.user.clone(),
-        client_ip: ctx.client.ip.to_string(),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
-        started_at_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0),
-        moat_version: env!("CARGO_PKG_VERSION").into(),
-        policy: Policy {
-            body_limit: policy.body_limit,
-            redact_headers: policy.redact_headers.clone(),
-            redact_json_fields: policy.redact_json_fields.clone(),
-        },
-    });
+    let rec = shared
+        .recorder
+        .session(&app.name, &session, policy.bucket.clone(), |id| Metadata {
+            format: 1,
+            id,
+            app: app.name.clone(),
+            user: ctx.user.clone(),
+            client_ip: ctx.client.ip.to_string(),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            started_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+            moat_version: env!("CARGO_PKG_VERSION").into(),
+            policy: Policy {
+                body_limit: policy.body_limit,
+                redact_headers: policy.redact_headers.clone(),
+                redact_json_fields: policy.redact_json_fields.clone(),
+            },
+        });
     rec.saw_conn(ctx.conn_id, &ctx.client.ip.to_string(), ctx.tls);
     let n = rec.next_req();
     rec.record(Event::RequestHead {
