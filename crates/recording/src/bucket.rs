@@ -83,6 +83,9 @@ pub fn open(cfg: &BucketConfig) -> Result<Arc<dyn ObjectStore>, String> {
             secret_access_key,
             ..
         } => {
+            // reqwest (HTTPS to the store) uses the process's rustls
+            // provider; moat uses ring everywhere (see the README).
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let mut b = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_region(region)

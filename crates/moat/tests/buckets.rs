@@ -1,0 +1,230 @@
+//! Recordings moved to a real S3-compatible store (moto's server, started
+//! here): buckets proven on create, uploads verified and the local copy
+//! removed, verification from the bucket, and an outage survived.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use moat_testkit::moat::TEST_SERVER;
+use moat_testkit::{Moat, client, upstream};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_moat");
+
+/// moto's S3 server on a port of its own; killed when dropped.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    async fn start(port: u16) -> Moto {
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto's server starts (scripts/test installs moto[server])");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "moto did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let m = Moto { child, port };
+        // A new moto is empty: make the bucket.
+        let r = client::plain()
+            .put(m.url("/recordings"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        m
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    async fn keys(&self) -> String {
+        client::plain()
+            .get(self.url("/recordings?list-type=2"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn cli(m: &Moat, args: &[&str]) -> std::process::Output {
+    let data = m.data_dir();
+    let mut all = args.to_vec();
+    all.extend(["--data-dir", data.to_str().unwrap()]);
+    moat_testkit::cli::run(BIN, &all)
+}
+
+fn show(o: &std::process::Output) -> String {
+    moat_testkit::cli::show(o)
+}
+
+async fn visit(m: &Moat) {
+    let http = client::http1(&m.self_signed_cert());
+    let r = http.get(m.https_url("/rec/page")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+async fn wait_location(m: &Moat, id_or_any: Option<&str>, want: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = cli(m, &["recordings", "list", "--json"]);
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let found = list.as_array().into_iter().flatten().find(|r| {
+            id_or_any.is_none_or(|id| r["id"] == id)
+                && r["location"] == want
+                && r["state"] != "recording"
+        });
+        if let Some(r) = found {
+            return r.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no recording at {want}: {list}\n{}",
+            m.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn recordings_move_to_an_s3_bucket_and_survive_an_outage() {
+    let port = free_port();
+    let moto = Moto::start(port).await;
+    let up = upstream::echo("app").await;
+    let m = Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[auth]\nidle_timeout = \"1s\"\n[[apps]]\nname = \"rec\"\npath = \"/rec\"\nauth = \"none\"\nupstream = \"http://{up}\"\n\
+             [apps.recording]\nenabled = true\nbucket = \"archive\"\n"
+        ),
+    )
+    .await;
+    let endpoint = moto.url("");
+    let s3 = |bucket: &'static str| {
+        vec![
+            "--provider",
+            "s3",
+            "--bucket",
+            bucket,
+            "--region",
+            "us-east-1",
+            "--endpoint",
+            endpoint.as_str(),
+            "--path-style",
+            "--access-key-id",
+            "testing",
+            "--secret-access-key",
+            "very-secret",
+            "--prefix",
+            "moat",
+        ]
+    };
+    // A bucket moat cannot write to is refused.
+    let mut args = vec!["bucket", "create", "archive"];
+    args.extend(s3("no-such-bucket"));
+    let out = cli(&m, &args);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("probe"),
+        "{}",
+        show(&out)
+    );
+    let mut args = vec!["bucket", "create", "archive"];
+    args.extend(s3("recordings"));
+    let out = cli(&m, &args);
+    assert!(out.status.success(), "{}", show(&out));
+    // The secret is never shown back.
+    let out = cli(&m, &["bucket", "show", "archive"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("very-secret") && text.contains("[set]"),
+        "{text}"
+    );
+    let db = std::fs::read(m.data_dir().join("moat.db")).unwrap();
+    assert!(
+        !db.windows(11).any(|w| w == b"very-secret"),
+        "stored encrypted"
+    );
+
+    // A session closes (idle timeout), moves to the bucket, verified.
+    visit(&m).await;
+    let rec = wait_location(&m, None, "bucket:archive").await;
+    let id = rec["id"].as_str().unwrap().to_owned();
+    assert!(
+        !m.data_dir().join("recordings").join(&id).exists(),
+        "the local copy is gone"
+    );
+    let keys = moto.keys().await;
+    assert!(keys.contains(&format!("moat/{id}/manifest.json")), "{keys}");
+    assert!(
+        keys.contains(&format!("moat/{id}/chunk-000001.zst")),
+        "{keys}"
+    );
+    let out = cli(&m, &["recordings", "verify", &id]);
+    assert!(out.status.success(), "{}", show(&out));
+    let har = m.dir.path().join("s.har");
+    let out = cli(
+        &m,
+        &["recordings", "export", &id, "--har", har.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+
+    // The store goes down: the next recording waits on local disk, and
+    // moves once the store is back.
+    drop(moto);
+    visit(&m).await;
+    let waiting = wait_location(&m, None, "local").await;
+    let id2 = waiting["id"].as_str().unwrap().to_owned();
+    m.wait_stderr("upload failed, the local copy stays").await;
+    assert!(
+        m.data_dir()
+            .join("recordings")
+            .join(&id2)
+            .join("manifest.json")
+            .exists()
+    );
+    let moto = Moto::start(port).await;
+    wait_location(&m, Some(&id2), "bucket:archive").await;
+    assert!(
+        moto.keys()
+            .await
+            .contains(&format!("moat/{id2}/manifest.json"))
+    );
+    let out = cli(&m, &["recordings", "verify", &id2]);
+    assert!(out.status.success(), "{}", show(&out));
+}
