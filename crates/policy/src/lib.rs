@@ -13,6 +13,7 @@
 //! - [`glob`]: path patterns with `*`.
 //! - [`hop_by_hop`]: headers that belong to one connection and must not be
 //!   forwarded.
+//! - [`retention`]: recording storage policies, their rules and dates.
 //! - [`route`]: which app a request belongs to, by host and path prefix.
 //! - [`static_path`]: turning a request path into a safe relative file path.
 //! - [`negotiate`]: choosing a precompressed variant from `Accept-Encoding`.
@@ -47,6 +48,7 @@ pub mod login;
 pub mod negotiate;
 pub mod rate_limit;
 pub mod redirect;
+pub mod retention;
 pub mod route;
 pub mod sessions;
 pub mod signing;
