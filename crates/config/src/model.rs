@@ -59,6 +59,8 @@ pub struct Recording {
     pub local_path: Option<PathBuf>,
     /// Below this much free space, no new recorded session starts.
     pub minimum_available_capacity: u64,
+    /// The global storage policy; `None`: none.
+    pub policy: Option<moat_policy::retention::Retention>,
 }
 
 /// What to do when a recording cannot be written.
@@ -80,6 +82,47 @@ pub struct AppRecording {
     pub on_storage_failure: StorageFailure,
     /// `None`: recordings stay on local disk.
     pub bucket: Option<String>,
+    /// The app's changes to the global storage policy.
+    pub policy: moat_policy::retention::Override,
+}
+
+impl Config {
+    /// An app's storage policy: the global one with the app's changes.
+    /// `Err` when the app changes what the global policy does not allow.
+    pub fn retention_for(
+        &self,
+        app: &AppRecording,
+    ) -> Result<Option<moat_policy::retention::Retention>, String> {
+        retention_for(self.recording.policy.as_ref(), app)
+    }
+}
+
+/// An app's storage policy given the global one.
+pub fn retention_for(
+    global: Option<&moat_policy::retention::Retention>,
+    app: &AppRecording,
+) -> Result<Option<moat_policy::retention::Retention>, String> {
+    {
+        match (global, app.policy) {
+            (Some(g), o) => moat_policy::retention::effective(g, &o).map(Some),
+            (
+                None,
+                moat_policy::retention::Override {
+                    retain_for_days: None,
+                    delete_after_days: None,
+                },
+            ) => Ok(None),
+            (None, o) => {
+                let r = moat_policy::retention::Retention {
+                    retain_for_days: o.retain_for_days.unwrap_or(0),
+                    retain_overridable: true,
+                    delete_after_days: o.delete_after_days.unwrap_or(0),
+                    delete_overridable: true,
+                };
+                moat_policy::retention::validate(&r).map(|()| Some(r))
+            }
+        }
+    }
 }
 
 /// A zone on an app, for all its paths or those matching `path`.

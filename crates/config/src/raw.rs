@@ -204,6 +204,36 @@ pub struct RawRecording {
     /// Empty: DATA_DIR/recordings.
     pub local_path: String,
     pub minimum_available_capacity: Human,
+    /// The global storage policy; absent: recordings are kept until
+    /// deleted by hand, and may be deleted at any time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<RawRetention>,
+}
+
+/// `[recording.policy]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    pub retain_for_days: i64,
+    #[serde(default = "yes")]
+    pub retain_for_days_overridable: bool,
+    pub delete_after_days: i64,
+    #[serde(default = "yes")]
+    pub delete_after_days_overridable: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[apps.recording.policy]`: changes to the global policy, where allowed.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRetentionOverride {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain_for_days: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_after_days: Option<i64>,
 }
 
 impl Default for RawRecording {
@@ -211,6 +241,7 @@ impl Default for RawRecording {
         RawRecording {
             local_path: String::new(),
             minimum_available_capacity: Human::s("500MiB"),
+            policy: None,
         }
     }
 }
@@ -227,6 +258,7 @@ pub struct RawAppRecording {
     /// The storage bucket closed recordings move to (`moat bucket create`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
+    pub policy: RawRetentionOverride,
 }
 
 impl Default for RawAppRecording {
@@ -246,6 +278,7 @@ impl Default for RawAppRecording {
             redact_json_fields: Vec::new(),
             on_storage_failure: "refuse".into(),
             bucket: None,
+            policy: RawRetentionOverride::default(),
         }
     }
 }

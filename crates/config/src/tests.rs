@@ -32,6 +32,16 @@ fn default_file_documents_every_key() {
         ..Default::default()
     });
     raw.apps[0].recording.bucket = Some(String::new());
+    raw.apps[0].recording.policy = raw::RawRetentionOverride {
+        retain_for_days: Some(0),
+        delete_after_days: Some(0),
+    };
+    raw.recording.policy = Some(raw::RawRetention {
+        retain_for_days: 0,
+        retain_for_days_overridable: true,
+        delete_after_days: 0,
+        delete_after_days_overridable: true,
+    });
     raw.apps[0].rate_limit.push(raw::RawAppLimit {
         zone: String::new(),
         path: Some(String::new()),

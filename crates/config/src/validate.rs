@@ -219,6 +219,25 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
             &raw.recording.minimum_available_capacity,
             0,
         ),
+        policy: raw.recording.policy.as_ref().and_then(|p| {
+            let r = moat_policy::retention::Retention {
+                retain_for_days: p.retain_for_days,
+                retain_overridable: p.retain_for_days_overridable,
+                delete_after_days: p.delete_after_days,
+                delete_overridable: p.delete_after_days_overridable,
+            };
+            match moat_policy::retention::validate(&r) {
+                Ok(()) => Some(r),
+                Err(e) => {
+                    c.problem(
+                        "recording.policy",
+                        e,
+                        "see `moat config default` for the rules",
+                    );
+                    None
+                }
+            }
+        }),
     };
     let rate_limit_names: Vec<String> = rate_limit.zones.iter().map(|z| z.name.clone()).collect();
 
@@ -305,6 +324,17 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
         }
     }
 
+    for (i, app) in apps.iter().enumerate() {
+        if let Some(r) = &app.recording {
+            if let Err(e) = crate::model::retention_for(recording.policy.as_ref(), r) {
+                c.problem(
+                    format!("apps[{i}].recording.policy"),
+                    e,
+                    "change the app's policy, or the global [recording.policy]",
+                );
+            }
+        }
+    }
     for (i, a) in raw.apps.iter().enumerate() {
         for (j, l) in a.rate_limit.iter().enumerate() {
             if !rate_limit_names.contains(&l.zone) {
@@ -659,6 +689,10 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
                 .collect(),
             redact_json_fields: r.redact_json_fields.clone(),
             bucket: r.bucket.clone().filter(|b| !b.is_empty()),
+            policy: moat_policy::retention::Override {
+                retain_for_days: r.policy.retain_for_days,
+                delete_after_days: r.policy.delete_after_days,
+            },
             on_storage_failure: match r.on_storage_failure.as_str() {
                 "refuse" => StorageFailure::Refuse,
                 "allow_unrecorded" => StorageFailure::AllowUnrecorded,

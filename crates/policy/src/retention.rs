@@ -32,13 +32,20 @@ pub struct Override {
 pub fn validate(r: &Retention) -> Result<(), String> {
     let (retain, delete) = (r.retain_for_days, r.delete_after_days);
     if retain < -1 {
-        return Err(format!("retain_for_days = {retain}: use -1 (forever), 0 or a number of days"));
+        return Err(format!(
+            "retain_for_days = {retain}: use -1 (forever), 0 or a number of days"
+        ));
     }
     if delete < 0 {
-        return Err(format!("delete_after_days = {delete}: use 0 (never) or a number of days"));
+        return Err(format!(
+            "delete_after_days = {delete}: use 0 (never) or a number of days"
+        ));
     }
     if retain == -1 && delete != 0 {
-        return Err("retain_for_days = -1 keeps recordings forever, so delete_after_days must be 0 (never)".into());
+        return Err(
+            "retain_for_days = -1 keeps recordings forever, so delete_after_days must be 0 (never)"
+                .into(),
+        );
     }
     if delete != 0 && delete < retain {
         return Err(format!(
@@ -57,7 +64,10 @@ pub fn effective(global: &Retention, app: &Override) -> Result<Retention, String
     let mut r = *global;
     if let Some(d) = app.retain_for_days {
         if d != global.retain_for_days && !global.retain_overridable {
-            return Err("retain_for_days is set globally and not overridable (retain_overridable = false)".into());
+            return Err(
+                "retain_for_days is set globally and not overridable (retain_overridable = false)"
+                    .into(),
+            );
         }
         r.retain_for_days = d;
     }
@@ -136,7 +146,11 @@ mod tests {
             (-2, 0, false),
             (7, -1, false),
         ] {
-            assert_eq!(validate(&r(retain, delete)).is_ok(), ok, "retain {retain}, delete {delete}");
+            assert_eq!(
+                validate(&r(retain, delete)).is_ok(),
+                ok,
+                "retain {retain}, delete {delete}"
+            );
         }
     }
 
@@ -146,15 +160,52 @@ mod tests {
             retain_overridable: false,
             ..r(30, 365)
         };
-        assert!(effective(&global, &Override { retain_for_days: Some(7), delete_after_days: None }).is_err());
+        assert!(
+            effective(
+                &global,
+                &Override {
+                    retain_for_days: Some(7),
+                    delete_after_days: None
+                }
+            )
+            .is_err()
+        );
         assert_eq!(
-            effective(&global, &Override { retain_for_days: None, delete_after_days: Some(90) }).unwrap(),
-            Retention { delete_after_days: 90, ..global }
+            effective(
+                &global,
+                &Override {
+                    retain_for_days: None,
+                    delete_after_days: Some(90)
+                }
+            )
+            .unwrap(),
+            Retention {
+                delete_after_days: 90,
+                ..global
+            }
         );
         // Same value as the global one: not an override.
-        assert!(effective(&global, &Override { retain_for_days: Some(30), delete_after_days: None }).is_ok());
+        assert!(
+            effective(
+                &global,
+                &Override {
+                    retain_for_days: Some(30),
+                    delete_after_days: None
+                }
+            )
+            .is_ok()
+        );
         // The combination must still be valid.
-        assert!(effective(&r(30, 365), &Override { retain_for_days: None, delete_after_days: Some(10) }).is_err());
+        assert!(
+            effective(
+                &r(30, 365),
+                &Override {
+                    retain_for_days: None,
+                    delete_after_days: Some(10)
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]
