@@ -626,6 +626,11 @@ async fn sweep_sessions(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                 if seconds % 60 == 0 {
                     shared.auth.sweep();
                     shared.zones.sweep();
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as i64)
+                        .unwrap_or(0);
+                    crate::recorder::reap(&shared.store, shared.recorder.kek(), shared.recorder.root(), now).await;
                 }
             }
             _ = shutdown.changed() => return,

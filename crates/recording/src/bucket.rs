@@ -235,3 +235,21 @@ pub async fn download(
     }
     Ok(())
 }
+
+/// Deletes every object of a recording.
+pub async fn delete(store: &dyn ObjectStore, prefix: &str, id: &str) -> Result<(), String> {
+    use futures_util::StreamExt;
+    let base = key(prefix, id);
+    let locations: Vec<ObjectPath> = store
+        .list(Some(&base))
+        .map(|m| m.map(|m| m.location))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    for l in locations {
+        store.delete(&l).await.map_err(|e| format!("{l}: {e}"))?;
+    }
+    Ok(())
+}

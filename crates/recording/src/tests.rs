@@ -20,6 +20,8 @@ fn meta(id: &str) -> Metadata {
             body_limit: 1 << 20,
             redact_headers: vec!["authorization".into()],
             redact_json_fields: vec!["password".into()],
+            retain_for_days: Some(30),
+            delete_after_days: Some(365),
         },
     }
 }

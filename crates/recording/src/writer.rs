@@ -25,6 +25,13 @@ pub struct Policy {
     pub body_limit: u64,
     pub redact_headers: Vec<String>,
     pub redact_json_fields: Vec<String>,
+    /// The storage policy in force when the recording started (absent:
+    /// none): days it must be kept (-1: forever) and after which it is
+    /// deleted (0: never).
+    #[serde(default)]
+    pub retain_for_days: Option<i64>,
+    #[serde(default)]
+    pub delete_after_days: Option<i64>,
 }
 
 /// Everything needed to read a recording without moat's database.

@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0004_recordings.sql"),
     ),
     (5, "buckets", include_str!("../migrations/0005_buckets.sql")),
+    (
+        6,
+        "retention",
+        include_str!("../migrations/0006_retention.sql"),
+    ),
 ];
 
 /// A recording in the index.
@@ -67,6 +72,10 @@ pub struct RecordingRow {
     pub location: String,
     /// The bucket the recording goes to, if any.
     pub bucket: Option<String>,
+    /// Deletable from (Unix ms); `None`: never.
+    pub retain_until_ms: Option<i64>,
+    /// Reaped from (Unix ms); `None`: never.
+    pub delete_after_ms: Option<i64>,
 }
 
 /// Which recordings to list, newest first.
@@ -488,10 +497,11 @@ impl Store {
     /// Adds a recording to the index (or replaces its row).
     pub async fn put_recording(&self, r: &RecordingRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO recordings (id, app, user, client_ip, user_agent, started_at, ended_at, state, closed_because, events, bytes, location, bucket) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO recordings (id, app, user, client_ip, user_agent, started_at, ended_at, state, closed_because, events, bytes, location, bucket, retain_until, delete_after) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at, state = excluded.state, \
-             closed_because = excluded.closed_because, events = excluded.events, bytes = excluded.bytes, location = excluded.location, bucket = excluded.bucket",
+             closed_because = excluded.closed_because, events = excluded.events, bytes = excluded.bytes, location = excluded.location, bucket = excluded.bucket, \
+             retain_until = excluded.retain_until, delete_after = excluded.delete_after",
         )
         .bind(&r.id)
         .bind(&r.app)
@@ -506,6 +516,8 @@ impl Store {
         .bind(r.bytes)
         .bind(&r.location)
         .bind(&r.bucket)
+        .bind(r.retain_until_ms)
+        .bind(r.delete_after_ms)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -531,6 +543,70 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(recording_row).collect())
+    }
+
+    /// Closed recordings the reaper deletes at `now_ms`: past their
+    /// deletion date and out of retention.
+    pub async fn recordings_due(&self, now_ms: i64) -> Result<Vec<RecordingRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM recordings WHERE state != 'recording' AND delete_after IS NOT NULL AND delete_after <= ? \
+             AND retain_until IS NOT NULL AND retain_until <= ?",
+        )
+        .bind(now_ms)
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(recording_row).collect())
+    }
+
+    /// Sets a recording's retention dates (a reapplied policy), audited.
+    pub async fn set_recording_dates(
+        &self,
+        actor: &Actor,
+        id: &str,
+        retain_until_ms: Option<i64>,
+        delete_after_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE recordings SET retain_until = ?, delete_after = ? WHERE id = ?")
+            .bind(retain_until_ms)
+            .bind(delete_after_ms)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let after = serde_json::json!({"retain_until_ms": retain_until_ms, "delete_after_ms": delete_after_ms});
+        audit(
+            &mut tx,
+            now,
+            actor,
+            "recording.reapply_policy",
+            id,
+            None,
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a recording from the index, audited (`why`: `recording.delete`
+    /// by an admin, `recording.reap` by the reaper).
+    pub async fn remove_recording(
+        &self,
+        actor: &Actor,
+        id: &str,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM recordings WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        audit(&mut tx, now, actor, why, id, None, None).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Marks a recording as moved to its bucket.
@@ -684,6 +760,8 @@ fn recording_row(r: &sqlx::sqlite::SqliteRow) -> RecordingRow {
         bytes: r.get("bytes"),
         location: r.get("location"),
         bucket: r.get("bucket"),
+        retain_until_ms: r.get("retain_until"),
+        delete_after_ms: r.get("delete_after"),
     }
 }
 

@@ -76,6 +76,15 @@ pub fn begin<B>(
             StorageFailure::AllowUnrecorded => Ok(None),
         };
     }
+    // A policy the app may not have is reported when the config loads; an
+    // API app's is checked here, and falls back to the global one.
+    let retention = runtime.config.retention_for(policy).unwrap_or_else(|e| {
+        tracing::warn!(
+            app = app.name,
+            "recording policy: {e}; the global policy applies"
+        );
+        runtime.config.recording.policy
+    });
     let rec = shared
         .recorder
         .session(&app.name, &session, policy.bucket.clone(), |id| Metadata {
@@ -97,6 +106,8 @@ pub fn begin<B>(
                 body_limit: policy.body_limit,
                 redact_headers: policy.redact_headers.clone(),
                 redact_json_fields: policy.redact_json_fields.clone(),
+                retain_for_days: retention.map(|r| r.retain_for_days),
+                delete_after_days: retention.map(|r| r.delete_after_days),
             },
         });
     rec.saw_conn(ctx.conn_id, &ctx.client.ip.to_string(), ctx.tls);
