@@ -466,3 +466,31 @@ fn guards_are_checked_with_clear_messages() {
     );
     assert_eq!(c.rate_limit.max_connections_per_client, 256);
 }
+
+#[test]
+fn storage_policies_follow_the_rules() {
+    let s = err("[recording.policy]\nretain_for_days = -1\ndelete_after_days = 30\n").to_string();
+    assert!(
+        s.contains("recording.policy: retain_for_days = -1 keeps recordings forever"),
+        "{s}"
+    );
+    let s = err(
+        "[recording.policy]\nretain_for_days = 30\nretain_for_days_overridable = false\ndelete_after_days = 365\n\
+         [[apps]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://127.0.0.1:1\"\n[apps.recording]\nenabled = true\n[apps.recording.policy]\nretain_for_days = 7\n",
+    )
+    .to_string();
+    assert!(
+        s.contains("apps[0].recording.policy: retain_for_days is set globally and not overridable"),
+        "{s}"
+    );
+    let c = load_str(
+        "[recording.policy]\nretain_for_days = 30\ndelete_after_days = 365\n[[apps]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://127.0.0.1:1\"\n[apps.recording]\nenabled = true\n[apps.recording.policy]\ndelete_after_days = 90\n",
+        None,
+    )
+    .unwrap();
+    let r = c
+        .retention_for(c.apps[0].recording.as_ref().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.retain_for_days, r.delete_after_days), (30, 90));
+}

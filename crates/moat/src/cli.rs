@@ -248,6 +248,23 @@ enum RecordingsCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Delete a closed recording (refused inside its retention period).
+    Delete {
+        id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Apply today's storage policies to existing recordings. Without
+    /// --confirm, only shows how many would change and how many the reaper
+    /// would then delete at once (there is no undo).
+    ReapplyPolicy {
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long)]
+        confirm: bool,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Write a recording as HAR 1.2 (browser developer tools import it).
     Export {
         id: String,
@@ -560,6 +577,26 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             RecordingsCommand::Verify { id, target } => {
                 admin_cli::run(&target, Request::RecordingVerify(&id))
             }
+            RecordingsCommand::Delete { id, target } => admin_cli::run(
+                &target,
+                Request::Call(
+                    http::Method::DELETE,
+                    format!("/api/v1/recordings/{}", admin_cli::percent_encode(&id)),
+                    None,
+                ),
+            ),
+            RecordingsCommand::ReapplyPolicy {
+                app,
+                confirm,
+                target,
+            } => admin_cli::run(
+                &target,
+                Request::Call(
+                    http::Method::POST,
+                    "/api/v1/recordings/reapply-policy".into(),
+                    Some(serde_json::json!({"app": app, "confirm": confirm})),
+                ),
+            ),
             RecordingsCommand::Export { id, har, target } => {
                 admin_cli::run(&target, Request::RecordingHar(&id, &har))
             }

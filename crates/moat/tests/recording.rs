@@ -275,3 +275,59 @@ async fn stopping_moat_closes_recordings_and_full_disks_refuse_sessions() {
     assert_eq!(r.status(), 503);
     m.wait_stderr("cannot be recorded").await;
 }
+
+#[tokio::test]
+async fn retention_is_enforced_and_a_new_policy_reapplied_after_a_dry_run() {
+    let policy = |retain: i64, delete: i64| {
+        format!(
+            "[auth]\nidle_timeout = \"1s\"\n[recording.policy]\nretain_for_days = {retain}\ndelete_after_days = {delete}\n"
+        )
+    };
+    let m = recorded_moat(&policy(30, 365)).await;
+    visit(&m).await;
+    let rec = wait_for("the recording to close", &m, || {
+        let l = json(&cli(&m, &["recordings", "list", "--json"]));
+        (l[0]["state"] == "complete").then(|| l[0].clone())
+    })
+    .await;
+    let id = rec["id"].as_str().unwrap().to_owned();
+    // Inside retention nobody can delete it.
+    let out = cli(&m, &["recordings", "delete", &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}",
+        moat_testkit::cli::show(&out)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("inside its retention period"));
+
+    // A new policy: dry run first, then confirmed.
+    let config = std::fs::read_to_string(&m.config_path)
+        .unwrap()
+        .replace(&policy(30, 365), &policy(0, 1));
+    m.reload_with(&config);
+    m.wait_stderr("configuration reloaded").await;
+    let dry = json(&cli(&m, &["recordings", "reapply-policy"]));
+    assert_eq!(dry["changed"], 1, "{dry}");
+    assert_eq!(dry["would_delete_now"], 0, "{dry}");
+    assert_eq!(dry["applied"], false);
+    let out = cli(&m, &["recordings", "delete", &id]);
+    assert_eq!(out.status.code(), Some(6), "the dry run changed nothing");
+    let done = json(&cli(&m, &["recordings", "reapply-policy", "--confirm"]));
+    assert_eq!(done["applied"], true, "{done}");
+    let out = cli(&m, &["recordings", "delete", &id]);
+    assert!(out.status.success(), "{}", moat_testkit::cli::show(&out));
+    assert!(!m.data_dir().join("recordings").join(&id).exists());
+    let log = json(&cli(&m, &["audit", "list", "--json"]));
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &actions[..2],
+        ["recording.delete", "recording.reapply_policy"],
+        "{log}"
+    );
+}

@@ -99,7 +99,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
             get(show_bucket).put(update_bucket).delete(delete_bucket),
         )
         .route("/api/v1/recordings", get(recordings))
-        .route("/api/v1/recordings/{id}", get(recording))
+        .route("/api/v1/recordings/reapply-policy", post(reapply_policy))
+        .route(
+            "/api/v1/recordings/{id}",
+            get(recording).delete(delete_recording),
+        )
         .route("/api/v1/recordings/{id}/verify", post(verify_recording))
         .route("/api/v1/recordings/{id}/events", get(recording_events))
         .route("/api/v1/recordings/{id}/har", get(recording_har))
@@ -926,6 +930,163 @@ async fn find_recording(
         };
     }
     Ok((row, dir))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Deletes a closed recording, unless its storage policy still retains it:
+/// then nobody can, and the answer says until when.
+async fn delete_recording(
+    State(shared): State<Arc<Shared>>,
+    Who(actor): Who,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let row = match shared.store.recording(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("recording {id:?} not found"),
+                "not_found",
+            );
+        }
+        Err(e) => return store_error(e),
+    };
+    if row.state == "recording" {
+        return error(
+            StatusCode::CONFLICT,
+            format!("recording {id:?} is still in progress"),
+            "conflict",
+        );
+    }
+    let dates = moat_policy::retention::Dates {
+        retain_until_ms: row.retain_until_ms,
+        delete_after_ms: row.delete_after_ms,
+    };
+    if !moat_policy::retention::may_delete(&dates, now_ms()) {
+        let until = match row.retain_until_ms {
+            Some(t) => crate::access_log::rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(t.max(0) as u64),
+            ),
+            None => "forever".into(),
+        };
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "recording {id:?} is inside its retention period (until {until}); nobody can delete it before then"
+            ),
+            "retained",
+        );
+    }
+    if let Err(e) = crate::recorder::delete_stored(
+        &shared.store,
+        shared.recorder.kek(),
+        shared.recorder.root(),
+        &row,
+    )
+    .await
+    {
+        return error(
+            StatusCode::BAD_GATEWAY,
+            format!("recording {id:?} cannot be deleted from its storage now: {e}"),
+            "bucket_unavailable",
+        );
+    }
+    match shared
+        .store
+        .remove_recording(&actor, &id, "recording.delete")
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ReapplyBody {
+    #[serde(default)]
+    app: Option<String>,
+    #[serde(default)]
+    confirm: bool,
+}
+
+/// Recomputes the retention dates of closed recordings from today's
+/// policies. Without `confirm` nothing changes: the answer says how many
+/// dates would change and how many recordings the reaper would then
+/// delete at once (there is no undo).
+async fn reapply_policy(
+    State(shared): State<Arc<Shared>>,
+    Who(actor): Who,
+    Json(body): Json<ReapplyBody>,
+) -> Response {
+    let _guard = shared.admin_writes.lock().await;
+    let config = shared.runtime.load().config.clone();
+    let rows = match shared
+        .store
+        .recordings(&moat_store::RecordingQuery {
+            app: body.app.clone(),
+            limit: Some(u32::MAX),
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return store_error(e),
+    };
+    let now = now_ms();
+    let (mut changed, mut due_now) = (Vec::new(), 0u64);
+    for r in rows.iter().filter(|r| r.state != "recording") {
+        let ended = r.ended_at_ms.unwrap_or(r.started_at_ms);
+        let app_policy = config
+            .apps
+            .iter()
+            .find(|a| a.name == r.app)
+            .and_then(|a| a.recording.as_ref());
+        let retention = match app_policy {
+            Some(p) => config.retention_for(p).unwrap_or(config.recording.policy),
+            None => config.recording.policy,
+        };
+        let dates = match retention {
+            Some(p) => moat_policy::retention::dates(&p, ended),
+            None => moat_policy::retention::NO_POLICY,
+        };
+        if moat_policy::retention::due(&dates, now) {
+            due_now += 1;
+        }
+        if (dates.retain_until_ms, dates.delete_after_ms) != (r.retain_until_ms, r.delete_after_ms)
+        {
+            changed.push((r.id.clone(), dates));
+        }
+    }
+    if body.confirm {
+        for (id, d) in &changed {
+            if let Err(e) = shared
+                .store
+                .set_recording_dates(&actor, id, d.retain_until_ms, d.delete_after_ms)
+                .await
+            {
+                return store_error(e);
+            }
+        }
+        tracing::warn!(
+            actor = actor.name,
+            changed = changed.len(),
+            due_now,
+            "storage policy reapplied to existing recordings"
+        );
+    }
+    Json(serde_json::json!({
+        "recordings": rows.len(),
+        "changed": changed.len(),
+        "would_delete_now": due_now,
+        "applied": body.confirm,
+    }))
+    .into_response()
 }
 
 #[derive(serde::Deserialize)]

@@ -516,14 +516,27 @@ pub async fn reap(store: &Store, kek: &Kek, root: &Path, now_ms: i64) -> usize {
             continue;
         }
         match delete_stored(store, kek, root, &row).await {
-            Ok(()) => match store.remove_recording(&reaper, &row.id, "recording.reap").await {
+            Ok(()) => match store
+                .remove_recording(&reaper, &row.id, "recording.reap")
+                .await
+            {
                 Ok(()) => {
-                    tracing::info!(recording = row.id, app = row.app, "reaper: recording deleted (its storage policy's deletion date has come)");
+                    tracing::info!(
+                        recording = row.id,
+                        app = row.app,
+                        "reaper: recording deleted (its storage policy's deletion date has come)"
+                    );
                     done += 1;
                 }
-                Err(e) => tracing::error!(recording = row.id, "reaper: deleted, but not removed from the index: {e}"),
+                Err(e) => tracing::error!(
+                    recording = row.id,
+                    "reaper: deleted, but not removed from the index: {e}"
+                ),
             },
-            Err(e) => tracing::warn!(recording = row.id, "reaper: cannot delete it now, will try again: {e}"),
+            Err(e) => tracing::warn!(
+                recording = row.id,
+                "reaper: cannot delete it now, will try again: {e}"
+            ),
         }
     }
     done
@@ -578,7 +591,11 @@ mod tests {
         assert_eq!(reap(&store, &kek, &root, t0 + 90 * DAY_MS).await, 1);
         assert!(!root.join("due").exists());
         assert!(root.join("later").exists() && root.join("forever").exists());
-        assert_eq!(reap(&store, &kek, &root, i64::MAX / 2).await, 1, "later, eventually");
+        assert_eq!(
+            reap(&store, &kek, &root, i64::MAX / 2).await,
+            1,
+            "later, eventually"
+        );
         let left: Vec<String> = store
             .recordings(&Default::default())
             .await
@@ -589,7 +606,10 @@ mod tests {
         assert_eq!(left.len(), 2);
         assert!(left.contains(&"forever".to_owned()) && left.contains(&"never_reaped".to_owned()));
         let log = store.audit_log(&Default::default()).await.unwrap();
-        assert!(log.iter().all(|e| e.action == "recording.reap" && e.source == "reaper"));
+        assert!(
+            log.iter()
+                .all(|e| e.action == "recording.reap" && e.source == "reaper")
+        );
         assert_eq!(log.len(), 2);
     }
 }
