@@ -10,6 +10,20 @@ pub struct Status {
     pub uptime_seconds: u64,
     pub listeners: Vec<Listener>,
     pub apps: Vec<AppSummary>,
+    /// Local storage for recordings.
+    #[serde(default)]
+    pub recording_storage: Option<RecordingStorage>,
+}
+
+/// The state of local recording storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingStorage {
+    /// `available`, `low storage`, `critically low storage`,
+    /// `out of storage`, `not configured` (no app records) or `unknown`.
+    pub state: String,
+    pub path: String,
+    pub available_bytes: Option<u64>,
+    pub minimum_available_capacity: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -394,7 +394,19 @@ fn print<T: serde::Serialize>(target: &Target, value: &T, text: impl Fn(&T) -> S
 }
 
 fn status_text(s: &Status) -> String {
-    let mut out = format!("moat {}, up {}\n\n", s.version, uptime(s.uptime_seconds));
+    let mut out = format!("moat {}, up {}\n", s.version, uptime(s.uptime_seconds));
+    if let Some(r) = &s.recording_storage {
+        out.push_str(&format!(
+            "recording storage: {} ({}, {} free, minimum {})\n",
+            r.state,
+            r.path,
+            r.available_bytes
+                .map(moat_config_size)
+                .unwrap_or_else(|| "unknown".into()),
+            moat_config_size(r.minimum_available_capacity)
+        ));
+    }
+    out.push('\n');
     out.push_str(&table(
         &["LISTENER", "ROLE"],
         s.listeners

@@ -331,3 +331,84 @@ async fn retention_is_enforced_and_a_new_policy_reapplied_after_a_dry_run() {
         "{log}"
     );
 }
+
+/// Free bytes where the test's moat keeps its recordings.
+fn free_bytes(path: &std::path::Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs fills `s` for the NUL-terminated path.
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut s) }, 0);
+    s.f_bavail as u64 * s.f_frsize as u64
+}
+
+/// Each storage state, driven by the configured minimum against the real
+/// free space: low refuses new recorded sessions, critically low closes
+/// the ones in progress, and status and the log say so.
+#[tokio::test]
+async fn storage_states_follow_the_configured_minimum() {
+    let m = recorded_moat("").await;
+    let free = free_bytes(&m.data_dir());
+    let with_minimum = |bytes: u64| {
+        let c = std::fs::read_to_string(&m.config_path).unwrap();
+        let c = match c.find("[recording]\n") {
+            Some(i) => c[..i].to_owned() + &c[c[i..].find("[[apps]]").map(|j| i + j).unwrap()..],
+            None => c,
+        };
+        c.replacen(
+            "[[apps]]",
+            &format!("[recording]\nminimum_available_capacity = {bytes}\n[[apps]]"),
+            1,
+        )
+    };
+    let state = |m: &Moat| {
+        json(&cli(m, &["status", "--json"]))["recording_storage"]["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(state(&m), "available");
+
+    // Low: free is below the minimum but above half of it.
+    m.reload_with(&with_minimum(free / 2 * 3));
+    m.wait_stderr("configuration reloaded").await;
+    wait_for("low storage", &m, || {
+        (state(&m) == "low storage").then_some(())
+    })
+    .await;
+    let r = client::http1(&m.self_signed_cert())
+        .get(m.https_url("/rec/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503, "no new recorded session");
+    m.wait_stderr("\"low storage\"").await;
+
+    // Back to available: a session starts recording.
+    m.reload_with(&with_minimum(1024));
+    wait_for("available", &m, || (state(&m) == "available").then_some(())).await;
+    visit(&m).await;
+    let list = json(&cli(&m, &["recordings", "list", "--json"]));
+    assert_eq!(list[0]["state"], "recording", "{list}");
+
+    // Critically low: the session in progress is closed cleanly.
+    m.reload_with(&with_minimum(free * 3));
+    let closed = wait_for("the recording to close", &m, || {
+        let l = json(&cli(&m, &["recordings", "list", "--json"]));
+        (l[0]["state"] == "complete").then(|| l[0].clone())
+    })
+    .await;
+    assert_eq!(closed["closed_because"], "critically low storage");
+    assert_eq!(state(&m), "critically low storage");
+    let out = cli(
+        &m,
+        &[
+            "recordings",
+            "export",
+            closed["id"].as_str().unwrap(),
+            "--har",
+            "/dev/null",
+        ],
+    );
+    assert_ne!(out.status.code(), Some(0), "no playback from this node");
+}

@@ -22,7 +22,7 @@ use axum::{Json, Router};
 use moat_admin::api::{
     ApiError, AppDetail, AppSummary, AuditEntry, CspChange, CspChangeRequest, CspDirective,
     CspExplain, CspPair, CspPending, CspRefused, CspSource, CspViolation, FieldProblem, Listener,
-    RecordingSummary, Status, Timeouts, VerifyResult,
+    RecordingStorage, RecordingSummary, Status, Timeouts, VerifyResult,
 };
 use moat_config::raw::RawApp;
 use moat_config::{App, AppSource, Config};
@@ -117,6 +117,14 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
     Json(Status {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_seconds: shared.uptime().as_secs(),
+        recording_storage: Some(RecordingStorage {
+            state: crate::gateway::recording_storage_state(&shared)
+                .as_str()
+                .to_owned(),
+            path: shared.recorder.root().display().to_string(),
+            available_bytes: crate::recorder::available_bytes(shared.recorder.root()),
+            minimum_available_capacity: config.recording.minimum_available_capacity,
+        }),
         listeners: shared
             .listeners()
             .iter()
@@ -1294,6 +1302,22 @@ async fn read_recording(
     shared: &Shared,
     id: &str,
 ) -> Result<(moat_recording::Metadata, Vec<moat_recording::Recorded>), Response> {
+    // Low storage: no playback from this node (fetching from a bucket
+    // would need the room).
+    let state = crate::gateway::recording_storage_state(shared);
+    if !matches!(
+        state,
+        crate::recorder::StorageState::Available | crate::recorder::StorageState::NotConfigured
+    ) {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "recording storage on this node is {}: no playback from it now",
+                state.as_str()
+            ),
+            "low_storage",
+        ));
+    }
     let (row, dir) = find_recording(shared, id).await?;
     if row.state == "recording" {
         return Err(error(

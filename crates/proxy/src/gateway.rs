@@ -623,6 +623,7 @@ async fn sweep_sessions(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                 seconds += 1;
                 let auth = shared.runtime.load().config.auth.clone();
                 shared.recorder.sweep(auth.idle_timeout, auth.absolute_timeout);
+                check_recording_storage(&shared);
                 if seconds % 60 == 0 {
                     shared.auth.sweep();
                     shared.zones.sweep();
@@ -635,6 +636,45 @@ async fn sweep_sessions(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             }
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// The state of local recording storage now.
+pub fn recording_storage_state(shared: &Shared) -> crate::recorder::StorageState {
+    let runtime = shared.runtime.load();
+    if !runtime.apps.iter().any(|a| a.recording.is_some()) {
+        return crate::recorder::StorageState::NotConfigured;
+    }
+    crate::recorder::storage_state(
+        shared.recorder.root(),
+        runtime.config.recording.minimum_available_capacity,
+    )
+}
+
+/// Checked every second: a change is logged; at critically low storage
+/// the recorded sessions in progress are closed cleanly (their recordings
+/// sealed) rather than cut off when the disk fills.
+fn check_recording_storage(shared: &Shared) {
+    use crate::recorder::StorageState;
+    let state = recording_storage_state(shared);
+    let mut last = lock(&shared.recorder.last_state);
+    if *last != Some(state) {
+        match state {
+            StorageState::Available | StorageState::NotConfigured => {
+                tracing::info!(state = state.as_str(), "recording storage")
+            }
+            _ => {
+                tracing::warn!(state = state.as_str(), path = %shared.recorder.root().display(), "recording storage")
+            }
+        }
+        *last = Some(state);
+    }
+    drop(last);
+    if matches!(
+        state,
+        StorageState::CriticallyLow | StorageState::OutOfStorage
+    ) {
+        shared.recorder.end_all("critically low storage");
     }
 }
 

@@ -66,6 +66,8 @@ enum Cmd {
 }
 
 pub struct Recorder {
+    /// The last storage state seen, to log changes.
+    pub last_state: Mutex<Option<StorageState>>,
     tx: mpsc::Sender<Cmd>,
     active: Mutex<HashMap<(String, String), Arc<Active>>>,
     root: PathBuf,
@@ -84,6 +86,8 @@ pub enum StorageState {
     OutOfStorage,
     /// Free space could not be read.
     Unknown,
+    /// No app records sessions.
+    NotConfigured,
 }
 
 impl StorageState {
@@ -94,6 +98,7 @@ impl StorageState {
             StorageState::CriticallyLow => "critically low storage",
             StorageState::OutOfStorage => "out of storage",
             StorageState::Unknown => "unknown",
+            StorageState::NotConfigured => "not configured",
         }
     }
 }
@@ -145,6 +150,7 @@ impl Recorder {
             .name("moat-recorder".into())
             .spawn(move || run(rx, thread_root, thread_kek, store, handle))?;
         Ok(Recorder {
+            last_state: Mutex::new(None),
             tx,
             active: Mutex::new(HashMap::new()),
             root,
@@ -234,6 +240,14 @@ impl Recorder {
                 None => true,
             }
         });
+    }
+
+    /// Ends every recording in progress (critically low storage), cleanly.
+    pub fn end_all(&self, why: &'static str) {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, a) in active.drain() {
+            let _ = self.tx.send(Cmd::End(a.id.clone(), why));
+        }
     }
 
     /// Ends every recording and waits until they are sealed.
