@@ -412,3 +412,89 @@ async fn storage_states_follow_the_configured_minimum() {
     );
     assert_ne!(out.status.code(), Some(0), "no playback from this node");
 }
+
+/// A WebSocket conversation in a recorded session: every message, both
+/// ways, unmasked, with its direction and kind.
+#[tokio::test]
+async fn websocket_messages_are_recorded_both_ways() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let ws = upstream::websocket_echo().await;
+    let m = Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[auth]\nidle_timeout = \"1s\"\n[[apps]]\nname = \"chat\"\npath = \"/chat\"\nauth = \"none\"\nupstream = \"http://{ws}\"\n[apps.recording]\nenabled = true\n"
+        ),
+    )
+    .await;
+    let stream = client::raw_https(&m).await;
+    let url = format!("wss://localhost:{}/chat/socket", m.https.unwrap().port());
+    let (mut socket, resp) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    for text in ["hello", "how are you?"] {
+        socket.send(Message::text(text)).await.unwrap();
+        let echoed = socket.next().await.unwrap().unwrap();
+        assert_eq!(echoed.into_text().unwrap().as_str(), text);
+    }
+    socket
+        .send(Message::binary(vec![7u8; 70_000]))
+        .await
+        .unwrap();
+    assert_eq!(
+        socket.next().await.unwrap().unwrap().into_data().len(),
+        70_000
+    );
+    socket.close(None).await.unwrap();
+    let rec = wait_for("the recording to close", &m, || {
+        let l = json(&cli(&m, &["recordings", "list", "--json"]));
+        (l[0]["state"] == "complete").then(|| l[0].clone())
+    })
+    .await;
+    let id = rec["id"].as_str().unwrap();
+    let events = m
+        .admin_get(&format!("/api/v1/recordings/{id}/events"))
+        .await
+        .unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let messages: Vec<(String, String, String, u64)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "ws_message")
+        .map(|e| {
+            (
+                e["dir"].as_str().unwrap().to_owned(),
+                e["opcode"].as_str().unwrap().to_owned(),
+                String::from_utf8_lossy(&b64.decode(e["data"].as_str().unwrap()).unwrap())
+                    .into_owned(),
+                e["len"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let texts: Vec<(&str, &str)> = messages
+        .iter()
+        .filter(|m| m.1 == "text")
+        .map(|m| (m.0.as_str(), m.2.as_str()))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            ("client", "hello"),
+            ("server", "hello"),
+            ("client", "how are you?"),
+            ("server", "how are you?")
+        ],
+        "{messages:?}"
+    );
+    let binary: Vec<_> = messages.iter().filter(|m| m.1 == "binary").collect();
+    assert_eq!(binary.len(), 2);
+    assert!(
+        binary
+            .iter()
+            .all(|m| m.3 == 70_000 && m.2.bytes().all(|b| b == 7))
+    );
+    assert!(messages.iter().any(|m| m.0 == "client" && m.1 == "close"));
+    let out = cli(&m, &["recordings", "verify", id]);
+    assert!(out.status.success(), "{}", moat_testkit::cli::show(&out));
+}

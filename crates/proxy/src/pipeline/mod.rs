@@ -191,8 +191,8 @@ async fn request_stages(
         Err(refused) => return Ok(refused),
     };
     match exchange {
-        None => dispatch(req, ctx, &app, shared).await,
-        Some(ex) => match dispatch(ex.request(req), ctx, &app, shared).await {
+        None => dispatch(req, ctx, &app, shared, None).await,
+        Some(ex) => match dispatch(ex.request(req), ctx, &app, shared, Some(&ex)).await {
             Ok(resp) => Ok(ex.response(resp)),
             Err(rejection) => {
                 ex.failed(rejection.public);
@@ -207,13 +207,14 @@ async fn dispatch<B>(
     ctx: &RequestCtx,
     app: &AppRuntime,
     shared: &Arc<Shared>,
+    recording: Option<&record::Exchange>,
 ) -> Result<Response<Body>, Rejection>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<crate::body::BoxError>,
 {
     match &app.kind {
-        AppKind::Upstream(up) => up.forward(req, ctx, app, shared).await,
+        AppKind::Upstream(up) => up.forward(req, ctx, app, shared, recording).await,
         AppKind::Static(st) => {
             // A static app reads only the head; holding the body across
             // the await would need it to be Sync.

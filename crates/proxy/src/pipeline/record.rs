@@ -421,3 +421,191 @@ mod tests {
         );
     }
 }
+
+/// Watches one direction of a WebSocket tunnel and records each message
+/// (RFC 6455 frames: client frames are masked, messages may be split into
+/// frames, control frames may come between them). It only reads what
+/// passes; the bytes themselves go through untouched.
+pub struct WsTap {
+    rec: Arc<Active>,
+    conn: u64,
+    req: u64,
+    dir: &'static str,
+    limit: u64,
+    state: WsState,
+    /// The data message being assembled: opcode, kept bytes, total length.
+    data: Option<(u8, Vec<u8>, u64)>,
+    /// The control frame being read.
+    control: Option<(u8, Vec<u8>, u64)>,
+}
+
+enum WsState {
+    Header(Vec<u8>),
+    Payload {
+        fin: bool,
+        opcode: u8,
+        mask: Option<[u8; 4]>,
+        remaining: u64,
+        offset: u64,
+    },
+    /// The stream stopped making sense: record nothing more.
+    Lost,
+}
+
+impl Exchange {
+    /// A tap for one direction of the WebSocket this exchange upgraded to:
+    /// `client` (to the app) or `server` (to the client).
+    pub fn ws_tap(&self, dir: &'static str) -> WsTap {
+        WsTap {
+            rec: self.rec.clone(),
+            conn: self.conn,
+            req: self.req,
+            dir,
+            limit: self.policy.body_limit,
+            state: WsState::Header(Vec::new()),
+            data: None,
+            control: None,
+        }
+    }
+}
+
+fn opcode_name(op: u8) -> &'static str {
+    match op {
+        1 => "text",
+        2 => "binary",
+        8 => "close",
+        9 => "ping",
+        10 => "pong",
+        _ => "other",
+    }
+}
+
+impl WsTap {
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            match &mut self.state {
+                WsState::Lost => return,
+                WsState::Header(h) => {
+                    h.push(bytes[0]);
+                    bytes = &bytes[1..];
+                    if let Some(state) = parse_header(h) {
+                        self.begin_frame(&state);
+                        self.state = state;
+                        self.maybe_end_frame();
+                    } else if h.len() >= 14 {
+                        self.state = WsState::Lost;
+                    }
+                }
+                WsState::Payload {
+                    mask,
+                    remaining,
+                    offset,
+                    opcode,
+                    ..
+                } => {
+                    let n = (*remaining).min(bytes.len() as u64) as usize;
+                    let mut piece = bytes[..n].to_vec();
+                    if let Some(m) = mask {
+                        for (i, b) in piece.iter_mut().enumerate() {
+                            *b ^= m[((*offset + i as u64) % 4) as usize];
+                        }
+                    }
+                    *remaining -= n as u64;
+                    *offset += n as u64;
+                    let control = *opcode >= 8;
+                    let limit = self.limit;
+                    let target = if control {
+                        &mut self.control
+                    } else {
+                        &mut self.data
+                    };
+                    if let Some((_, kept, total)) = target {
+                        let room = limit.saturating_sub(kept.len() as u64) as usize;
+                        kept.extend_from_slice(&piece[..piece.len().min(room)]);
+                        *total += n as u64;
+                    }
+                    bytes = &bytes[n..];
+                    self.maybe_end_frame();
+                }
+            }
+        }
+    }
+
+    fn begin_frame(&mut self, state: &WsState) {
+        if let WsState::Payload { opcode, .. } = state {
+            if *opcode >= 8 {
+                self.control = Some((*opcode, Vec::new(), 0));
+            } else if *opcode != 0 || self.data.is_none() {
+                // A new data message (opcode 0 continues the current one).
+                self.data = Some((*opcode, Vec::new(), 0));
+            }
+        }
+    }
+
+    fn maybe_end_frame(&mut self) {
+        let WsState::Payload {
+            fin,
+            opcode,
+            remaining: 0,
+            ..
+        } = self.state
+        else {
+            return;
+        };
+        if opcode >= 8 {
+            if let Some(m) = self.control.take() {
+                self.emit(m);
+            }
+        } else if fin {
+            if let Some(m) = self.data.take() {
+                self.emit(m);
+            }
+        }
+        self.state = WsState::Header(Vec::new());
+    }
+
+    fn emit(&self, (opcode, kept, total): (u8, Vec<u8>, u64)) {
+        self.rec.record(Event::WsMessage {
+            conn: self.conn,
+            req: self.req,
+            dir: self.dir.to_owned(),
+            opcode: opcode_name(opcode).to_owned(),
+            data: base64::engine::general_purpose::STANDARD.encode(&kept),
+            len: total,
+            truncated: (kept.len() as u64) < total,
+        });
+    }
+}
+
+/// A complete frame header → the payload state; `None` while incomplete.
+fn parse_header(h: &[u8]) -> Option<WsState> {
+    if h.len() < 2 {
+        return None;
+    }
+    let fin = h[0] & 0x80 != 0;
+    let opcode = h[0] & 0x0f;
+    let masked = h[1] & 0x80 != 0;
+    let (len, mut at) = match h[1] & 0x7f {
+        126 if h.len() >= 4 => (u64::from(u16::from_be_bytes([h[2], h[3]])), 4),
+        127 if h.len() >= 10 => (u64::from_be_bytes(h[2..10].try_into().ok()?), 10),
+        126 | 127 => return None,
+        n => (u64::from(n), 2),
+    };
+    let mask = if masked {
+        if h.len() < at + 4 {
+            return None;
+        }
+        let m = [h[at], h[at + 1], h[at + 2], h[at + 3]];
+        at += 4;
+        Some(m)
+    } else {
+        None
+    };
+    (h.len() == at).then_some(WsState::Payload {
+        fin,
+        opcode,
+        mask,
+        remaining: len,
+        offset: 0,
+    })
+}

@@ -142,6 +142,7 @@ impl UpstreamApp {
         ctx: &RequestCtx,
         app: &AppRuntime,
         shared: &crate::gateway::Shared,
+        recording: Option<&crate::pipeline::record::Exchange>,
     ) -> Result<Response<Body>, Rejection>
     where
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
@@ -243,10 +244,11 @@ impl UpstreamApp {
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
             let idle = self.timeouts.idle;
             let name = app.name.clone();
+            let taps = recording.map(|ex| (ex.ws_tap("client"), ex.ws_tap("server")));
             tokio::spawn(async move {
                 match tokio::try_join!(client_upgrade, upstream_upgrade) {
                     Ok((c, u)) => {
-                        if let Err(e) = tunnel(TokioIo::new(c), TokioIo::new(u), idle).await {
+                        if let Err(e) = tunnel(TokioIo::new(c), TokioIo::new(u), idle, taps).await {
                             tracing::debug!(app = name, "websocket ended: {e}");
                         }
                     }
@@ -338,7 +340,18 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Joins two upgraded connections until either side closes or nothing has
 /// moved in either direction for `idle`.
-async fn tunnel<A, B>(a: A, b: B, idle: Duration) -> std::io::Result<()>
+/// Copies bytes both ways until both sides close or nothing moves for
+/// `idle`. `taps` (a recorded session) see the bytes from the client and
+/// from the upstream as they pass.
+async fn tunnel<A, B>(
+    a: A,
+    b: B,
+    idle: Duration,
+    mut taps: Option<(
+        crate::pipeline::record::WsTap,
+        crate::pipeline::record::WsTap,
+    )>,
+) -> std::io::Result<()>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -352,11 +365,17 @@ where
         tokio::select! {
             n = ar.read(&mut abuf), if a_open => {
                 let n = n?;
-                if n == 0 { a_open = false; bw.shutdown().await?; } else { bw.write_all(&abuf[..n]).await?; }
+                if n == 0 { a_open = false; bw.shutdown().await?; } else {
+                    if let Some((from_client, _)) = taps.as_mut() { from_client.feed(&abuf[..n]); }
+                    bw.write_all(&abuf[..n]).await?;
+                }
             }
             n = br.read(&mut bbuf), if b_open => {
                 let n = n?;
-                if n == 0 { b_open = false; aw.shutdown().await?; } else { aw.write_all(&bbuf[..n]).await?; }
+                if n == 0 { b_open = false; aw.shutdown().await?; } else {
+                    if let Some((_, from_upstream)) = taps.as_mut() { from_upstream.feed(&bbuf[..n]); }
+                    aw.write_all(&bbuf[..n]).await?;
+                }
             }
             _ = tokio::time::sleep(idle) => {
                 return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("idle for {idle:?}")));
