@@ -497,4 +497,16 @@ async fn websocket_messages_are_recorded_both_ways() {
     assert!(messages.iter().any(|m| m.0 == "client" && m.1 == "close"));
     let out = cli(&m, &["recordings", "verify", id]);
     assert!(out.status.success(), "{}", moat_testkit::cli::show(&out));
+    // In the HAR, as Chrome's developer tools keep WebSocket messages.
+    let har = m.dir.path().join("ws.har");
+    let out = cli(
+        &m,
+        &["recordings", "export", id, "--har", har.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", moat_testkit::cli::show(&out));
+    let har: Value = serde_json::from_str(&std::fs::read_to_string(&har).unwrap()).unwrap();
+    let ws = &har["log"]["entries"][0]["_webSocketMessages"];
+    assert_eq!(ws[0]["type"], "send");
+    assert_eq!(ws[0]["data"], "hello");
+    assert_eq!(ws[1]["type"], "receive");
 }

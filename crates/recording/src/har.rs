@@ -22,6 +22,8 @@ struct Exchange {
     resp_body: Vec<u8>,
     resp_len: u64,
     end_us: Option<u64>,
+    /// Chrome's `_webSocketMessages` entries.
+    ws: Vec<Value>,
 }
 
 fn header_list(h: &[(String, String)]) -> Value {
@@ -125,6 +127,35 @@ pub fn to_har(meta: &Metadata, events: &[Recorded]) -> Value {
                     e.resp_len += len;
                 }
             }
+            Event::WsMessage {
+                req,
+                dir,
+                opcode,
+                data,
+                ..
+            } => {
+                if let Some(e) = ex.get_mut(req) {
+                    let code = match opcode.as_str() {
+                        "text" => 1,
+                        "binary" => 2,
+                        "close" => 8,
+                        "ping" => 9,
+                        "pong" => 10,
+                        _ => 0,
+                    };
+                    let bytes = b64.decode(data).unwrap_or_default();
+                    let text = match (code, std::str::from_utf8(&bytes)) {
+                        (1, Ok(t)) => t.to_owned(),
+                        _ => b64.encode(&bytes),
+                    };
+                    e.ws.push(json!({
+                        "type": if dir == "client" { "send" } else { "receive" },
+                        "time": (meta.started_at_ms as f64 + r.t_us as f64 / 1000.0) / 1000.0,
+                        "opcode": code,
+                        "data": text,
+                    }));
+                }
+            }
             Event::ExchangeEnd { req, .. } => {
                 if let Some(e) = ex.get_mut(req) {
                     e.end_us = Some(r.t_us);
@@ -175,7 +206,7 @@ pub fn to_har(meta: &Metadata, events: &[Recorded]) -> Value {
                     "text": String::from_utf8_lossy(&e.req_body),
                 });
             }
-            json!({
+            let mut entry = json!({
                 "startedDateTime": iso(meta.started_at_ms + (e.started_us / 1000) as i64),
                 "time": wait + receive,
                 "request": request,
@@ -193,7 +224,14 @@ pub fn to_har(meta: &Metadata, events: &[Recorded]) -> Value {
                 "cache": {},
                 "timings": {"send": 0, "wait": wait, "receive": receive},
                 "comment": format!("moat recording {} (app {})", meta.id, meta.app),
-            })
+            });
+            // WebSocket messages in the field Chrome's tools read and write
+            // (HAR 1.2 allows custom fields starting with an underscore).
+            if !e.ws.is_empty() {
+                entry["_resourceType"] = json!("websocket");
+                entry["_webSocketMessages"] = Value::Array(e.ws.clone());
+            }
+            entry
         })
         .collect();
     json!({"log": {
