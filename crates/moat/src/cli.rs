@@ -230,6 +230,12 @@ enum RecordingsCommand {
         /// recording, complete or incomplete.
         #[arg(long)]
         state: Option<String>,
+        /// Started at or after (2026-11-24 or 2026-11-24T09:30:00Z, UTC).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<i64>,
+        /// Started at or before.
+        #[arg(long, value_parser = parse_time)]
+        until: Option<i64>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
         #[command(flatten)]
@@ -555,10 +561,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 user,
                 client_ip,
                 state,
+                since,
+                until,
                 limit,
                 target,
             } => {
                 let mut q = format!("limit={limit}");
+                for (k, v) in [("since", since), ("until", until)] {
+                    if let Some(v) = v {
+                        q.push_str(&format!("&{k}={v}"));
+                    }
+                }
                 for (k, v) in [
                     ("app", app),
                     ("user", user),
@@ -739,4 +752,63 @@ fn init_tracing(level: &str) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+/// `2026-11-24`, `2026-11-24T09:30`, `2026-11-24T09:30:00Z` (UTC) → Unix
+/// milliseconds.
+fn parse_time(s: &str) -> Result<i64, String> {
+    let bad = || format!("{s:?} is not a date: write 2026-11-24 or 2026-11-24T09:30:00Z (UTC)");
+    let s = s.trim().trim_end_matches('Z');
+    let (date, time) = s.split_once(['T', ' ']).unwrap_or((s, "00:00:00"));
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let t: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let [y, m, day] = d[..] else {
+        return Err(bad());
+    };
+    let (h, min, sec) = match t[..] {
+        [h, m] => (h, m, 0),
+        [h, m, s] => (h, m, s),
+        _ => return Err(bad()),
+    };
+    if !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || !(0..24).contains(&h)
+        || !(0..60).contains(&min)
+        || !(0..61).contains(&sec)
+    {
+        return Err(bad());
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(((days * 86_400) + h * 3600 + min * 60 + sec) * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times() {
+        assert_eq!(super::parse_time("1970-01-01").unwrap(), 0);
+        assert_eq!(
+            super::parse_time("2026-11-18T11:06:40Z").unwrap(),
+            1_795_000_000_000
+        );
+        assert_eq!(
+            super::parse_time("2000-02-29T00:00").unwrap(),
+            951_782_400_000
+        );
+        assert!(super::parse_time("yesterday").is_err());
+        assert!(super::parse_time("2026-13-01").is_err());
+    }
 }

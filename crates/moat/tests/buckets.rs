@@ -126,7 +126,7 @@ async fn recordings_move_to_an_s3_bucket_and_survive_an_outage() {
     let port = free_port();
     let moto = Moto::start(port).await;
     let up = upstream::echo("app").await;
-    let m = Moat::start(
+    let mut m = Moat::start(
         BIN,
         &format!(
             "{TEST_SERVER}[auth]\nidle_timeout = \"1s\"\n[[apps]]\nname = \"rec\"\npath = \"/rec\"\nauth = \"none\"\nupstream = \"http://{up}\"\n\
@@ -227,4 +227,35 @@ async fn recordings_move_to_an_s3_bucket_and_survive_an_outage() {
     );
     let out = cli(&m, &["recordings", "verify", &id2]);
     assert!(out.status.success(), "{}", show(&out));
+
+    // Killed mid-session: at the next start the recording is sealed as
+    // incomplete and moved to the bucket like any other.
+    let config = std::fs::read_to_string(&m.config_path)
+        .unwrap()
+        .replace("idle_timeout = \"1s\"", "idle_timeout = \"1h\"");
+    m.reload_with(&config);
+    m.wait_stderr("configuration reloaded").await;
+    visit(&m).await;
+    let root = m.data_dir().join("recordings");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id3 = loop {
+        let open = std::fs::read_dir(&root).unwrap().flatten().find(|d| {
+            d.path().join("chunk-000001.zst").exists() && !d.path().join("manifest.json").exists()
+        });
+        if let Some(d) = open {
+            break d.file_name().to_string_lossy().into_owned();
+        }
+        assert!(Instant::now() < deadline, "no flushed chunk\n{}", m.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let dir = std::mem::replace(&mut m.dir, tempfile::tempdir().unwrap());
+    drop(m); // SIGKILL
+    let m = Moat::start_in(BIN, &config, dir).await;
+    let rec = wait_location(&m, Some(&id3), "bucket:archive").await;
+    assert_eq!(rec["state"], "incomplete");
+    assert!(
+        moto.keys()
+            .await
+            .contains(&format!("moat/{id3}/manifest.sig"))
+    );
 }

@@ -98,6 +98,25 @@ async fn a_session_is_recorded_sealed_verified_and_exported() {
     // In progress, then closed by the idle timeout.
     let list = json(&cli(&m, &["recordings", "list", "--json"]));
     assert_eq!(list[0]["state"], "recording", "{list}");
+    // Time filters.
+    let none = json(&cli(
+        &m,
+        &["recordings", "list", "--json", "--until", "2000-01-01"],
+    ));
+    assert_eq!(none.as_array().unwrap().len(), 0);
+    let today = json(&cli(
+        &m,
+        &[
+            "recordings",
+            "list",
+            "--json",
+            "--since",
+            "2020-01-01T00:00:00Z",
+            "--client-ip",
+            "127.0.0.1",
+        ],
+    ));
+    assert_eq!(today.as_array().unwrap().len(), 1);
     let rec = wait_for("the recording to close", &m, || {
         let l = json(&cli(&m, &["recordings", "list", "--json", "--app", "rec"]));
         (l[0]["state"] == "complete").then(|| l[0].clone())

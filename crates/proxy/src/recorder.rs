@@ -343,6 +343,13 @@ fn recover(root: &Path, kek: &Kek, store: &Store, handle: &tokio::runtime::Handl
                     "a recording left open by an unclean stop was sealed as incomplete"
                 );
                 if let Ok(meta) = moat_recording::verify::metadata(&dir) {
+                    // The index knows the bucket it was meant for: it is
+                    // moved there like any other.
+                    let bucket = handle
+                        .block_on(store.recording(&meta.id))
+                        .ok()
+                        .flatten()
+                        .and_then(|r| r.bucket);
                     let events = moat_recording::verify::events(&dir)
                         .map(|e| e.len())
                         .unwrap_or(0);
@@ -357,9 +364,7 @@ fn recover(root: &Path, kek: &Kek, store: &Store, handle: &tokio::runtime::Handl
                             closed_because: Some(m.closed_because.clone()),
                             events: events as i64,
                             bytes: m.chunks.iter().map(|c| c.size as i64).sum(),
-                            // The bucket it was meant for is not in the
-                            // folder; it stays local.
-                            ..row(&meta, "incomplete", None)
+                            ..row(&meta, "incomplete", bucket)
                         },
                     );
                 }
