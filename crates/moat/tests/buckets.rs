@@ -259,3 +259,48 @@ async fn recordings_move_to_an_s3_bucket_and_survive_an_outage() {
             .contains(&format!("moat/{id3}/manifest.sig"))
     );
 }
+
+/// The filesystem provider: a folder as a bucket.
+#[tokio::test]
+async fn recordings_move_to_a_folder_bucket() {
+    let up = upstream::echo("app").await;
+    let m = Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[auth]\nidle_timeout = \"1s\"\n[[apps]]\nname = \"rec\"\npath = \"/rec\"\nauth = \"none\"\nupstream = \"http://{up}\"\n\
+             [apps.recording]\nenabled = true\nbucket = \"shelf\"\n"
+        ),
+    )
+    .await;
+    let shelf = m.dir.path().join("shelf");
+    let out = cli(
+        &m,
+        &[
+            "bucket",
+            "create",
+            "shelf",
+            "--provider",
+            "filesystem",
+            "--path",
+            shelf.to_str().unwrap(),
+            "--prefix",
+            "rec",
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let list: Value = serde_json::from_slice(&cli(&m, &["bucket", "list"]).stdout).unwrap();
+    assert_eq!(list[0]["config"]["provider"], "filesystem");
+    visit(&m).await;
+    let rec = wait_location(&m, None, "bucket:shelf").await;
+    let id = rec["id"].as_str().unwrap();
+    assert!(shelf.join("rec").join(id).join("manifest.json").exists());
+    assert!(!m.data_dir().join("recordings").join(id).exists());
+    let out = cli(&m, &["recordings", "verify", id]);
+    assert!(out.status.success(), "{}", show(&out));
+    // Delete the bucket: it is gone from the list; recordings already
+    // there stay where they are.
+    let out = cli(&m, &["bucket", "delete", "shelf"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let out = cli(&m, &["bucket", "show", "shelf"]);
+    assert_eq!(out.status.code(), Some(5), "{}", show(&out));
+}
