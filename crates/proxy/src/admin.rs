@@ -118,7 +118,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_seconds: shared.uptime().as_secs(),
         recording_storage: Some(RecordingStorage {
-            state: crate::gateway::recording_storage_state(&shared)
+            state: crate::gateway::current_storage_state(&shared)
                 .as_str()
                 .to_owned(),
             path: shared.recorder.root().display().to_string(),
@@ -1304,7 +1304,7 @@ async fn read_recording(
 ) -> Result<(moat_recording::Metadata, Vec<moat_recording::Recorded>), Response> {
     // Low storage: no playback from this node (fetching from a bucket
     // would need the room).
-    let state = crate::gateway::recording_storage_state(shared);
+    let state = crate::gateway::current_storage_state(shared);
     if !matches!(
         state,
         crate::recorder::StorageState::Available | crate::recorder::StorageState::NotConfigured

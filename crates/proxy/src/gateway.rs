@@ -651,6 +651,13 @@ pub fn recording_storage_state(shared: &Shared) -> crate::recorder::StorageState
     )
 }
 
+/// The state moat acts on: what the once-a-second check last saw
+/// (computed now before the first check).
+pub fn current_storage_state(shared: &Shared) -> crate::recorder::StorageState {
+    let seen = *lock(&shared.recorder.last_state);
+    seen.unwrap_or_else(|| recording_storage_state(shared))
+}
+
 /// Checked every second: a change is logged; at critically low storage
 /// the recorded sessions in progress are closed cleanly (their recordings
 /// sealed) rather than cut off when the disk fills.

@@ -20,7 +20,8 @@ use moat_store::{RecordingRow, Store};
 
 /// One recording in progress, shared by the requests of its session.
 pub struct Active {
-    pub id: String,
+    /// Shared, so each event carries it without a copy.
+    pub id: Arc<str>,
     pub app: String,
     session: String,
     started: Instant,
@@ -60,8 +61,8 @@ impl Active {
 enum Cmd {
     /// A new recording, and the bucket it goes to when it closes.
     Start(Box<Metadata>, Option<String>),
-    Event(String, Event),
-    End(String, &'static str),
+    Event(Arc<str>, Event),
+    End(Arc<str>, &'static str),
     Stop(mpsc::Sender<()>),
 }
 
@@ -192,7 +193,7 @@ impl Recorder {
         let id = new_id();
         let _ = self.tx.send(Cmd::Start(Box::new(meta(id.clone())), bucket));
         let a = Arc::new(Active {
-            id,
+            id: id.into(),
             app: app.to_owned(),
             session: session.to_owned(),
             started: Instant::now(),
@@ -252,7 +253,7 @@ impl Recorder {
 
     /// Ends every recording and waits until they are sealed.
     pub fn stop(&self) {
-        let ids: Vec<String> = {
+        let ids: Vec<Arc<str>> = {
             let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
             active.drain().map(|(_, a)| a.id.clone()).collect()
         };
@@ -426,14 +427,14 @@ fn run(
                 Err(e) => tracing::error!("cannot start a recording: {e}"),
             },
             Ok(Cmd::Event(id, event)) => {
-                if let Some((w, _)) = open.get_mut(&id) {
+                if let Some((w, _)) = open.get_mut(&*id) {
                     if let Err(e) = w.record(event) {
-                        tracing::error!(recording = id, "cannot write the recording: {e}");
+                        tracing::error!(recording = &*id, "cannot write the recording: {e}");
                     }
                 }
             }
             Ok(Cmd::End(id, why)) => {
-                if let Some((w, bucket)) = open.remove(&id) {
+                if let Some((w, bucket)) = open.remove(&*id) {
                     let meta = w.metadata().clone();
                     let events = w.events();
                     let dir = w.dir().to_owned();
@@ -455,18 +456,20 @@ fn run(
                                     ..row(&meta, "complete", bucket.clone())
                                 },
                             );
-                            tracing::info!(recording = id, why, "recording closed");
+                            tracing::info!(recording = &*id, why, "recording closed");
                             if let Some(b) = bucket {
                                 handle.spawn(crate::buckets::upload_with_retry(
                                     store.clone(),
                                     kek.clone(),
                                     dir,
-                                    id.clone(),
+                                    id.to_string(),
                                     b,
                                 ));
                             }
                         }
-                        Err(e) => tracing::error!(recording = id, "cannot seal the recording: {e}"),
+                        Err(e) => {
+                            tracing::error!(recording = &*id, "cannot seal the recording: {e}")
+                        }
                     }
                 }
             }

@@ -58,10 +58,15 @@ pub fn begin<B>(
         None => format!("visit:{}", visit(req.headers(), ctx)),
     };
     strip_visit_cookie(req);
-    let state = storage_state(
-        shared.recorder.root(),
-        runtime.config.recording.minimum_available_capacity,
-    );
+    // The state the once-a-second check saw (no system call per
+    // request).
+    let state = match crate::gateway::current_storage_state(shared) {
+        StorageState::NotConfigured => storage_state(
+            shared.recorder.root(),
+            runtime.config.recording.minimum_available_capacity,
+        ),
+        s => s,
+    };
     if state != StorageState::Available {
         tracing::warn!(
             app = app.name,
