@@ -297,10 +297,29 @@ async fn recordings_move_to_a_folder_bucket() {
     assert!(!m.data_dir().join("recordings").join(id).exists());
     let out = cli(&m, &["recordings", "verify", id]);
     assert!(out.status.success(), "{}", show(&out));
-    // Delete the bucket: it is gone from the list; recordings already
-    // there stay where they are.
+    // A bucket in use cannot be deleted.
     let out = cli(&m, &["bucket", "delete", "shelf"]);
+    assert_eq!(out.status.code(), Some(6), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("app \"rec\" sends its recordings"),
+        "{}",
+        show(&out)
+    );
+    let out = cli(
+        &m,
+        &[
+            "bucket",
+            "create",
+            "spare",
+            "--provider",
+            "filesystem",
+            "--path",
+            m.dir.path().join("spare").to_str().unwrap(),
+        ],
+    );
     assert!(out.status.success(), "{}", show(&out));
-    let out = cli(&m, &["bucket", "show", "shelf"]);
+    let out = cli(&m, &["bucket", "delete", "spare"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let out = cli(&m, &["bucket", "show", "spare"]);
     assert_eq!(out.status.code(), Some(5), "{}", show(&out));
 }

@@ -1238,6 +1238,48 @@ async fn delete_bucket(
     UrlPath(name): UrlPath<String>,
 ) -> Response {
     let _guard = shared.admin_writes.lock().await;
+    // A bucket still in use stays: an app sending recordings there, or
+    // recordings stored in it or waiting to go, would be stranded.
+    let config = shared.runtime.load().config.clone();
+    if let Some(app) = config
+        .apps
+        .iter()
+        .find(|a| a.recording.as_ref().and_then(|r| r.bucket.as_deref()) == Some(name.as_str()))
+    {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "app {:?} sends its recordings to bucket {name:?}; change the app first",
+                app.name
+            ),
+            "conflict",
+        );
+    }
+    let using = match shared
+        .store
+        .recordings(&moat_store::RecordingQuery {
+            limit: Some(u32::MAX),
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(rows) => rows
+            .iter()
+            .filter(|r| {
+                r.bucket.as_deref() == Some(name.as_str()) || r.location == format!("bucket:{name}")
+            })
+            .count(),
+        Err(e) => return store_error(e),
+    };
+    if using > 0 {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "{using} recording(s) are stored in bucket {name:?} or waiting to go there; delete them first"
+            ),
+            "conflict",
+        );
+    }
     match shared.store.delete_bucket(&actor, &name).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(StoreError::BucketNotFound(n)) => error(
