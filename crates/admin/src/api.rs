@@ -195,6 +195,15 @@ pub struct CspChangeRequest {
     pub all: bool,
 }
 
+impl CspChangeRequest {
+    /// Whether the change names this directive and source.
+    pub fn names(&self, directive: &str, source: &str) -> bool {
+        self.all
+            || (self.source.as_deref() == Some(source)
+                && self.directive.as_deref().is_none_or(|d| d == directive))
+    }
+}
+
 /// The answer to an approval or revocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CspChange {

@@ -671,11 +671,7 @@ fn selected<'a>(
     req: &CspChangeRequest,
 ) -> Vec<(String, String)> {
     candidates
-        .filter(|g| {
-            req.all
-                || (req.source.as_deref() == Some(g.source.as_str())
-                    && req.directive.as_ref().is_none_or(|d| *d == g.directive))
-        })
+        .filter(|g| req.names(&g.directive, &g.source))
         .map(|g| (g.directive.clone(), g.source.clone()))
         .collect()
 }
@@ -767,11 +763,7 @@ async fn csp_revoke(
     let _guard = shared.admin_writes.lock().await;
     let gone = shared
         .store
-        .revoke_csp(&actor, &name, |d, s| {
-            req.all
-                || (req.source.as_deref() == Some(s)
-                    && req.directive.as_deref().is_none_or(|x| x == d))
-        })
+        .revoke_csp(&actor, &name, |d, s| req.names(d, s))
         .await;
     let gone = match gone {
         Ok(g) if g.is_empty() => {

@@ -179,19 +179,8 @@ fn login_page(
         Some(Message::Error(m)) => format!("<p class=\"message error\" role=\"alert\">{m}</p>"),
         None => String::new(),
     };
-    let html = format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · moat</title>
-<link rel="stylesheet" href="{STYLESHEET_PATH}">
-</head>
-<body>
-<main>
-<h1>Sign in</h1>
-{message}
+    let body = format!(
+        r#"{message}
 <form method="post" action="{action}">
 <input type="hidden" name="next" value="{next}">
 <label for="user">User name</label>
@@ -199,43 +188,46 @@ fn login_page(
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
-</form>
-<footer>Protected by moat</footer>
-</main>
-</body>
-</html>
-"#,
+</form>"#,
         action = login::LOGIN_PATH,
         next = html_escape(next),
         user = html_escape(user),
     );
-    page(status, html)
+    page(status, shell("Sign in", &body))
 }
 
 fn logout_page() -> Response<Body> {
-    let html = format!(
+    let body = format!(
+        r#"<form method="post" action="{}">
+<button type="submit">Sign out</button>
+</form>"#,
+        login::LOGOUT_PATH
+    );
+    page(StatusCode::OK, shell("Sign out", &body))
+}
+
+/// moat's page around `body` (trusted markup; callers escape what they
+/// put in it).
+fn shell(title: &str, body: &str) -> String {
+    format!(
         r#"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign out · moat</title>
+<title>{title} · moat</title>
 <link rel="stylesheet" href="{STYLESHEET_PATH}">
 </head>
 <body>
 <main>
-<h1>Sign out</h1>
-<form method="post" action="{action}">
-<button type="submit">Sign out</button>
-</form>
+<h1>{title}</h1>
+{body}
 <footer>Protected by moat</footer>
 </main>
 </body>
 </html>
-"#,
-        action = login::LOGOUT_PATH
-    );
-    page(StatusCode::OK, html)
+"#
+    )
 }
 
 fn page(status: StatusCode, html: String) -> Response<Body> {
