@@ -180,17 +180,8 @@ async fn a_requested_script_loads_only_after_approval() {
     let b = Browser::start().await;
     let c = &b.client;
     let flags = || async {
-        let v = c
-            .execute(
-                "return [document.documentElement.dataset.local || '', document.documentElement.dataset.external || '']",
-                vec![],
-            )
-            .await
-            .unwrap();
-        (
-            v[0].as_str().unwrap().to_owned(),
-            v[1].as_str().unwrap().to_owned(),
-        )
+        let v = b.strings("return [document.documentElement.dataset.local || '', document.documentElement.dataset.external || '']").await;
+        (v[0].clone(), v[1].clone())
     };
     c.goto(&moat.https_url("/notes/")).await.unwrap();
     assert_eq!(
@@ -320,17 +311,8 @@ async fn nonces_let_inline_scripts_run_under_a_strict_policy() {
     let b = Browser::start().await;
     let c = &b.client;
     let state = || async {
-        let v = c
-            .execute(
-                "return [document.documentElement.dataset.inline || '', getComputedStyle(document.body).backgroundColor]",
-                vec![],
-            )
-            .await
-            .unwrap();
-        (
-            v[0].as_str().unwrap().to_owned(),
-            v[1].as_str().unwrap().to_owned(),
-        )
+        let v = b.strings("return [document.documentElement.dataset.inline || '', getComputedStyle(document.body).backgroundColor]").await;
+        (v[0].clone(), v[1].clone())
     };
     c.goto(&moat.https_url("/legacy/")).await.unwrap();
     assert_eq!(state().await, ("yes".to_owned(), "rgb(1, 2, 3)".to_owned()));
@@ -385,17 +367,8 @@ async fn the_browser_enforces_the_cors_moat_answers() {
     c.goto(&moat.https_url("/page/")).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let result = loop {
-        let v = c
-            .execute(
-                "return [document.documentElement.dataset.api || '', document.documentElement.dataset.denied || '']",
-                vec![],
-            )
-            .await
-            .unwrap();
-        let pair = (
-            v[0].as_str().unwrap().to_owned(),
-            v[1].as_str().unwrap().to_owned(),
-        );
+        let v = b.strings("return [document.documentElement.dataset.api || '', document.documentElement.dataset.denied || '']").await;
+        let pair = (v[0].clone(), v[1].clone());
         if !pair.0.is_empty() || std::time::Instant::now() > deadline {
             break pair;
         }

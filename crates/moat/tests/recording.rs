@@ -3,7 +3,7 @@
 //! HAR (checked against the HAR 1.2 schema by an independent validator),
 //! tampered with, and recovered after kill -9.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use moat_testkit::moat::TEST_SERVER;
 use moat_testkit::{Moat, client, upstream};
@@ -76,19 +76,8 @@ async fn visit(m: &Moat) -> String {
     cookie
 }
 
-async fn wait_for<T>(what: &str, m: &Moat, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}:\n{}",
-            m.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+async fn wait_for<T>(what: &str, m: &Moat, f: impl FnMut() -> Option<T>) -> T {
+    m.wait_until(what, Duration::from_secs(20), f).await
 }
 
 #[tokio::test]
@@ -96,8 +85,12 @@ async fn a_session_is_recorded_sealed_verified_and_exported() {
     let m = recorded_moat("[auth]\nidle_timeout = \"2s\"\n").await;
     visit(&m).await;
     // In progress, then closed by the idle timeout.
-    let list = json(&cli(&m, &["recordings", "list", "--json"]));
-    assert_eq!(list[0]["state"], "recording", "{list}");
+    // The recorder indexes a new recording off the request path: soon.
+    wait_for("the recording in the index", &m, || {
+        let l = json(&cli(&m, &["recordings", "list", "--json"]));
+        (l[0]["state"] == "recording").then_some(())
+    })
+    .await;
     // Time filters.
     let none = json(&cli(
         &m,
@@ -407,8 +400,12 @@ async fn storage_states_follow_the_configured_minimum() {
     m.reload_with(&with_minimum(1024));
     wait_for("available", &m, || (state(&m) == "available").then_some(())).await;
     visit(&m).await;
-    let list = json(&cli(&m, &["recordings", "list", "--json"]));
-    assert_eq!(list[0]["state"], "recording", "{list}");
+    // The recorder indexes a new recording off the request path: soon.
+    wait_for("the recording in the index", &m, || {
+        let l = json(&cli(&m, &["recordings", "list", "--json"]));
+        (l[0]["state"] == "recording").then_some(())
+    })
+    .await;
 
     // Critically low: the session in progress is closed cleanly.
     m.reload_with(&with_minimum(free * 3));

@@ -110,6 +110,17 @@ impl Browser {
         }
     }
 
+    /// Runs `script` (which returns an array) and gives its items as
+    /// strings (a non-string item reads as empty).
+    pub async fn strings(&self, script: &str) -> Vec<String> {
+        let v = self.client.execute(script, vec![]).await.unwrap();
+        v.as_array()
+            .unwrap_or_else(|| panic!("{script} did not return an array: {v}"))
+            .iter()
+            .map(|x| x.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// Saves a screenshot (PNG), for looking at what a test saw.
     pub async fn screenshot(&self, path: &std::path::Path) {
         let png = self.client.screenshot().await.unwrap();

@@ -225,8 +225,30 @@ impl Moat {
     }
 }
 
-async fn wait_for<T>(mut f: impl FnMut() -> Option<T>, what: &str, logs: impl Fn() -> String) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
+impl Moat {
+    /// Polls `f` until it gives a value (up to `within`); on timeout the
+    /// test fails with `what` and moat's logs.
+    pub async fn wait_until<T>(
+        &self,
+        what: &str,
+        within: Duration,
+        f: impl FnMut() -> Option<T>,
+    ) -> T {
+        wait_for_within(f, what, || self.logs(), within).await
+    }
+}
+
+async fn wait_for<T>(f: impl FnMut() -> Option<T>, what: &str, logs: impl Fn() -> String) -> T {
+    wait_for_within(f, what, logs, Duration::from_secs(10)).await
+}
+
+async fn wait_for_within<T>(
+    mut f: impl FnMut() -> Option<T>,
+    what: &str,
+    logs: impl Fn() -> String,
+    within: Duration,
+) -> T {
+    let deadline = Instant::now() + within;
     loop {
         if let Some(v) = f() {
             return v;
