@@ -24,6 +24,15 @@ pub struct RecordingStorage {
     pub path: String,
     pub available_bytes: Option<u64>,
     pub minimum_available_capacity: u64,
+    /// Recordings in progress.
+    #[serde(default)]
+    pub open_recordings: u64,
+    /// Events waiting for the recorder, and their bytes (bounded; see
+    /// docs/recording-format.md).
+    #[serde(default)]
+    pub queued_events: u64,
+    #[serde(default)]
+    pub queued_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

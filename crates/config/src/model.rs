@@ -50,6 +50,8 @@ pub struct RateLimits {
     pub exempt: Vec<ipnet::IpNet>,
     /// 0: no cap.
     pub max_connections_per_client: usize,
+    /// 0: no cap.
+    pub max_requests_in_flight_per_client: usize,
 }
 
 /// Where recordings are written.
@@ -59,6 +61,11 @@ pub struct Recording {
     pub local_path: Option<PathBuf>,
     /// Below this much free space, no new recorded session starts.
     pub minimum_available_capacity: u64,
+    /// Recordings in progress at once, in all and per client address;
+    /// beyond them a new recorded session is what `on_storage_failure`
+    /// says.
+    pub max_open: usize,
+    pub max_open_per_client: usize,
     /// The global storage policy; `None`: none.
     pub policy: Option<moat_policy::retention::Retention>,
 }
@@ -305,6 +312,15 @@ pub struct Server {
     pub max_uri_length: usize,
     pub shutdown_timeout: Duration,
     pub http2: bool,
+    /// An idle connection between requests (HTTP/2: with no open stream)
+    /// is closed after this.
+    pub keepalive_timeout: Duration,
+    /// Bytes per second a request body to an app must average while moat
+    /// waits for it, after a grace period; 0: no minimum.
+    pub min_body_rate: u64,
+    pub http2_max_concurrent_streams: u32,
+    pub redirect_max_connections: usize,
+    pub redirect_max_connections_per_client: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -424,6 +440,8 @@ pub struct App {
     pub preserve_host: bool,
     pub strip_path: bool,
     pub max_body_size: u64,
+    /// Requests in flight to the upstream at once.
+    pub max_upstream_connections: usize,
     pub timeouts: Timeouts,
     pub auth: AppAuth,
     /// Also send the user upstream as a short-lived signed JWT.
@@ -439,6 +457,10 @@ pub struct App {
     pub rate_limits: Vec<AppLimit>,
     /// `None`: not recorded.
     pub recording: Option<AppRecording>,
+    /// `%2F` and `%5C` in paths reach the app instead of a 400.
+    pub allow_encoded_slashes: bool,
+    /// Lower-case names of request headers with `_` that reach the app.
+    pub allow_underscore_headers: Vec<String>,
 }
 
 /// Who may reach an app.
@@ -505,4 +527,5 @@ pub struct Timeouts {
     pub connect: Duration,
     pub response_header: Duration,
     pub idle: Duration,
+    pub queue: Duration,
 }

@@ -127,6 +127,8 @@ pub struct RawRateLimit {
     pub exempt: Vec<String>,
     /// Concurrent connections from one client address; 0: no cap.
     pub max_connections_per_client: i64,
+    /// Requests one client address may have in flight at once; 0: no cap.
+    pub max_requests_in_flight_per_client: i64,
     /// Keys one zone tracks at most.
     pub max_keys_per_zone: i64,
 }
@@ -137,6 +139,7 @@ impl Default for RawRateLimit {
             zones: Vec::new(),
             exempt: Vec::new(),
             max_connections_per_client: 256,
+            max_requests_in_flight_per_client: 256,
             max_keys_per_zone: 100_000,
         }
     }
@@ -204,6 +207,9 @@ pub struct RawRecording {
     /// Empty: DATA_DIR/recordings.
     pub local_path: String,
     pub minimum_available_capacity: Human,
+    /// Recordings in progress at once, in all and per client address.
+    pub max_open: i64,
+    pub max_open_per_client: i64,
     /// The global storage policy; absent: recordings are kept until
     /// deleted by hand, and may be deleted at any time.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -241,6 +247,8 @@ impl Default for RawRecording {
         RawRecording {
             local_path: String::new(),
             minimum_available_capacity: Human::s("500MiB"),
+            max_open: 1000,
+            max_open_per_client: 20,
             policy: None,
         }
     }
@@ -291,6 +299,11 @@ pub struct RawAppSecurity {
     pub csrf_trusted_origins: Vec<String>,
     /// Path patterns (`*` for any characters) CSRF protection skips.
     pub csrf_bypass: Vec<String>,
+    /// Pass `%2F` / `%5C` in paths to this app (refused with 400 otherwise).
+    pub allow_encoded_slashes: bool,
+    /// Request headers with `_` in their names this app receives (all
+    /// others are dropped: CGI-style servers read `_` as `-`).
+    pub allow_underscore_headers: Vec<String>,
 }
 
 /// `[[csp.allow]]`: approves matching requests of every app.
@@ -331,6 +344,11 @@ pub struct RawServer {
     pub max_uri_length: Human,
     pub shutdown_timeout: Human,
     pub http2: bool,
+    pub keepalive_timeout: Human,
+    pub min_body_rate: Human,
+    pub http2_max_concurrent_streams: i64,
+    pub redirect_max_connections: i64,
+    pub redirect_max_connections_per_client: i64,
 }
 
 impl Default for RawServer {
@@ -347,6 +365,11 @@ impl Default for RawServer {
             max_uri_length: Human::s("8KiB"),
             shutdown_timeout: Human::s("30s"),
             http2: true,
+            keepalive_timeout: Human::s("60s"),
+            min_body_rate: Human::s("1KiB"),
+            http2_max_concurrent_streams: 100,
+            redirect_max_connections: 1024,
+            redirect_max_connections_per_client: 8,
         }
     }
 }
@@ -483,6 +506,10 @@ pub struct RawApp {
     pub preserve_host: bool,
     pub strip_path: bool,
     pub max_body_size: Option<Human>,
+    /// Requests in flight to the upstream at once (each holds one
+    /// connection); more wait up to timeouts.queue, then 503.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_upstream_connections: Option<i64>,
     pub timeouts: RawTimeouts,
     /// `"system"` (moat's login; the default when absent) or `"none"`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -503,6 +530,8 @@ pub struct RawTimeouts {
     pub connect: Human,
     pub response_header: Human,
     pub idle: Human,
+    /// Waiting for one of the app's upstream connections when all are busy.
+    pub queue: Human,
 }
 
 impl Default for RawTimeouts {
@@ -511,6 +540,7 @@ impl Default for RawTimeouts {
             connect: Human::s("5s"),
             response_header: Human::s("60s"),
             idle: Human::s("300s"),
+            queue: Human::s("5s"),
         }
     }
 }

@@ -28,6 +28,18 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// A whole number in `min..=max` (reported and clamped otherwise).
+    fn count(&mut self, key: &str, n: i64, min: i64, max: i64) -> i64 {
+        if n < min || n > max {
+            self.problem(
+                key,
+                format!("{n} is out of range"),
+                format!("use a number from {min} to {max}"),
+            );
+        }
+        n.clamp(min, max)
+    }
+
     fn problem(
         &mut self,
         key: impl Into<String>,
@@ -174,6 +186,30 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
             Duration::ZERO,
         ),
         http2: s.http2,
+        keepalive_timeout: c.duration(
+            "server.keepalive_timeout",
+            &s.keepalive_timeout,
+            Duration::from_millis(100),
+        ),
+        min_body_rate: c.size("server.min_body_rate", &s.min_body_rate, 0),
+        http2_max_concurrent_streams: c.count(
+            "server.http2_max_concurrent_streams",
+            s.http2_max_concurrent_streams,
+            1,
+            10_000,
+        ) as u32,
+        redirect_max_connections: c.count(
+            "server.redirect_max_connections",
+            s.redirect_max_connections,
+            1,
+            1_000_000,
+        ) as usize,
+        redirect_max_connections_per_client: c.count(
+            "server.redirect_max_connections_per_client",
+            s.redirect_max_connections_per_client,
+            1,
+            1_000_000,
+        ) as usize,
     };
     if server.max_header_size > 1 << 20 {
         c.problem(
@@ -219,6 +255,13 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>>
             &raw.recording.minimum_available_capacity,
             0,
         ),
+        max_open: c.count("recording.max_open", raw.recording.max_open, 1, 1_000_000) as usize,
+        max_open_per_client: c.count(
+            "recording.max_open_per_client",
+            raw.recording.max_open_per_client,
+            1,
+            1_000_000,
+        ) as usize,
         policy: raw.recording.policy.as_ref().and_then(|p| {
             let r = moat_policy::retention::Retention {
                 retain_for_days: p.retain_for_days,
@@ -677,7 +720,15 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
             &a.timeouts.idle,
             Duration::from_millis(1),
         ),
+        queue: c.duration(&key("timeouts.queue"), &a.timeouts.queue, Duration::ZERO),
     };
+    let max_upstream_connections = c.count(
+        &key("max_upstream_connections"),
+        a.max_upstream_connections
+            .unwrap_or(DEFAULT_MAX_UPSTREAM_CONNECTIONS),
+        1,
+        1_000_000,
+    ) as usize;
     let recording = a.recording.enabled.then(|| {
         let r = &a.recording;
         AppRecording {
@@ -740,6 +791,30 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
         ),
         bypass: path_patterns(c, &key("security.csrf_bypass"), &a.security.csrf_bypass),
     };
+    let allow_underscore_headers = a
+        .security
+        .allow_underscore_headers
+        .iter()
+        .filter_map(|h| match http::HeaderName::from_bytes(h.as_bytes()) {
+            Ok(name) if h.contains('_') => Some(name.as_str().to_owned()),
+            Ok(_) => {
+                c.problem(
+                    key("security.allow_underscore_headers"),
+                    format!("{h:?} has no _ (headers without one always pass)"),
+                    "list only header names that contain _",
+                );
+                None
+            }
+            Err(_) => {
+                c.problem(
+                    key("security.allow_underscore_headers"),
+                    format!("{h:?} is not a header name"),
+                    "write a header name such as \"X_Custom_Id\"",
+                );
+                None
+            }
+        })
+        .collect();
     let rate_limits = a
         .rate_limit
         .iter()
@@ -811,6 +886,7 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
         preserve_host: a.preserve_host,
         strip_path: a.strip_path,
         max_body_size,
+        max_upstream_connections,
         timeouts,
         auth,
         identity_jwt: a.identity_jwt,
@@ -821,8 +897,13 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
         csrf,
         rate_limits,
         recording,
+        allow_encoded_slashes: a.security.allow_encoded_slashes,
+        allow_underscore_headers,
     })
 }
+
+/// Upstream requests in flight per app when the app sets none.
+const DEFAULT_MAX_UPSTREAM_CONNECTIONS: i64 = 512;
 
 /// (message, fix)
 struct UpstreamError(String, String);
@@ -1339,6 +1420,12 @@ fn validate_rate_limit(c: &mut Checker<'_>, r: &raw::RawRateLimit) -> RateLimits
         zones,
         exempt: nets(c, "rate_limit.exempt", &r.exempt),
         max_connections_per_client: r.max_connections_per_client.max(0) as usize,
+        max_requests_in_flight_per_client: c.count(
+            "rate_limit.max_requests_in_flight_per_client",
+            r.max_requests_in_flight_per_client,
+            0,
+            1_000_000,
+        ) as usize,
     }
 }
 

@@ -405,6 +405,12 @@ fn status_text(s: &Status) -> String {
                 .unwrap_or_else(|| "unknown".into()),
             moat_config_size(r.minimum_available_capacity)
         ));
+        out.push_str(&format!(
+            "recordings: {} open, recorder queue {} events ({})\n",
+            r.open_recordings,
+            r.queued_events,
+            moat_config_size(r.queued_bytes)
+        ));
     }
     out.push('\n');
     out.push_str(&table(

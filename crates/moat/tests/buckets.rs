@@ -323,3 +323,97 @@ async fn recordings_move_to_a_folder_bucket() {
     let out = cli(&m, &["bucket", "show", "spare"]);
     assert_eq!(out.status.code(), Some(5), "{}", show(&out));
 }
+
+/// SIGTERM with recordings in progress: each is sealed, moved to its
+/// bucket and the index updated before the store closes; a recording
+/// whose local copy vanished while it waited is reconciled at the next
+/// start (marked missing, with one error), never retried forever.
+#[tokio::test]
+async fn sigterm_uploads_and_indexes_and_start_reconciles_lost_copies() {
+    let up = upstream::echo("app").await;
+    let config = format!(
+        "{TEST_SERVER}[[apps]]\nname = \"rec\"\npath = \"/rec\"\nauth = \"none\"\nupstream = \"http://{up}\"\n\
+         [apps.recording]\nenabled = true\nbucket = \"shelf\"\n"
+    );
+    let mut m = Moat::start(BIN, &config).await;
+    let shelf = m.dir.path().join("shelf");
+    let out = cli(
+        &m,
+        &[
+            "bucket",
+            "create",
+            "shelf",
+            "--provider",
+            "filesystem",
+            "--path",
+            shelf.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    visit(&m).await;
+    let id = m
+        .wait_until(
+            "the recording in the index",
+            Duration::from_secs(20),
+            || {
+                let l: Value =
+                    serde_json::from_slice(&cli(&m, &["recordings", "list", "--json"]).stdout)
+                        .ok()?;
+                l[0]["id"].as_str().map(str::to_owned)
+            },
+        )
+        .await;
+    m.signal(libc::SIGTERM);
+    assert!(m.wait_exit(Duration::from_secs(30)).await.success());
+    assert!(
+        !m.stderr().contains("index was not updated"),
+        "{}",
+        m.stderr()
+    );
+    assert!(
+        shelf.join(&id).join("manifest.json").exists(),
+        "{}",
+        m.stderr()
+    );
+    assert!(!m.data_dir().join("recordings").join(&id).exists());
+    let dir = std::mem::replace(&mut m.dir, tempfile::tempdir().unwrap());
+    drop(m);
+    let mut m = Moat::start_in(BIN, &config, dir).await;
+    let rec = wait_location(&m, Some(&id), "bucket:shelf").await;
+    assert_eq!(rec["state"], "complete");
+    let out = cli(&m, &["recordings", "verify", &id]);
+    assert!(out.status.success(), "{}", show(&out));
+
+    // The bucket breaks (a file where its folder was): the next recording
+    // waits on local disk. Then its local copy is lost while moat is down.
+    std::fs::rename(&shelf, m.dir.path().join("shelf-moved")).unwrap();
+    std::fs::write(&shelf, "not a folder").unwrap();
+    visit(&m).await;
+    m.signal(libc::SIGTERM);
+    assert!(m.wait_exit(Duration::from_secs(30)).await.success());
+    // Sealed on local disk, waiting for its bucket.
+    let waiting: Vec<String> = std::fs::read_dir(m.data_dir().join("recordings"))
+        .unwrap()
+        .flatten()
+        .filter(|d| d.path().join("manifest.json").exists())
+        .map(|d| d.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(waiting.len(), 1, "{waiting:?}\n{}", m.stderr());
+    let lost = waiting[0].clone();
+    std::fs::remove_dir_all(m.data_dir().join("recordings").join(&lost)).unwrap();
+    // The bucket works again, but does not have it.
+    std::fs::remove_file(&shelf).unwrap();
+    std::fs::rename(m.dir.path().join("shelf-moved"), &shelf).unwrap();
+    let dir = std::mem::replace(&mut m.dir, tempfile::tempdir().unwrap());
+    drop(m);
+    let m = Moat::start_in(BIN, &config, dir).await;
+    wait_location(&m, Some(&lost), "missing").await;
+    // One clear error, and no retry after it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let errors = m
+        .stderr()
+        .matches("neither on local disk nor in its bucket")
+        .count();
+    assert_eq!(errors, 1, "{}", m.stderr());
+    assert!(!m.stderr().contains("retrying"), "{}", m.stderr());
+}

@@ -132,11 +132,17 @@ async fn body_over_limit_is_413() {
 #[tokio::test]
 async fn connection_cap_closes_extra_connections() {
     let moat = echo_moat("max_connections = 2").await;
+    // Two connections, each busy with a request in flight: neither may
+    // give way (an idle one would; see hardening.rs).
     let mut held = Vec::new();
     for _ in 0..2 {
-        held.push(client::raw_https(&moat).await);
+        let mut s = client::raw_https(&moat).await;
+        s.write_all(b"GET /slow/4000 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        held.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     // The third connection is accepted by the kernel and closed by moat.
     let mut tcp = tokio::net::TcpStream::connect(moat.https.unwrap())
         .await
@@ -148,9 +154,12 @@ async fn connection_cap_closes_extra_connections() {
         .unwrap_or(0);
     assert_eq!(n, 0);
     moat.wait_stderr("connection limit").await;
-    // Once one held connection closes, a new one is served.
-    drop(held.pop());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Once a held request is done, its connection is idle and gives way:
+    // a new client is served.
+    let mut s = held.pop().unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
     let resp = client::http1(&moat.self_signed_cert())
         .get(moat.https_url("/"))
         .send()

@@ -48,6 +48,29 @@ pub fn strip_moat_headers(headers: &mut HeaderMap) {
     }
 }
 
+/// SECURITY: removes request headers with `_` in their names, except those
+/// in `allowed` (lower-case). CGI, WSGI and PHP servers turn `-` and `_`
+/// alike into `_` (`X-Moat_User` arrives as `HTTP_X_MOAT_USER`), so such a
+/// header can pass for one moat set. A name that reads as one moat owns
+/// (`X-Moat-*`, a forwarding header) once `_` becomes `-` is removed even
+/// if allowed.
+pub fn strip_underscore_headers(headers: &mut HeaderMap, allowed: &[String]) {
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().contains('_'))
+        .filter(|k| {
+            let hyphenated = k.as_str().replace('_', "-");
+            let owned = hyphenated.starts_with(MOAT_PREFIX)
+                || OWNED.iter().any(|o| o.as_str() == hyphenated);
+            owned || !allowed.iter().any(|a| a == k.as_str())
+        })
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
+
 /// What moat knows about the original request.
 #[derive(Debug, Clone)]
 pub struct Origin<'a> {
@@ -117,6 +140,29 @@ fn value(s: &str) -> HeaderValue {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn underscore_headers_are_dropped_unless_allowed() {
+        let mut h = HeaderMap::new();
+        for name in [
+            "x-moat_user",
+            "x-forwarded_for",
+            "x_custom",
+            "x_other",
+            "x-normal",
+        ] {
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static("v"));
+        }
+        let allowed = ["x_custom".to_owned(), "x-moat_user".to_owned()];
+        strip_underscore_headers(&mut h, &allowed);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["x-normal", "x_custom"],
+            "moat's own names go even when allowed"
+        );
+    }
     use super::*;
 
     #[test]

@@ -10,7 +10,9 @@
 //! - [`client_ip`]: who the client is, given the peer address, the trusted
 //!   proxies and the forwarding headers.
 //! - [`forwarding`]: the clean forwarding headers moat sends upstream.
-//! - [`glob`]: path patterns with `*`.
+//! - [`canonical_path`]: the one form of a request path every decision
+//!   is made on (and the upstream is sent).
+//! - [`glob`]: path patterns with `*` and one-segment `{name}`.
 //! - [`hop_by_hop`]: headers that belong to one connection and must not be
 //!   forwarded.
 //! - [`retention`]: recording storage policies, their rules and dates.
@@ -35,6 +37,7 @@
 //! - [`units`]: parsing sizes (`16KiB`) and durations (`10s`) from config.
 
 pub mod basic_auth;
+pub mod canonical_path;
 pub mod client_ip;
 pub mod conditional;
 pub mod cors;

@@ -124,6 +124,9 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
             path: shared.recorder.root().display().to_string(),
             available_bytes: crate::recorder::available_bytes(shared.recorder.root()),
             minimum_available_capacity: config.recording.minimum_available_capacity,
+            open_recordings: shared.recorder.open_count() as u64,
+            queued_events: shared.recorder.queue.depth().0 as u64,
+            queued_bytes: shared.recorder.queue.depth().1,
         }),
         listeners: shared
             .listeners()
@@ -1360,10 +1363,11 @@ async fn read_recording(
             "conflict",
         ));
     }
+    let kek = shared.recorder.kek().clone();
     tokio::task::spawn_blocking(move || {
         Ok::<_, moat_recording::VerifyError>((
             moat_recording::verify::metadata(&dir)?,
-            moat_recording::verify::events(&dir)?,
+            moat_recording::verify::events(&dir, &kek)?,
         ))
     })
     .await

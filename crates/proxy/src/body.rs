@@ -228,3 +228,170 @@ where
         self.inner.size_hint()
     }
 }
+
+/// What went wrong with a client's request body, for the status code: a
+/// failure of the client's own body is the client's (4xx), never a 502
+/// blamed on the app.
+#[derive(Debug, Default)]
+pub struct BodyFault(std::sync::atomic::AtomicU8);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    /// Over the app's `max_body_size`: 413.
+    TooLarge,
+    /// Slower than `server.min_body_rate`, or idle too long: 408.
+    TooSlow,
+    /// Malformed framing (a bad chunk) or cut off: 400.
+    Malformed,
+}
+
+impl BodyFault {
+    fn set(&self, f: Fault) {
+        let v = match f {
+            Fault::None => 0,
+            Fault::TooLarge => 1,
+            Fault::TooSlow => 2,
+            Fault::Malformed => 3,
+        };
+        // The first fault is the cause; later ones follow from it.
+        let _ = self
+            .0
+            .compare_exchange(0, v, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    pub fn get(&self) -> Fault {
+        match self.0.load(Ordering::Acquire) {
+            1 => Fault::TooLarge,
+            2 => Fault::TooSlow,
+            3 => Fault::Malformed,
+            _ => Fault::None,
+        }
+    }
+}
+
+/// The body arrived slower than the minimum rate.
+#[derive(Debug, thiserror::Error)]
+#[error("request body slower than {0} bytes/s")]
+pub struct TooSlow(pub u64);
+
+pin_project_lite::pin_project! {
+    /// A client's request body on its way to an app: at most `limit`
+    /// bytes, and at least `min_rate` bytes per second of the time spent
+    /// waiting for the client (after `grace`; time the app
+    /// spends not reading is not the client's). SECURITY: a trickled upload
+    /// cannot hold an upstream connection for the whole idle timeout. Any
+    /// failure is recorded in `fault` so the caller answers for the client.
+    pub struct ClientBody<B> {
+        #[pin]
+        inner: B,
+        remaining: u64,
+        limit: u64,
+        min_rate: u64,
+        grace: Duration,
+        received: u64,
+        // Time spent waiting on the client so far.
+        waited: Duration,
+        waiting_since: Option<Instant>,
+        #[pin]
+        deadline: Sleep,
+        fault: Arc<BodyFault>,
+    }
+}
+
+impl<B> ClientBody<B> {
+    /// `grace`: how long the client may keep moat waiting before the rate
+    /// applies (a rate measured over a few bytes is noise).
+    pub fn new(
+        inner: B,
+        limit: u64,
+        (min_rate, grace): (u64, Duration),
+        fault: Arc<BodyFault>,
+    ) -> Self {
+        ClientBody {
+            inner,
+            remaining: limit,
+            limit,
+            min_rate,
+            grace,
+            received: 0,
+            waited: Duration::ZERO,
+            waiting_since: None,
+            deadline: tokio::time::sleep(Duration::ZERO),
+            fault,
+        }
+    }
+}
+
+/// How long the client may have kept moat waiting, having sent `received`
+/// bytes.
+fn wait_budget(received: u64, min_rate: u64, grace: Duration) -> Duration {
+    grace + Duration::from_secs_f64(received as f64 / min_rate as f64)
+}
+
+impl<B> HttpBody for ClientBody<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if polled.is_ready() {
+            if let Some(since) = this.waiting_since.take() {
+                *this.waited += since.elapsed();
+            }
+        }
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    if len > *this.remaining {
+                        this.fault.set(Fault::TooLarge);
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge(*this.limit)))));
+                    }
+                    *this.remaining -= len;
+                    *this.received += len;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let e: BoxError = e.into();
+                this.fault.set(if e.is::<IdleTimeoutElapsed>() {
+                    Fault::TooSlow
+                } else {
+                    Fault::Malformed
+                });
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending if *this.min_rate == 0 => Poll::Pending,
+            Poll::Pending => {
+                if this.waiting_since.is_none() {
+                    let now = Instant::now();
+                    *this.waiting_since = Some(now);
+                    let left = wait_budget(*this.received, *this.min_rate, *this.grace)
+                        .saturating_sub(*this.waited);
+                    this.deadline.as_mut().reset(now + left);
+                }
+                ready!(this.deadline.poll(cx));
+                this.fault.set(Fault::TooSlow);
+                Poll::Ready(Some(Err(Box::new(TooSlow(*this.min_rate)))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

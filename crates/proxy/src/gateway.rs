@@ -9,12 +9,11 @@ use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use http::{Request, StatusCode};
-use hyper_util::server::graceful::GracefulShutdown;
 use moat_config::{App, Config};
 use moat_store::Store;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::access_log::{AccessLog, Entry};
@@ -76,7 +75,8 @@ pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
     pub tls: Option<TlsState>,
     pub access_log: AccessLog,
-    pub conn_limit: Arc<Semaphore>,
+    /// Open connections, their caps and the per-client counts.
+    pub connections: crate::listener::ConnectionState,
     pub workers: Arc<Workers>,
     /// Checked by admin logins (a configured hash, or this run's random
     /// password).
@@ -103,8 +103,6 @@ pub struct Shared {
     pub report_limiter: crate::pipeline::csp_report::ReportLimiter,
     /// Rate-limit zone state, kept across reloads.
     pub zones: Arc<ZoneRegistry>,
-    /// Open connections per client address.
-    pub client_connections: crate::listener::ClientConnections,
     /// Writes recorded sessions.
     pub recorder: crate::recorder::Recorder,
     started: Instant,
@@ -229,7 +227,6 @@ pub struct Gateway {
     shutdown_tx: watch::Sender<bool>,
     accept_tasks: Vec<JoinHandle<()>>,
     admin_task: JoinHandle<()>,
-    graceful: Arc<GracefulShutdown>,
 }
 
 impl Gateway {
@@ -360,7 +357,7 @@ impl Gateway {
             runtime: ArcSwap::from_pointee(runtime),
             tls: tls_state,
             access_log,
-            conn_limit: Arc::new(Semaphore::new(config.server.max_connections)),
+            connections: Default::default(),
             workers: Arc::new(workers),
             admin_password: ArcSwap::from_pointee(admin_password),
             admin_throttle: std::sync::Mutex::new(Throttle::new(
@@ -374,7 +371,6 @@ impl Gateway {
             csp_grants: std::sync::Mutex::new(csp_grants),
             report_limiter: Default::default(),
             zones: zones.clone(),
-            client_connections: Default::default(),
             recorder,
             started: Instant::now(),
             data_dir,
@@ -384,8 +380,10 @@ impl Gateway {
                 .collect(),
         });
 
+        shared
+            .connections
+            .fit_to_descriptors(config.server.max_connections);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let graceful = Arc::new(GracefulShutdown::new());
         let mut accept_tasks = Vec::new();
         for (l, role) in bound {
             tracing::info!(address = %listener::local_addr(&l), ?role, "listening");
@@ -393,7 +391,6 @@ impl Gateway {
                 l,
                 role,
                 shared.clone(),
-                graceful.clone(),
                 shutdown_rx.clone(),
             )));
         }
@@ -423,7 +420,6 @@ impl Gateway {
             shutdown_tx,
             accept_tasks,
             admin_task,
-            graceful,
         })
     }
 
@@ -516,24 +512,24 @@ impl Gateway {
         for t in self.accept_tasks {
             let _ = t.await;
         }
-        let graceful = Arc::try_unwrap(self.graceful).ok();
-        if let Some(graceful) = graceful {
-            let open = graceful.count();
-            tracing::info!(
-                open_connections = open,
-                "draining connections for up to {timeout:?}"
-            );
-            if tokio::time::timeout(timeout, graceful.shutdown())
-                .await
-                .is_err()
-            {
-                tracing::warn!("shutdown timeout reached; closing the remaining connections");
-            }
+        let registry = &self.shared.connections.registry;
+        tracing::info!(
+            open_connections = registry.len(),
+            "draining connections for up to {timeout:?}"
+        );
+        if tokio::time::timeout(timeout, registry.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown timeout reached; closing the remaining connections");
         }
         let _ = self.admin_task.await;
         // Every recording in progress ends with moat and is sealed.
         let shared = self.shared.clone();
         let _ = tokio::task::spawn_blocking(move || shared.recorder.stop()).await;
+        // Uploads of the recordings just sealed update the index: they
+        // finish before the store closes (within the drain deadline).
+        crate::buckets::drain(timeout).await;
         self.shared.store.close().await;
         self.shared.workers.stop();
         self.shared.access_log.flush();

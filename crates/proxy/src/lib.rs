@@ -4,8 +4,12 @@
 //! # Layout
 //! - [`gateway`]: starts everything from a validated config, reloads it,
 //!   drains on shutdown.
-//! - [`listener`]: accept loops, the connection cap, TLS handshakes, one
+//! - [`listener`]: accept loops, the connection caps, TLS handshakes, one
 //!   hyper connection per client.
+//! - [`connections`]: the registry of open connections: caps, idle
+//!   timeouts, which connection gives way when a pool is full, the drain.
+//! - [`log_limit`]: warnings that repeat at attack rate, written once per
+//!   period with a count.
 //! - [`tls`]: rustls server config, SNI certificate choice, self-signed
 //!   certificates, certificate reload.
 //! - [`pipeline`]: the ordered request and response stages, one module each.
@@ -35,10 +39,12 @@ pub mod admin_password;
 pub mod auth;
 pub mod body;
 pub mod buckets;
+pub mod connections;
 pub mod error;
 pub mod gateway;
 pub mod keys;
 pub mod listener;
+pub mod log_limit;
 pub mod pipeline;
 pub mod recorder;
 pub mod runtime;

@@ -10,15 +10,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::IpAddr;
+
+use http::{Response, StatusCode};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::body::{self, Body};
+use crate::connections::{ClientPermit, Connections, Guarded, PerClient, Pool, Slot};
 use crate::gateway::Shared;
 use crate::pipeline::{self, ConnInfo};
 
@@ -31,62 +35,99 @@ pub enum Role {
     RedirectToHttps { https_port: u16 },
 }
 
+/// Connection state shared by the listeners: the registry of open
+/// connections and the per-client counts.
+#[derive(Default)]
+pub struct ConnectionState {
+    pub registry: Arc<Connections>,
+    /// Open connections per client address on the apps listeners.
+    apps_clients: PerClient,
+    /// Open connections per client address on the redirect listener.
+    redirect_clients: PerClient,
+    /// Requests in flight per client address (all connections and streams).
+    requests: PerClient,
+    /// Client connections the open-file limit allows (with a reserve);
+    /// `server.max_connections` above it is lowered to it.
+    fd_cap: std::sync::atomic::AtomicUsize,
+}
+
+impl ConnectionState {
+    /// Raises the open-file limit and sets the connection cap it allows.
+    pub fn fit_to_descriptors(&self, max_connections: usize) {
+        match crate::connections::raise_nofile_limit() {
+            Ok(nofile) => {
+                let cap = crate::connections::connections_for_descriptors(nofile);
+                if cap < max_connections {
+                    tracing::warn!(
+                        open_file_limit = nofile,
+                        "server.max_connections ({max_connections}) needs more descriptors than the open-file limit leaves; at most {cap} client connections are accepted (raise the hard limit, e.g. LimitNOFILE= in systemd)"
+                    );
+                }
+                self.fd_cap.store(cap, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!("cannot read the open-file limit: {e}"),
+        }
+    }
+
+    fn fd_cap(&self) -> usize {
+        match self.fd_cap.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => usize::MAX,
+            n => n,
+        }
+    }
+}
+
 /// Accepts connections until `shutdown` turns true.
 ///
 /// # Errors
 /// Accept errors (such as running out of file descriptors) are logged and
-/// retried after a short pause rather than ending the loop: a listener that
-/// stops accepting takes the whole gateway down with it.
+/// retried after a pause that doubles while they repeat (up to a second),
+/// rather than ending the loop: a listener that stops accepting takes the
+/// whole gateway down with it, and one that retries at once spins.
 pub async fn accept_loop(
     listener: TcpListener,
     role: Role,
     shared: Arc<Shared>,
-    graceful: Arc<GracefulShutdown>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let local = listener
         .local_addr()
         .expect("bound listener has an address");
+    let mut backoff = Duration::from_millis(5);
     loop {
         let (stream, peer) = tokio::select! {
             res = listener.accept() => match res {
-                Ok(pair) => pair,
+                Ok(pair) => {
+                    backoff = Duration::from_millis(5);
+                    pair
+                }
                 Err(e) => {
-                    tracing::error!(listener = %local, "accept failed: {e}; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    crate::log_limit::warn_every(
+                        "accept",
+                        "",
+                        Duration::from_secs(5),
+                        |suppressed| tracing::error!(listener = %local, suppressed, "accept failed: {e}; retrying in {backoff:?}"),
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                     continue;
                 }
             },
             _ = shutdown.changed() => break,
         };
-        let Some(client_permit) = shared.client_connections.acquire(&shared, peer.ip()) else {
-            // SECURITY: one address cannot hold all the connections.
-            tracing::warn!(%peer, "connection cap per client (rate_limit.max_connections_per_client) reached; connection closed");
+        let Some(permit) = admit(&shared, role, peer) else {
             drop(stream);
             continue;
-        };
-        let Ok(global) = shared.conn_limit.clone().try_acquire_owned() else {
-            // SECURITY: at the cap a new connection is closed at once rather
-            // than queued, so a flood cannot hold memory or starve the
-            // connections already being served.
-            tracing::warn!(%peer, "connection limit (server.max_connections) reached; connection closed");
-            drop(stream);
-            continue;
-        };
-        let permit = ConnPermit {
-            _global: global,
-            _client: client_permit,
         };
         let _ = stream.set_nodelay(true);
-        static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let conn = ConnInfo {
-            id: NEXT_CONN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            id: permit.slot.id(),
             peer,
             local,
             tls: matches!(role, Role::Apps { tls: true }),
         };
         let shared = shared.clone();
-        let watcher = graceful.watcher();
+        let shutdown = shutdown.clone();
         // Hand the socket to a worker: it is re-registered with that
         // worker's reactor, so all its I/O is woken on the worker's thread.
         let std_stream = match stream.into_std() {
@@ -102,12 +143,86 @@ pub async fn accept_loop(
                 return;
             };
             if conn.tls {
-                serve_tls(stream, conn, role, shared, watcher, permit).await
+                serve_tls(stream, conn, role, shared, shutdown, permit).await
             } else {
-                serve_connection(TokioIo::new(stream), conn, role, shared, watcher, permit).await
+                serve_connection(TokioIo::new(stream), conn, role, shared, shutdown, permit).await
             }
         });
     }
+}
+
+static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// The caps a new connection must pass, per client first (so one address
+/// cannot take the pool), then the listener's pool.
+fn admit(shared: &Shared, role: Role, peer: SocketAddr) -> Option<ConnPermit> {
+    let runtime = shared.runtime.load();
+    let config = &runtime.config;
+    let state = &shared.connections;
+    let ip = moat_policy::client_ip::canonical(peer.ip());
+    let (pool, cap, clients, per_client, keys) = match role {
+        Role::Apps { .. } => (
+            Pool::Apps,
+            config.server.max_connections.min(state.fd_cap()),
+            &state.apps_clients,
+            config.rate_limit.max_connections_per_client,
+            (
+                "rate_limit.max_connections_per_client",
+                "server.max_connections",
+            ),
+        ),
+        Role::RedirectToHttps { .. } => (
+            Pool::Redirect,
+            config.server.redirect_max_connections,
+            &state.redirect_clients,
+            config.server.redirect_max_connections_per_client,
+            (
+                "server.redirect_max_connections_per_client",
+                "server.redirect_max_connections",
+            ),
+        ),
+    };
+    let client = if per_client == 0 || is_uncapped(config, ip) {
+        None
+    } else {
+        match clients.acquire(ip, per_client) {
+            Some(p) => Some(p),
+            None => {
+                // SECURITY: one address cannot hold all the connections.
+                crate::log_limit::warn_every(
+                    "conn-cap-client",
+                    "",
+                    Duration::from_secs(5),
+                    |suppressed| tracing::warn!(%peer, suppressed, "connection cap per client ({}) reached; connection closed", keys.0),
+                );
+                return None;
+            }
+        }
+    };
+    let id = NEXT_CONN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let Some(slot) = state.registry.admit(id, pool, cap) else {
+        // SECURITY: at the cap with every connection busy, a new one is
+        // closed at once rather than queued, so a flood cannot hold memory
+        // or starve the connections already being served.
+        crate::log_limit::warn_every(
+            "conn-cap",
+            "",
+            Duration::from_secs(5),
+            |suppressed| tracing::warn!(%peer, suppressed, "connection limit ({}) reached with every connection busy; connection closed", keys.1),
+        );
+        return None;
+    };
+    Some(ConnPermit {
+        slot,
+        _client: client,
+    })
+}
+
+/// Trusted proxies and exempt addresses carry many clients: no
+/// per-address cap applies to them.
+fn is_uncapped(config: &moat_config::Config, ip: IpAddr) -> bool {
+    config.security.trusted_proxies.contains(ip)
+        || config.rate_limit.exempt.iter().any(|n| n.contains(&ip))
 }
 
 async fn serve_tls(
@@ -115,7 +230,7 @@ async fn serve_tls(
     conn: ConnInfo,
     role: Role,
     shared: Arc<Shared>,
-    graceful: Watcher,
+    shutdown: watch::Receiver<bool>,
     permit: ConnPermit,
 ) {
     let Some(tls) = shared.tls.as_ref() else {
@@ -123,15 +238,22 @@ async fn serve_tls(
     };
     let acceptor = TlsAcceptor::from(tls.server_config.load_full());
     let timeout = shared.runtime.load().config.server.tls_handshake_timeout;
-    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+    let handshake = tokio::time::timeout(timeout, acceptor.accept(stream));
+    let result = tokio::select! {
+        r = handshake => r,
+        _ = permit.slot.tracked.evicted() => return,
+    };
+    match result {
         Ok(Ok(tls_stream)) => {
-            serve_connection(
+            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            serve_connection_as(
                 TokioIo::new(tls_stream),
                 conn,
                 role,
                 shared,
-                graceful,
+                shutdown,
                 permit,
+                if h2 { Proto::H2 } else { Proto::H1 },
             )
             .await
         }
@@ -140,26 +262,54 @@ async fn serve_tls(
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    H1,
+    H2,
+}
+
 async fn serve_connection<I>(
     io: TokioIo<I>,
     conn: ConnInfo,
     role: Role,
     shared: Arc<Shared>,
-    graceful: Watcher,
-    _permit: ConnPermit,
+    shutdown: watch::Receiver<bool>,
+    permit: ConnPermit,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve_connection_as(io, conn, role, shared, shutdown, permit, Proto::H1).await
+}
+
+/// Serves one connection in the protocol ALPN chose (plain HTTP is always
+/// HTTP/1.1: h2c from clients is not offered, browsers never use it and
+/// without TLS nothing tells a client it may), and closes it when it has
+/// been idle too long, when the pool needs its place, or at shutdown.
+async fn serve_connection_as<I>(
+    io: TokioIo<I>,
+    conn: ConnInfo,
+    role: Role,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    permit: ConnPermit,
+    proto: Proto,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let runtime = shared.runtime.load_full();
     let server = &runtime.config.server;
+    let redirect = matches!(role, Role::RedirectToHttps { .. });
+    let first_request = server.header_read_timeout;
+    let keepalive = server.keepalive_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        // A client must send its whole head in time; this also closes idle
-        // keep-alive connections, since waiting for the next head is the
-        // same wait.
+        // A client must send its whole head in time once it has begun.
         .header_read_timeout(server.header_read_timeout)
+        // The redirect listener answers one request per connection: a
+        // plain-HTTP client has nothing else to do there.
+        .keep_alive(!redirect)
         // hyper answers 431 when a head outgrows its buffer; the exact
         // configured limit is checked again in the pipeline.
         .max_buf_size((server.max_header_size + server.max_uri_length + 1024).max(8192));
@@ -167,18 +317,25 @@ async fn serve_connection<I>(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(server.max_header_size as u32)
+        .max_concurrent_streams(server.http2_max_concurrent_streams)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
-    if !server.http2 || !conn.tls {
-        // h2c from clients is not offered: browsers never use it, and
-        // without TLS nothing tells a client it may.
-        builder = builder.http1_only();
-    }
+    // The protocol is known (ALPN, or plain HTTP): no reading of a preface
+    // to guess it, a read with no timeout of its own.
+    builder = match proto {
+        Proto::H1 => builder.http1_only(),
+        Proto::H2 => builder.http2_only(),
+    };
     drop(runtime);
 
+    let peer = conn.peer;
+    let tracked = permit.slot.tracked.clone();
+    let requests = shared.connections.requests.clone();
     let service = service_fn(move |req| {
         let shared = shared.clone();
         let conn = conn.clone();
+        let busy = tracked.request_started();
+        let requests = requests.clone();
         async move {
             let resp = match role {
                 Role::RedirectToHttps { https_port } => {
@@ -186,15 +343,106 @@ async fn serve_connection<I>(
                     shared.log_redirect(&req, &conn, resp.status());
                     resp
                 }
-                Role::Apps { .. } => pipeline::handle(req, &conn, &shared).await,
+                Role::Apps { .. } => {
+                    // SECURITY: requests in flight per client, across its
+                    // connections and streams, so one address cannot hold
+                    // an unbounded number of upstream connections.
+                    let ip = moat_policy::client_ip::canonical(conn.peer.ip());
+                    let (cap, uncapped) = {
+                        let rt = shared.runtime.load();
+                        (
+                            rt.config.rate_limit.max_requests_in_flight_per_client,
+                            is_uncapped(&rt.config, ip),
+                        )
+                    };
+                    let permit = if cap == 0 || uncapped {
+                        Ok(None)
+                    } else {
+                        requests.acquire(ip, cap).map(Some).ok_or(())
+                    };
+                    match permit {
+                        Ok(permit) => {
+                            let resp = pipeline::handle(req, &conn, &shared).await;
+                            let (parts, body) = resp.into_parts();
+                            return Ok::<_, Infallible>(Response::from_parts(
+                                parts,
+                                body::boxed(Guarded::new(body, (busy, permit))),
+                            ));
+                        }
+                        Err(()) => too_many_in_flight(&conn),
+                    }
+                }
             };
-            Ok::<_, Infallible>(resp)
+            let (parts, body) = resp.into_parts();
+            Ok::<_, Infallible>(Response::from_parts(
+                parts,
+                body::boxed(Guarded::new(body, busy)),
+            ))
         }
     });
     let connection = builder.serve_connection_with_upgrades(io, service);
-    if let Err(e) = graceful.watch(connection.into_owned()).await {
-        tracing::debug!("connection ended with an error: {e}");
+    tokio::pin!(connection);
+    // Once closing, a connection gets this long to finish what it sends.
+    const CLOSE_GRACE: Duration = Duration::from_secs(5);
+    let mut closing: Option<tokio::time::Instant> = None;
+    loop {
+        let idle_check = match closing {
+            Some(hard) => tokio::time::sleep_until(hard),
+            None => tokio::time::sleep(
+                permit
+                    .slot
+                    .tracked
+                    .idle_deadline(first_request, keepalive)
+                    // Busy: look again later; the request's own timeouts
+                    // bound it meanwhile.
+                    .unwrap_or(keepalive),
+            ),
+        };
+        tokio::select! {
+            res = connection.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(%peer, "connection ended with an error: {e}");
+                }
+                return;
+            }
+            _ = shutdown.changed(), if closing.is_none() => {
+                connection.as_mut().graceful_shutdown();
+                // The drain deadline is the gateway's (shutdown_timeout).
+                closing = Some(tokio::time::Instant::now() + Duration::from_secs(86_400));
+            }
+            _ = permit.slot.tracked.evicted(), if closing.is_none() => {
+                connection.as_mut().graceful_shutdown();
+                closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+            }
+            _ = idle_check => {
+                if closing.is_some() {
+                    return;
+                }
+                if permit.slot.tracked.idle_deadline(first_request, keepalive).is_some_and(|d| d.is_zero()) {
+                    connection.as_mut().graceful_shutdown();
+                    closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                }
+            }
+        }
     }
+}
+
+fn too_many_in_flight(conn: &ConnInfo) -> Response<Body> {
+    crate::log_limit::warn_every(
+        "in-flight-cap",
+        "",
+        Duration::from_secs(5),
+        |suppressed| tracing::warn!(peer = %conn.peer, suppressed, "requests in flight per client (rate_limit.max_requests_in_flight_per_client) reached; answered 429"),
+    );
+    let mut resp = crate::error::error_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many requests from your address are in progress. Try again shortly.",
+    );
+    resp.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    resp
 }
 
 /// The address a bound listener ended up on (for port 0 in tests).
@@ -204,59 +452,6 @@ pub fn local_addr(l: &TcpListener) -> SocketAddr {
 
 /// Held for as long as a connection is open.
 pub struct ConnPermit {
-    _global: OwnedSemaphorePermit,
+    slot: Slot,
     _client: Option<ClientPermit>,
-}
-
-/// Open connections per client address, for
-/// `rate_limit.max_connections_per_client`.
-#[derive(Default)]
-pub struct ClientConnections {
-    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
-}
-
-/// One open connection of a client; dropping it releases the slot.
-pub struct ClientPermit {
-    ip: std::net::IpAddr,
-    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
-}
-
-impl ClientConnections {
-    /// A slot for a new connection from `ip`: `Some(None)` when no cap
-    /// applies (cap 0, a trusted proxy, an exempt address), `None` at the
-    /// cap.
-    fn acquire(&self, shared: &Shared, ip: std::net::IpAddr) -> Option<Option<ClientPermit>> {
-        let runtime = shared.runtime.load();
-        let config = &runtime.config;
-        let cap = config.rate_limit.max_connections_per_client;
-        let ip = moat_policy::client_ip::canonical(ip);
-        if cap == 0
-            || config.security.trusted_proxies.contains(ip)
-            || config.rate_limit.exempt.iter().any(|n| n.contains(&ip))
-        {
-            return Some(None);
-        }
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(ip).or_insert(0);
-        if *n >= cap {
-            return None;
-        }
-        *n += 1;
-        Some(Some(ClientPermit {
-            ip,
-            open: self.open.clone(),
-        }))
-    }
-}
-
-impl Drop for ClientPermit {
-    fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.ip);
-            }
-        }
-    }
 }

@@ -10,13 +10,77 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use moat_recording::{Event, Kek, Metadata, Writer};
 use moat_store::{RecordingRow, Store};
+
+/// Events handed to the recorder thread and not yet written.
+///
+/// SECURITY: bounded, so traffic (a WebSocket of tiny pings, a flood of
+/// recorded requests) cannot grow moat's memory faster than the disk takes
+/// it. A recording whose event does not fit is closed cleanly with the
+/// reason recorded ("recorder queue full"), and its WebSocket tunnels are
+/// closed with it: what is recorded is never silently incomplete.
+#[derive(Default)]
+pub struct Queue {
+    events: AtomicUsize,
+    bytes: AtomicU64,
+}
+
+/// Most events waiting for the recorder thread.
+pub const MAX_QUEUED_EVENTS: usize = 100_000;
+/// Most bytes (of recorded data) waiting for the recorder thread.
+pub const MAX_QUEUED_BYTES: u64 = 64 << 20;
+
+impl Queue {
+    /// (events, bytes) waiting now.
+    pub fn depth(&self) -> (usize, u64) {
+        (
+            self.events.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    fn try_reserve(&self, size: u64) -> bool {
+        if self.events.load(Ordering::Relaxed) >= MAX_QUEUED_EVENTS
+            || self.bytes.load(Ordering::Relaxed) + size > MAX_QUEUED_BYTES
+        {
+            return false;
+        }
+        self.events.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        true
+    }
+
+    fn release(&self, size: u64) {
+        self.events.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(size, Ordering::Relaxed);
+    }
+
+    /// More than half full: no new recording starts until it drains.
+    fn is_busy(&self) -> bool {
+        let (e, b) = self.depth();
+        e >= MAX_QUEUED_EVENTS / 2 || b >= MAX_QUEUED_BYTES / 2
+    }
+}
+
+/// Roughly what an event costs in the queue.
+fn event_size(e: &Event) -> u64 {
+    let data = match e {
+        Event::RequestBody { data, .. }
+        | Event::ResponseBody { data, .. }
+        | Event::WsMessage { data, .. } => data.len(),
+        Event::RequestHead { headers, .. } | Event::ResponseHead { headers, .. } => {
+            headers.iter().map(|(k, v)| k.len() + v.len()).sum()
+        }
+        _ => 0,
+    };
+    data as u64 + 128
+}
 
 /// One recording in progress, shared by the requests of its session.
 pub struct Active {
@@ -25,10 +89,17 @@ pub struct Active {
     pub app: String,
     session: String,
     started: Instant,
-    last_seen: Mutex<Instant>,
+    /// Milliseconds after `started` of the last activity (a request, or
+    /// a WebSocket message): the idle timeout counts from it.
+    last_seen_ms: AtomicU64,
     next_req: AtomicU64,
     conns: Mutex<std::collections::HashSet<u64>>,
+    /// The client address that started it (for the per-client cap).
+    client: String,
     tx: mpsc::Sender<Cmd>,
+    queue: Arc<Queue>,
+    /// An event did not fit in the queue: the recording was closed.
+    overflowed: AtomicBool,
 }
 
 impl Active {
@@ -36,8 +107,48 @@ impl Active {
         self.next_req.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub fn record(&self, event: Event) {
-        let _ = self.tx.send(Cmd::Event(self.id.clone(), event));
+    /// Queues an event; `false` when the recording has been closed because
+    /// the queue was full (the caller should stop what produces events).
+    pub fn record(&self, event: Event) -> bool {
+        if self.overflowed.load(Ordering::Relaxed) {
+            return false;
+        }
+        let size = event_size(&event);
+        if !self.queue.try_reserve(size) {
+            if !self.overflowed.swap(true, Ordering::Relaxed) {
+                crate::log_limit::warn_every(
+                    "recorder-queue",
+                    "",
+                    Duration::from_secs(5),
+                    |suppressed| {
+                        tracing::warn!(
+                            recording = &*self.id,
+                            app = self.app,
+                            suppressed,
+                            "the recorder queue is full: the recording is closed (recorder queue full)"
+                        )
+                    },
+                );
+                // Control messages are not counted: the close must arrive.
+                let _ = self
+                    .tx
+                    .send(Cmd::End(self.id.clone(), "recorder queue full"));
+            }
+            return false;
+        }
+        let _ = self.tx.send(Cmd::Event(self.id.clone(), event, size));
+        true
+    }
+
+    /// Marks the recording active now (its idle timeout restarts).
+    pub fn touch(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_seen_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// The recording was closed because the recorder fell behind.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Relaxed)
     }
 
     /// Records the connection's opening the first time it carries a
@@ -61,7 +172,8 @@ impl Active {
 enum Cmd {
     /// A new recording, and the bucket it goes to when it closes.
     Start(Box<Metadata>, Option<String>),
-    Event(Arc<str>, Event),
+    /// An event and its size in the queue.
+    Event(Arc<str>, Event, u64),
     End(Arc<str>, &'static str),
     Stop(mpsc::Sender<()>),
 }
@@ -69,6 +181,7 @@ enum Cmd {
 pub struct Recorder {
     /// The last storage state seen, to log changes.
     pub last_state: Mutex<Option<StorageState>>,
+    pub queue: Arc<Queue>,
     tx: mpsc::Sender<Cmd>,
     active: Mutex<HashMap<(String, String), Arc<Active>>>,
     root: PathBuf,
@@ -144,14 +257,29 @@ impl Recorder {
         handle: tokio::runtime::Handle,
     ) -> std::io::Result<Recorder> {
         crate::tls::create_private_dir(&root)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(&root) {
+                if m.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %root.display(),
+                        "the recordings folder can be read by other local users (mode {:o}); each recording inside is kept 0700, but chmod 700 the folder",
+                        m.permissions().mode() & 0o777
+                    );
+                }
+            }
+        }
         let (tx, rx) = mpsc::channel();
         let thread_root = root.clone();
         let thread_kek = kek.clone();
+        let queue = Arc::new(Queue::default());
+        let thread_queue = queue.clone();
         let thread = std::thread::Builder::new()
             .name("moat-recorder".into())
-            .spawn(move || run(rx, thread_root, thread_kek, store, handle))?;
+            .spawn(move || run(rx, thread_root, thread_kek, store, handle, thread_queue))?;
         Ok(Recorder {
             last_state: Mutex::new(None),
+            queue,
             tx,
             active: Mutex::new(HashMap::new()),
             root,
@@ -176,19 +304,43 @@ impl Recorder {
             .then(|| self.root.join(id))
     }
 
+    /// Recordings in progress.
+    pub fn open_count(&self) -> usize {
+        self.active.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// The recording of `session` at `app`, started if there is none.
+    /// `None` when a new one may not start: `caps` (open recordings in
+    /// all, and per client address) are reached, or the queue is busy.
     pub fn session(
         &self,
         app: &str,
         session: &str,
+        client: &str,
+        caps: (usize, usize),
         bucket: Option<String>,
         meta: impl FnOnce(String) -> Metadata,
-    ) -> Arc<Active> {
+    ) -> Result<Arc<Active>, &'static str> {
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
         let key = (app.to_owned(), session.to_owned());
         if let Some(a) = active.get(&key) {
-            *a.last_seen.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-            return a.clone();
+            if !a.overflowed() {
+                a.touch();
+                return Ok(a.clone());
+            }
+            // Closed for a full queue: the session's next request starts
+            // a new recording (once the queue has room).
+            active.remove(&key);
+        }
+        let (max_open, max_per_client) = caps;
+        if active.len() >= max_open {
+            return Err("recording.max_open recordings are in progress");
+        }
+        if active.values().filter(|a| a.client == client).count() >= max_per_client {
+            return Err("recording.max_open_per_client recordings of this client are in progress");
+        }
+        if self.queue.is_busy() {
+            return Err("the recorder is behind (its queue is over half full)");
         }
         let id = new_id();
         let _ = self.tx.send(Cmd::Start(Box::new(meta(id.clone())), bucket));
@@ -197,13 +349,16 @@ impl Recorder {
             app: app.to_owned(),
             session: session.to_owned(),
             started: Instant::now(),
-            last_seen: Mutex::new(Instant::now()),
+            last_seen_ms: AtomicU64::new(0),
             next_req: AtomicU64::new(1),
             conns: Mutex::new(Default::default()),
+            client: client.to_owned(),
             tx: self.tx.clone(),
+            queue: self.queue.clone(),
+            overflowed: AtomicBool::new(false),
         });
         active.insert(key, a.clone());
-        a
+        Ok(a)
     }
 
     /// Ends every recording of a session (sign-out).
@@ -224,7 +379,7 @@ impl Recorder {
         let now = Instant::now();
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
         active.retain(|_, a| {
-            let last = *a.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+            let last = a.started + Duration::from_millis(a.last_seen_ms.load(Ordering::Relaxed));
             let why = if now.duration_since(last) >= idle {
                 Some("idle timeout")
             } else if now.duration_since(a.started) >= absolute {
@@ -351,7 +506,7 @@ fn recover(root: &Path, kek: &Kek, store: &Store, handle: &tokio::runtime::Handl
                         .ok()
                         .flatten()
                         .and_then(|r| r.bucket);
-                    let events = moat_recording::verify::events(&dir)
+                    let events = moat_recording::verify::events(&dir, kek)
                         .map(|e| e.len())
                         .unwrap_or(0);
                     index(
@@ -383,6 +538,7 @@ fn run(
     kek: Kek,
     store: Store,
     handle: tokio::runtime::Handle,
+    queue: Arc<Queue>,
 ) {
     // First, on this thread (it may block on the store), seal what a
     // previous run left open.
@@ -393,13 +549,14 @@ fn run(
         Ok(rows) => {
             for r in rows {
                 if let Some(b) = r.bucket {
-                    handle.spawn(crate::buckets::upload_with_retry(
+                    crate::buckets::spawn_upload(
+                        &handle,
                         store.clone(),
                         kek.clone(),
                         root.join(&r.id),
                         r.id,
                         b,
-                    ));
+                    );
                 }
             }
         }
@@ -426,7 +583,8 @@ fn run(
                 }
                 Err(e) => tracing::error!("cannot start a recording: {e}"),
             },
-            Ok(Cmd::Event(id, event)) => {
+            Ok(Cmd::Event(id, event, size)) => {
+                queue.release(size);
                 if let Some((w, _)) = open.get_mut(&*id) {
                     if let Err(e) = w.record(event) {
                         tracing::error!(recording = &*id, "cannot write the recording: {e}");
@@ -458,13 +616,14 @@ fn run(
                             );
                             tracing::info!(recording = &*id, why, "recording closed");
                             if let Some(b) = bucket {
-                                handle.spawn(crate::buckets::upload_with_retry(
+                                crate::buckets::spawn_upload(
+                                    &handle,
                                     store.clone(),
                                     kek.clone(),
                                     dir,
                                     id.to_string(),
                                     b,
-                                ));
+                                );
                             }
                         }
                         Err(e) => {

@@ -44,6 +44,8 @@ pub struct AppRuntime {
     pub rate_limits: Vec<AppZone>,
     /// `None`: not recorded.
     pub recording: Option<Arc<moat_config::AppRecording>>,
+    /// `%2F` / `%5C` in paths reach this app instead of a 400.
+    pub allow_encoded_slashes: bool,
     pub kind: AppKind,
 }
 
@@ -82,7 +84,16 @@ impl Runtime {
         let mut apps = Vec::new();
         for app in &config.apps {
             let kind = match &app.source {
-                AppSource::Upstream(u) => AppKind::Upstream(UpstreamApp::new(app, u, workers)),
+                AppSource::Upstream(u) => AppKind::Upstream(UpstreamApp::new(
+                    app,
+                    u,
+                    workers,
+                    // The grace is the time a client gets for its head.
+                    (
+                        config.server.min_body_rate,
+                        config.server.header_read_timeout,
+                    ),
+                )),
                 AppSource::Static(b) => {
                     AppKind::Static(StaticApp::new(&b.dir, b.manifest.spa).map_err(|e| {
                         RuntimeError {
@@ -107,6 +118,7 @@ impl Runtime {
                 csrf: csrf_for(&config, &app.csrf),
                 rate_limits: app_zones(&config, app, zones),
                 recording: app.recording.clone().map(Arc::new),
+                allow_encoded_slashes: app.allow_encoded_slashes,
                 kind,
             }));
         }
@@ -141,6 +153,7 @@ impl Runtime {
                 ),
                 rate_limits: Vec::new(),
                 recording: None,
+                allow_encoded_slashes: false,
                 kind: AppKind::Static(welcome),
             }));
         }

@@ -209,6 +209,18 @@ pub async fn upload(
     Ok(total)
 }
 
+/// Whether a sealed recording (its manifest) is in the bucket.
+pub async fn is_sealed_in(store: &dyn ObjectStore, prefix: &str, id: &str) -> Result<bool, String> {
+    match store
+        .head(&key(prefix, &format!("{id}/{}", files::MANIFEST)))
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Copies a recording from a bucket into `dir` (for verification and
 /// export of recordings no longer on local disk).
 pub async fn download(

@@ -71,10 +71,18 @@ pub enum Event {
         data: String,
         len: u64,
         truncated: bool,
+        /// Identical control messages (pings, pongs) before this one that
+        /// were coalesced into it rather than recorded one by one.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        repeated: u64,
     },
     Error {
         conn: u64,
         req: u64,
         message: String,
     },
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -21,6 +21,58 @@ use sha2::{Digest, Sha256};
 
 use crate::{Error, files, io_err};
 
+/// The format whose chunks are encrypted (format 1 kept them in clear and
+/// is still read).
+pub const ENCRYPTED_FORMAT: u32 = 2;
+
+/// The key a recording's chunks are encrypted with, derived from its own
+/// secret seed (the one wrapped in key.wrapped): HMAC-SHA256 as a PRF,
+/// with a label, so the signing key and the chunk key never coincide.
+pub fn chunk_key(seed: &[u8; 32]) -> [u8; 32] {
+    let mut mac =
+        <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(seed).expect("HMAC takes any key");
+    mac.update(b"moat recording chunk key v1");
+    mac.finalize().into_bytes().into()
+}
+
+/// The nonce of chunk `seq`: unique per key, since a recording's chunks
+/// are numbered once and never rewritten.
+fn chunk_nonce(seq: u64) -> Nonce {
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&seq.to_be_bytes());
+    Nonce::from(n)
+}
+
+fn chunk_aad(id: &str, seq: u64) -> String {
+    format!("moat-recording-chunk:{id}:{seq}")
+}
+
+/// Encrypts a compressed chunk (ChaCha20-Poly1305, bound to the recording
+/// and the chunk's number, so chunks cannot be swapped or moved).
+pub fn encrypt_chunk(key: &[u8; 32], id: &str, seq: u64, compressed: &[u8]) -> Vec<u8> {
+    ChaCha20Poly1305::new(key.into())
+        .encrypt(
+            &chunk_nonce(seq),
+            Payload {
+                msg: compressed,
+                aad: chunk_aad(id, seq).as_bytes(),
+            },
+        )
+        .expect("encrypting a chunk cannot fail")
+}
+
+pub fn decrypt_chunk(key: &[u8; 32], id: &str, seq: u64, sealed: &[u8]) -> Option<Vec<u8>> {
+    ChaCha20Poly1305::new(key.into())
+        .decrypt(
+            &chunk_nonce(seq),
+            Payload {
+                msg: sealed,
+                aad: chunk_aad(id, seq).as_bytes(),
+            },
+        )
+        .ok()
+}
+
 /// moat's key-encryption key (32 bytes, kept in the data directory).
 #[derive(Clone)]
 pub struct Kek([u8; 32]);

@@ -79,7 +79,7 @@ fn a_closed_recording_verifies_and_reads_back() {
     assert_eq!(report.state, State::Complete);
     assert_eq!(report.chunks, 3);
     assert_eq!(report.events, 13);
-    let events = verify::events(&dir).unwrap();
+    let events = verify::events(&dir, &kek()).unwrap();
     assert!(matches!(events[0].event, Event::ConnOpen { .. }));
     assert!(events.windows(2).all(|w| w[0].t_us <= w[1].t_us));
     assert!(
@@ -174,7 +174,7 @@ fn har_export() {
     let dir = recording(root.path(), "rec5", 2);
     let har = har::to_har(
         &verify::metadata(&dir).unwrap(),
-        &verify::events(&dir).unwrap(),
+        &verify::events(&dir, &kek()).unwrap(),
     );
     let entries = har["log"]["entries"].as_array().unwrap();
     assert_eq!(har["log"]["version"], "1.2");
@@ -191,4 +191,37 @@ fn har_export() {
             .unwrap()
             .starts_with("2026-11-18T")
     );
+}
+
+#[test]
+fn chunks_are_encrypted_at_rest_and_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let dir = recording(root.path(), "rec6", 2);
+    assert_eq!(verify::metadata(&dir).unwrap().format, 2);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let entry = entry.unwrap();
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{:?}", entry.file_name());
+        let name = entry.file_name().into_string().unwrap();
+        if name.starts_with("chunk-") {
+            let data = std::fs::read(entry.path()).unwrap();
+            // Neither zstd's magic number nor anything of the events.
+            assert_ne!(
+                &data[..4],
+                &[0x28, 0xb5, 0x2f, 0xfd],
+                "{name} is not plain zstd"
+            );
+            assert!(zstd::stream::decode_all(&data[..]).is_err(), "{name}");
+        }
+    }
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    // Readable with the KEK, and only with it.
+    assert_eq!(verify::events(&dir, &kek()).unwrap().len(), 9);
+    assert!(verify::events(&dir, &Kek::from_bytes([1u8; 32])).is_err());
+    // A chunk moved into another place does not open.
+    std::fs::copy(dir.join("chunk-000001.zst"), dir.join("chunk-000002.zst")).unwrap();
+    let e = verify::events(&dir, &kek()).unwrap_err().to_string();
+    assert!(e.contains("chunk-000002.zst"), "{e}");
 }

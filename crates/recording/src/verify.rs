@@ -98,6 +98,7 @@ pub fn verify(dir: &Path, kek: &Kek) -> Result<Report, VerifyError> {
             "its SHA-256 is not the one the manifest signed",
         ));
     }
+    let keys = ChunkKeys::load(dir, kek)?;
     let mut events = 0;
     let mut bytes = 0;
     for c in &manifest.chunks {
@@ -114,7 +115,7 @@ pub fn verify(dir: &Path, kek: &Kek) -> Result<Report, VerifyError> {
                 "its SHA-256 is not the one the manifest signed",
             ));
         }
-        events += parse_chunk(&c.file, &data)?.len() as u64;
+        events += parse_chunk(&c.file, &open_chunk(&keys, c.seq, &c.file, data)?)?.len() as u64;
         bytes += c.size;
     }
     Ok(Report {
@@ -150,13 +151,50 @@ pub fn metadata(dir: &Path) -> Result<crate::Metadata, VerifyError> {
         .map_err(|e| fail(files::SESSION, format!("is not valid: {e}")))
 }
 
+/// What opens a recording's chunks: its chunk key (format 2), or nothing
+/// (format 1, chunks in clear).
+struct ChunkKeys {
+    id: String,
+    key: Option<[u8; 32]>,
+}
+
+impl ChunkKeys {
+    fn load(dir: &Path, kek: &Kek) -> Result<ChunkKeys, VerifyError> {
+        let meta = metadata(dir)?;
+        let key = if meta.format >= crate::seal::ENCRYPTED_FORMAT {
+            let seed = kek
+                .unwrap(&meta.id, &read(dir, files::KEY)?)
+                .map_err(|e| fail(files::KEY, e.to_string()))?;
+            Some(crate::seal::chunk_key(&seed))
+        } else {
+            None
+        };
+        Ok(ChunkKeys { id: meta.id, key })
+    }
+}
+
+fn open_chunk(
+    keys: &ChunkKeys,
+    seq: u64,
+    file: &str,
+    data: Vec<u8>,
+) -> Result<Vec<u8>, VerifyError> {
+    match &keys.key {
+        None => Ok(data),
+        Some(k) => crate::seal::decrypt_chunk(k, &keys.id, seq, &data)
+            .ok_or_else(|| fail(file, "does not decrypt (altered, or not this recording's)")),
+    }
+}
+
 /// Every event of a sealed recording, in order (not verified: call
-/// [`verify`] first where it matters).
-pub fn events(dir: &Path) -> Result<Vec<Recorded>, VerifyError> {
+/// [`verify`] first where it matters). The KEK opens encrypted chunks.
+pub fn events(dir: &Path, kek: &Kek) -> Result<Vec<Recorded>, VerifyError> {
     let m = manifest(dir)?;
+    let keys = ChunkKeys::load(dir, kek)?;
     let mut out = Vec::new();
     for c in &m.chunks {
-        out.extend(parse_chunk(&c.file, &read(dir, &c.file)?)?);
+        let data = open_chunk(&keys, c.seq, &c.file, read(dir, &c.file)?)?;
+        out.extend(parse_chunk(&c.file, &data)?);
     }
     Ok(out)
 }

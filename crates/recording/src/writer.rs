@@ -6,6 +6,7 @@
 //! events not yet flushed and never leaves a half chunk that counts.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -56,15 +57,19 @@ pub struct Writer {
     seq: u64,
     chunks: Vec<ChunkEntry>,
     key: SigningKey,
+    /// Encrypts the chunks (format 2).
+    chunk_key: [u8; 32],
     kek: Kek,
     events: u64,
 }
 
 impl Writer {
     /// Creates `root/ID/` with `session.json` and the wrapped key.
-    pub fn create(root: &Path, meta: Metadata, kek: &Kek) -> Result<Writer, Error> {
+    pub fn create(root: &Path, mut meta: Metadata, kek: &Kek) -> Result<Writer, Error> {
+        // Every new recording has encrypted chunks.
+        meta.format = seal::ENCRYPTED_FORMAT;
         let dir = root.join(&meta.id);
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        private_dir(&dir)?;
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).expect("the operating system's random generator works");
         let key = SigningKey::from_bytes(&seed);
@@ -81,6 +86,7 @@ impl Writer {
             seq: 0,
             chunks: Vec::new(),
             key,
+            chunk_key: seal::chunk_key(&seed),
             kek: kek.clone(),
             events: 0,
         })
@@ -127,6 +133,9 @@ impl Writer {
         let compressed = zstd::bulk::compress(&self.buf, 3)
             .map_err(|e| Error::Format(format!("compressing a chunk: {e}")))?;
         self.seq += 1;
+        // Encrypted at rest: a copied disk or bucket shows nothing of the
+        // session; the manifest's hashes are over what is stored.
+        let compressed = seal::encrypt_chunk(&self.chunk_key, &self.meta.id, self.seq, &compressed);
         let file = files::chunk(self.seq);
         let path = self.dir.join(&file);
         write_durably(&path, &compressed)?;
@@ -135,6 +144,7 @@ impl Writer {
         let mut log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&log_path)
             .map_err(io_err(&log_path))?;
         writeln!(log, "{} {sha} {}", self.seq, compressed.len())
@@ -166,13 +176,32 @@ impl Writer {
     }
 }
 
+/// Creates a recording's folder, 0700 whatever the umask.
+fn private_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err(dir)(e)),
+    }
+    // The mode passed to mkdir is masked by the umask: set it outright.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_err(dir))
+}
+
 /// Writes a file so that after a crash it is either whole or absent:
 /// a temporary file, synced, renamed over the name, the folder synced.
 pub(crate) fn write_durably(path: &Path, data: &[u8]) -> Result<(), Error> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    // 0600 whatever the umask: a recording is for moat and its admins.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
     f.write_all(data)
         .and_then(|_| f.sync_all())
         .map_err(io_err(&tmp))?;

@@ -449,7 +449,20 @@ impl Store {
                 .await?
                 .get("n");
             if distinct >= MAX_REPORTS_PER_APP {
-                continue;
+                // SECURITY: anyone can post reports, so a full table gives
+                // up a violation seen once (the oldest), never one seen
+                // again and again: invented sources replace each other
+                // while the real, repeated ones stay.
+                let evicted = sqlx::query(
+                    "DELETE FROM csp_reports WHERE rowid = (SELECT rowid FROM csp_reports \
+                     WHERE app = ? AND count = 1 ORDER BY last_seen ASC LIMIT 1)",
+                )
+                .bind(app)
+                .execute(&mut *tx)
+                .await?;
+                if evicted.rows_affected() == 0 {
+                    continue;
+                }
             }
             sqlx::query(
                 "INSERT INTO csp_reports (app, directive, blocked, document, disposition, count, first_seen, last_seen) \

@@ -146,6 +146,11 @@ impl Moat {
         Ok((status, value))
     }
 
+    /// The moat process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     pub fn signal(&self, sig: i32) {
         let pid = self.child.as_ref().unwrap().id() as i32;
         // SAFETY: kill(2) on our own child's pid.

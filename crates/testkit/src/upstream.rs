@@ -285,3 +285,62 @@ pub async fn closes_after_each_response()
     });
     (addr, count)
 }
+
+/// A running nginx, the normalising upstream: it merges slashes, resolves
+/// dot segments and decodes the path before it chooses a location, as most
+/// web servers do. Stopped when dropped.
+pub struct Nginx {
+    pub addr: SocketAddr,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts nginx on a free port of 127.0.0.1 with `locations` as the body
+/// of its one `server` block. `scripts/test` installs nginx.
+pub async fn nginx(locations: &str) -> Nginx {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let p = dir.path().display();
+    let conf = format!(
+        "worker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
+           fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
+           server {{\n    listen 127.0.0.1:{port};\n{locations}\n  }}\n}}\n"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|b| std::path::Path::new(b).exists())
+        .expect("nginx is installed (scripts/test installs nginx-light)");
+    let child = std::process::Command::new(bin)
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Nginx {
+                addr,
+                child,
+                _dir: dir,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("nginx did not start on {addr}");
+}

@@ -23,6 +23,20 @@ pub fn check_head<B>(req: &Request<B>, server: &Server) -> Result<(), Rejection>
             "The request URI is too long.",
         ));
     }
+    // RFC 9112 §3.2: a request with more than one Host is answered 400;
+    // which one counts is exactly what two parsers disagree on.
+    if req
+        .headers()
+        .get_all(http::header::HOST)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(Rejection::client(
+            StatusCode::BAD_REQUEST,
+            "The request has more than one Host header.",
+        ));
+    }
     // Counted as on the wire: "name: value\r\n" per field.
     let header_bytes: usize = req
         .headers()

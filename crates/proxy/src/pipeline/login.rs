@@ -28,6 +28,8 @@ pub const JWKS_PATH: &str = "/_moat/jwks.json";
 const STYLESHEET: &str = include_str!("login/login.css");
 /// A login form is a few hundred bytes; anything much larger is not one.
 const MAX_FORM: usize = 16 * 1024;
+/// The longest a sign-in form may take to arrive.
+const FORM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -114,11 +116,27 @@ async fn sign_in(
     shared: &Arc<Shared>,
 ) -> Result<Response<Body>, Rejection> {
     refuse_cross_origin(&req, ctx)?;
-    let form = Limited::new(req.into_body(), MAX_FORM)
-        .collect()
-        .await
-        .map_err(|_| Rejection::client(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?
-        .to_bytes();
+    // SECURITY: a stalled form is not held open (the form is tiny).
+    let form = match tokio::time::timeout(
+        FORM_TIMEOUT,
+        Limited::new(req.into_body(), MAX_FORM).collect(),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => {
+            return Err(Rejection::client(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The form is too large.",
+            ));
+        }
+        Err(_) => {
+            return Err(Rejection::client(
+                StatusCode::REQUEST_TIMEOUT,
+                "The form did not arrive in time.",
+            ));
+        }
+    };
     let form = String::from_utf8_lossy(&form);
     let user = login::form_field(&form, "user").unwrap_or_default();
     let password = login::form_field(&form, "password").unwrap_or_default();

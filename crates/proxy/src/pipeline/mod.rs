@@ -7,6 +7,7 @@
 
 pub mod admin_tcp;
 pub mod auth;
+pub mod canonical;
 pub mod cors;
 pub mod csp_nonce;
 pub mod csp_report;
@@ -133,6 +134,9 @@ async fn request_stages(
 ) -> Result<Response<Body>, Rejection> {
     // Limits first: an oversized head is refused before any work is done on it.
     limits::check_head(&req, &runtime.config.server)?;
+    // The canonical path next: every decision below, and the upstream,
+    // see one spelling of the path (`//`, `.`, `..`, `%61` resolved).
+    canonical::apply(&mut req, ctx.host.as_deref(), runtime)?;
     // moat's own namespace before app routing, so no app can shadow the
     // admin API and no app is reachable through it.
     if admin_tcp::is_admin_path(req.uri().path()) {
@@ -244,7 +248,14 @@ fn rescue(rejection: Rejection, ctx: &RequestCtx) -> Response<Body> {
     let app = ctx.app.as_ref().map(|a| a.name.as_str()).unwrap_or("-");
     match rejection.side {
         Side::Upstream => {
-            tracing::warn!(app, client = %ctx.client.ip, status = rejection.status.as_u16(), "upstream failed: {}", rejection.detail)
+            // An upstream that is down fails every request: one line per
+            // app every few seconds, with the count, not one per request.
+            crate::log_limit::warn_every(
+                "upstream",
+                app,
+                std::time::Duration::from_secs(5),
+                |suppressed| tracing::warn!(app, client = %ctx.client.ip, status = rejection.status.as_u16(), suppressed, "upstream failed: {}", rejection.detail),
+            )
         }
         Side::Internal => {
             tracing::error!(app, client = %ctx.client.ip, "internal error: {}", rejection.detail)

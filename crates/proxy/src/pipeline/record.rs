@@ -38,6 +38,26 @@ pub struct Exchange {
     conn: u64,
     req: u64,
     policy: Arc<AppRecording>,
+    /// A response head or a failure was recorded: the exchange's end is
+    /// theirs to record.
+    answered: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        // Dropped unanswered: the client went away before the app answered.
+        if !self.answered.load(std::sync::atomic::Ordering::Relaxed) {
+            self.rec.record(Event::Error {
+                conn: self.conn,
+                req: self.req,
+                message: "the client went away before the response".into(),
+            });
+            self.rec.record(Event::ExchangeEnd {
+                conn: self.conn,
+                req: self.req,
+            });
+        }
+    }
 }
 
 /// Starts recording a request, or refuses it when it cannot be recorded
@@ -90,9 +110,18 @@ pub fn begin<B>(
         );
         runtime.config.recording.policy
     });
-    let rec = shared
-        .recorder
-        .session(&app.name, &session, policy.bucket.clone(), |id| Metadata {
+    let caps = (
+        runtime.config.recording.max_open,
+        runtime.config.recording.max_open_per_client,
+    );
+    let client = ctx.client.ip.to_string();
+    let rec = shared.recorder.session(
+        &app.name,
+        &session,
+        &client,
+        caps,
+        policy.bucket.clone(),
+        |id| Metadata {
             format: 1,
             id,
             app: app.name.clone(),
@@ -114,7 +143,26 @@ pub fn begin<B>(
                 retain_for_days: retention.map(|r| r.retain_for_days),
                 delete_after_days: retention.map(|r| r.delete_after_days),
             },
-        });
+        },
+    );
+    let rec = match rec {
+        Ok(rec) => rec,
+        Err(why) => {
+            crate::log_limit::warn_every(
+                "recording-cap",
+                &app.name,
+                std::time::Duration::from_secs(5),
+                |suppressed| tracing::warn!(app = app.name, client = %ctx.client.ip, suppressed, "a recorded session cannot be recorded: {why}"),
+            );
+            return match policy.on_storage_failure {
+                StorageFailure::Refuse => Err(crate::error::error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "This app is recorded, and no new recording can start now.",
+                )),
+                StorageFailure::AllowUnrecorded => Ok(None),
+            };
+        }
+    };
     rec.saw_conn(ctx.conn_id, &ctx.client.ip.to_string(), ctx.tls);
     let n = rec.next_req();
     rec.record(Event::RequestHead {
@@ -130,6 +178,7 @@ pub fn begin<B>(
         conn: ctx.conn_id,
         req: n,
         policy: policy.clone(),
+        answered: Default::default(),
     }))
 }
 
@@ -202,6 +251,8 @@ impl Exchange {
 
     /// Records the response head and wraps its body.
     pub fn response(&self, resp: Response<Body>) -> Response<Body> {
+        self.answered
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.rec.record(Event::ResponseHead {
             conn: self.conn,
             req: self.req,
@@ -214,6 +265,8 @@ impl Exchange {
 
     /// Records a request that failed before a response.
     pub fn failed(&self, why: &str) {
+        self.answered
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.rec.record(Event::Error {
             conn: self.conn,
             req: self.req,
@@ -324,7 +377,10 @@ impl Sink {
                 message: "the body ended early".into(),
             });
         }
-        if self.side == Side::Response || aborted {
+        // The response ends the exchange; a request body cut short is
+        // recorded as an error, and the exchange still ends with its
+        // response (or with `failed`, or when the exchange is dropped).
+        if self.side == Side::Response {
             self.rec.record(Event::ExchangeEnd {
                 conn: self.conn,
                 req: self.req,
@@ -395,6 +451,12 @@ where
                 if let Some(d) = f.data_ref() {
                     this.sink.piece(d);
                 }
+                // A body of known length is done with its last frame: its
+                // reader may never poll again for the end, and dropping it
+                // then is not an abort.
+                if this.inner.is_end_stream() {
+                    this.sink.end(false);
+                }
             }
             Some(Err(_)) => this.sink.end(true),
             None => this.sink.end(false),
@@ -442,6 +504,42 @@ pub struct WsTap {
     data: Option<(u8, Vec<u8>, u64)>,
     /// The control frame being read.
     control: Option<(u8, Vec<u8>, u64)>,
+    /// Per kind (ping, pong): the last one recorded (payload, when), and
+    /// how many identical ones since were coalesced into a count.
+    coalesced: [Coalesced; 2],
+    /// The recording was closed (queue full): the tunnel must close.
+    stopped: bool,
+}
+
+#[derive(Default)]
+struct Coalesced {
+    last: Option<(Vec<u8>, std::time::Instant)>,
+    repeated: u64,
+}
+
+impl Drop for WsTap {
+    fn drop(&mut self) {
+        self.flush_coalesced();
+    }
+}
+
+impl WsTap {
+    /// Writes the control messages still only counted: the last one
+    /// counted stands for itself and those before it. Called before any
+    /// other message, so the recording keeps the order of events.
+    fn flush_coalesced(&mut self) {
+        for (i, opcode) in [(0, 9u8), (1, 10u8)] {
+            let c = &mut self.coalesced[i];
+            if c.repeated > 0 {
+                let repeated = c.repeated - 1;
+                c.repeated = 0;
+                if let Some((data, _)) = c.last.take() {
+                    let n = data.len() as u64;
+                    self.emit((opcode, data, n), repeated);
+                }
+            }
+        }
+    }
 }
 
 enum WsState {
@@ -470,6 +568,8 @@ impl Exchange {
             state: WsState::Header(Vec::new()),
             data: None,
             control: None,
+            coalesced: Default::default(),
+            stopped: false,
         }
     }
 }
@@ -486,10 +586,15 @@ fn opcode_name(op: u8) -> &'static str {
 }
 
 impl WsTap {
-    pub fn feed(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
+    /// Reads bytes passing one way; `false` once the recording has been
+    /// closed (the recorder's queue was full): the caller closes the
+    /// tunnel, so nothing passes unrecorded.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> bool {
+        // A live WebSocket keeps its recording open.
+        self.rec.touch();
+        while !bytes.is_empty() && !self.stopped {
             match &mut self.state {
-                WsState::Lost => return,
+                WsState::Lost => return true,
                 WsState::Header(h) => {
                     h.push(bytes[0]);
                     bytes = &bytes[1..];
@@ -534,6 +639,7 @@ impl WsTap {
                 }
             }
         }
+        !self.stopped
     }
 
     fn begin_frame(&mut self, state: &WsState) {
@@ -559,18 +665,45 @@ impl WsTap {
         };
         if opcode >= 8 {
             if let Some(m) = self.control.take() {
-                self.emit(m);
+                self.control_message(m);
             }
         } else if fin {
             if let Some(m) = self.data.take() {
-                self.emit(m);
+                self.flush_coalesced();
+                self.emit(m, 0);
             }
         }
         self.state = WsState::Header(Vec::new());
     }
 
-    fn emit(&self, (opcode, kept, total): (u8, Vec<u8>, u64)) {
-        self.rec.record(Event::WsMessage {
+    /// A ping or pong identical to the last one recorded within a second
+    /// is counted, not recorded (a flood of tiny pings is a cheap way to
+    /// make a recorder work); others are recorded with the count.
+    fn control_message(&mut self, m: (u8, Vec<u8>, u64)) {
+        let slot = match m.0 {
+            9 => 0,
+            10 => 1,
+            // A close is recorded as it is, after what it follows.
+            _ => {
+                self.flush_coalesced();
+                return self.emit(m, 0);
+            }
+        };
+        let now = std::time::Instant::now();
+        let c = &mut self.coalesced[slot];
+        if let Some((data, at)) = &c.last {
+            if *data == m.1 && now.duration_since(*at) < std::time::Duration::from_secs(1) {
+                c.repeated += 1;
+                return;
+            }
+        }
+        c.last = Some((m.1.clone(), now));
+        let repeated = std::mem::take(&mut c.repeated);
+        self.emit(m, repeated);
+    }
+
+    fn emit(&mut self, (opcode, kept, total): (u8, Vec<u8>, u64), repeated: u64) {
+        let accepted = self.rec.record(Event::WsMessage {
             conn: self.conn,
             req: self.req,
             dir: self.dir.to_owned(),
@@ -578,7 +711,11 @@ impl WsTap {
             data: base64::engine::general_purpose::STANDARD.encode(&kept),
             len: total,
             truncated: (kept.len() as u64) < total,
+            repeated,
         });
+        if !accepted {
+            self.stopped = true;
+        }
     }
 }
 

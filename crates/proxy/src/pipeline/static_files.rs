@@ -75,6 +75,16 @@ impl StaticApp {
             Refusal::Hidden => Rejection::not_found(),
             _ => Rejection::client(StatusCode::BAD_REQUEST, "The request path is not allowed."),
         })?;
+        // SECURITY: the bundle's config.json is the admin's (its CSP
+        // layer), not the app's: never served, nor a compressed copy.
+        if let [only] = wanted.segments.as_slice() {
+            if only
+                .strip_prefix(moat_config::manifest::ADMIN_FILE_NAME)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            {
+                return Err(Rejection::not_found());
+            }
+        }
         let mut candidate = self.root.clone();
         candidate.extend(&wanted.segments);
 

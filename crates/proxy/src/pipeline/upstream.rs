@@ -6,7 +6,6 @@
 //! joined byte for byte.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
@@ -18,7 +17,7 @@ use moat_config::{App, Timeouts, Upstream};
 use moat_policy::{forwarding, hop_by_hop};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::body::{self, Body, IdleTimeout, Limited};
+use crate::body::{self, Body, BodyFault, ClientBody, Fault, IdleTimeout};
 use crate::error::Rejection;
 use crate::pipeline::RequestCtx;
 use crate::runtime::AppRuntime;
@@ -32,6 +31,16 @@ pub struct UpstreamApp {
     preserve_host: bool,
     strip_path: bool,
     timeouts: Timeouts,
+    /// Request headers with `_` this app receives (lower-case).
+    allow_underscore_headers: Vec<String>,
+    /// Bytes per second a request body must keep up (0: no minimum), and
+    /// the grace before it applies.
+    min_body_rate: (u64, Duration),
+    /// SECURITY: requests in flight to this upstream, across workers. Each
+    /// holds an upstream connection (a socket, a descriptor), so without a
+    /// cap a slow upstream lets clients open descriptors until moat has
+    /// none left for anyone.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// How requests reach the upstream. Each app has its own connections, so
@@ -50,7 +59,12 @@ enum Failure {
 }
 
 impl UpstreamApp {
-    pub fn new(app: &App, upstream: &Upstream, workers: usize) -> UpstreamApp {
+    pub fn new(
+        app: &App,
+        upstream: &Upstream,
+        workers: usize,
+        min_body_rate: (u64, Duration),
+    ) -> UpstreamApp {
         let authority = upstream
             .origin
             .authority()
@@ -89,6 +103,9 @@ impl UpstreamApp {
             preserve_host: app.preserve_host,
             strip_path: app.strip_path,
             timeouts: app.timeouts.clone(),
+            min_body_rate,
+            allow_underscore_headers: app.allow_underscore_headers.clone(),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(app.max_upstream_connections)),
         }
     }
 
@@ -162,6 +179,7 @@ impl UpstreamApp {
         let h = &mut parts.headers;
         hop_by_hop::strip(h);
         forwarding::strip_moat_headers(h);
+        forwarding::strip_underscore_headers(h, &self.allow_underscore_headers);
         // Identity after the strip: only moat's own X-Moat-* reach the app.
         if let Some(user) = &ctx.user {
             if let Ok(v) = HeaderValue::from_str(user) {
@@ -203,19 +221,43 @@ impl UpstreamApp {
             h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         }
 
-        let exceeded = Arc::new(AtomicBool::new(false));
-        // Most requests have no body; they skip the limit and idle timer.
+        let fault = Arc::new(BodyFault::default());
+        // Most requests have no body; they skip the limit and timers.
         let body = if http_body::Body::is_end_stream(&incoming) {
             body::empty()
         } else {
-            body::boxed(Limited::new(
+            body::boxed(ClientBody::new(
                 IdleTimeout::new(incoming, self.timeouts.idle),
                 app.max_body_size,
-                exceeded.clone(),
+                self.min_body_rate,
+                fault.clone(),
             ))
         };
         let upstream_req = Request::from_parts(parts, body);
 
+        // A free upstream slot, waited for a bounded time: a busy app
+        // answers 503 quickly rather than queueing without end.
+        let slot = match self.in_flight.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => match tokio::time::timeout(
+                self.timeouts.queue,
+                self.in_flight.clone().acquire_owned(),
+            )
+            .await
+            {
+                Ok(Ok(slot)) => slot,
+                _ => {
+                    return Err(Rejection::upstream(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The app is busy. Try again shortly.",
+                        format!(
+                            "every upstream connection (max_upstream_connections) stayed busy for {:?}",
+                            self.timeouts.queue
+                        ),
+                    ));
+                }
+            },
+        };
         let result =
             tokio::time::timeout(self.timeouts.response_header, self.send(upstream_req)).await;
         let mut resp = match result {
@@ -229,7 +271,7 @@ impl UpstreamApp {
                     ),
                 ));
             }
-            Ok(Err(failure)) => return Err(classify(failure, &exceeded)),
+            Ok(Err(failure)) => return Err(classify(failure, &fault)),
             Ok(Ok(resp)) => resp,
         };
 
@@ -246,6 +288,8 @@ impl UpstreamApp {
             let name = app.name.clone();
             let taps = recording.map(|ex| (ex.ws_tap("client"), ex.ws_tap("server")));
             tokio::spawn(async move {
+                // The tunnel holds its upstream connection until it ends.
+                let _slot = slot;
                 match tokio::try_join!(client_upgrade, upstream_upgrade) {
                     Ok((c, u)) => {
                         if let Err(e) = tunnel(TokioIo::new(c), TokioIo::new(u), idle, taps).await {
@@ -270,7 +314,10 @@ impl UpstreamApp {
         hop_by_hop::strip(&mut parts.headers);
         Ok(Response::from_parts(
             parts,
-            body::boxed(IdleTimeout::new(incoming, self.timeouts.idle)),
+            body::boxed(crate::connections::Guarded::new(
+                IdleTimeout::new(incoming, self.timeouts.idle),
+                slot,
+            )),
         ))
     }
 
@@ -304,9 +351,23 @@ impl UpstreamApp {
 
 /// Maps a failed upstream exchange to a status: our own body limit is the
 /// client's fault (413), a connect timeout is 504, anything else 502.
-fn classify(failure: Failure, exceeded: &AtomicBool) -> Rejection {
-    if exceeded.load(Ordering::Acquire) {
-        return crate::pipeline::limits::too_large();
+fn classify(failure: Failure, fault: &BodyFault) -> Rejection {
+    // The client's own body failed: the client's error, not the app's.
+    match fault.get() {
+        Fault::TooLarge => return crate::pipeline::limits::too_large(),
+        Fault::TooSlow => {
+            return Rejection::client(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body arrived too slowly.",
+            );
+        }
+        Fault::Malformed => {
+            return Rejection::client(
+                StatusCode::BAD_REQUEST,
+                "The request body was malformed or cut off.",
+            );
+        }
+        Fault::None => {}
     }
     match failure {
         Failure::Connect {
@@ -338,6 +399,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The recording of a tunnel was closed (the recorder's queue was full).
+fn recorder_full() -> std::io::Error {
+    std::io::Error::other("its recording was closed (recorder queue full)")
+}
+
 /// Joins two upgraded connections until either side closes or nothing has
 /// moved in either direction for `idle`.
 /// Copies bytes both ways until both sides close or nothing moves for
@@ -366,14 +432,18 @@ where
             n = ar.read(&mut abuf), if a_open => {
                 let n = n?;
                 if n == 0 { a_open = false; bw.shutdown().await?; } else {
-                    if let Some((from_client, _)) = taps.as_mut() { from_client.feed(&abuf[..n]); }
+                    if let Some((from_client, _)) = taps.as_mut() {
+                        if !from_client.feed(&abuf[..n]) { return Err(recorder_full()); }
+                    }
                     bw.write_all(&abuf[..n]).await?;
                 }
             }
             n = br.read(&mut bbuf), if b_open => {
                 let n = n?;
                 if n == 0 { b_open = false; aw.shutdown().await?; } else {
-                    if let Some((_, from_upstream)) = taps.as_mut() { from_upstream.feed(&bbuf[..n]); }
+                    if let Some((_, from_upstream)) = taps.as_mut() {
+                        if !from_upstream.feed(&bbuf[..n]) { return Err(recorder_full()); }
+                    }
                     aw.write_all(&bbuf[..n]).await?;
                 }
             }
