@@ -83,9 +83,8 @@ pub enum StorageFailure {
 #[derive(Debug, Clone)]
 pub struct AppRecording {
     pub body_limit: u64,
-    /// Lower case.
-    pub redact_headers: Vec<String>,
-    pub redact_json_fields: Vec<String>,
+    /// The built-in credential names and the app's additions.
+    pub redactor: moat_policy::redact::Redactor,
     pub on_storage_failure: StorageFailure,
     /// `None`: recordings stay on local disk.
     pub bucket: Option<String>,

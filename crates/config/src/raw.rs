@@ -260,7 +260,12 @@ impl Default for RawRecording {
 pub struct RawAppRecording {
     pub enabled: bool,
     pub body_limit: Human,
+    /// Headers redacted besides the built-in list.
     pub redact_headers: Vec<String>,
+    /// Field names (JSON, form, multipart, query) redacted besides the
+    /// built-in list.
+    pub redact_fields: Vec<String>,
+    /// The older name of `redact_fields`.
     pub redact_json_fields: Vec<String>,
     pub on_storage_failure: String,
     /// The storage bucket closed recordings move to (`moat bucket create`).
@@ -274,15 +279,8 @@ impl Default for RawAppRecording {
         RawAppRecording {
             enabled: false,
             body_limit: Human::s("1MiB"),
-            redact_headers: [
-                "Authorization",
-                "Cookie",
-                "Set-Cookie",
-                "Proxy-Authorization",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            redact_headers: Vec::new(),
+            redact_fields: Vec::new(),
             redact_json_fields: Vec::new(),
             on_storage_failure: "refuse".into(),
             bucket: None,

@@ -733,12 +733,12 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
         let r = &a.recording;
         AppRecording {
             body_limit: c.size(&key("recording.body_limit"), &r.body_limit, 0),
-            redact_headers: r
-                .redact_headers
-                .iter()
-                .map(|h| h.trim().to_ascii_lowercase())
-                .collect(),
-            redact_json_fields: r.redact_json_fields.clone(),
+            // The built-in lists always apply; the app's keys add to them
+            // (redact_json_fields is the older name of redact_fields).
+            redactor: moat_policy::redact::Redactor::new(
+                &r.redact_headers,
+                &[r.redact_fields.clone(), r.redact_json_fields.clone()].concat(),
+            ),
             bucket: r.bucket.clone().filter(|b| !b.is_empty()),
             policy: moat_policy::retention::Override {
                 retain_for_days: r.policy.retain_for_days,

@@ -472,3 +472,139 @@ key = next(k for k in jwt.PyJWKSet.from_json(jwks).keys if k.key_id == kid)
 claims = jwt.decode(token, key.key, algorithms=["EdDSA"], audience=audience, issuer="moat")
 print(json.dumps(claims))
 "#;
+
+/// SECURITY: the lockout is reserved before the hash runs, so a burst of
+/// parallel guesses is checked one at a time and cannot outrun it.
+#[tokio::test]
+async fn parallel_guesses_are_checked_one_at_a_time() {
+    let up = upstream::echo("app").await;
+    // A real cost, so parallel checks would overlap if they could.
+    let hash = bcrypt::hash(PASSWORD, 10).unwrap();
+    let moat = Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[security]\nadmin_password_bcrypt = \"{hash}\"\n[[apps]]\nname = \"app\"\npath = \"/app\"\nupstream = \"http://{up}\"\n"
+        ),
+    )
+    .await;
+    let http = client::http1(&moat.self_signed_cert());
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let http = http.clone();
+        let moat_url = moat.https_url("/_moat/login");
+        tasks.push(tokio::spawn(async move {
+            http.post(moat_url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("sec-fetch-site", "same-origin")
+                .body(form("admin", "wrong", "/app/"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    let checked = moat
+        .stderr()
+        .matches("sign-in failed: wrong user name or password")
+        .count();
+    assert!(
+        checked <= 5,
+        "{checked} guesses were checked in parallel; at most 5 may be"
+    );
+    assert!(
+        statuses.iter().filter(|s| **s == 429).count() >= 35,
+        "{statuses:?}"
+    );
+}
+
+/// Anyone can lock the account's name with failures from anywhere; a
+/// browser that signed in before keeps its way in (the per-address
+/// lockout still applies to it).
+#[tokio::test]
+async fn a_known_browser_is_not_locked_out_by_others() {
+    let moat = start("", "trusted_proxies = [\"127.0.0.1\"]\n").await;
+    let http = client::http1(&moat.self_signed_cert());
+    let attempt = |ip: &'static str, password: &'static str, cookie: Option<String>| {
+        let http = http.clone();
+        let url = moat.https_url("/_moat/login");
+        async move {
+            let mut r = http
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("sec-fetch-site", "same-origin")
+                .header("x-forwarded-for", ip);
+            if let Some(c) = cookie {
+                r = r.header("cookie", c);
+            }
+            r.body(form("admin", password, "/app/"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first = attempt("203.0.113.5", PASSWORD, None).await;
+    assert_eq!(first.status(), 303);
+    let device = first
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("__Host-moat_device="))
+        .expect("a device cookie is set at sign-in");
+    assert!(
+        device.contains("HttpOnly")
+            && device.contains("Secure")
+            && device.contains("SameSite=Strict"),
+        "{device}"
+    );
+    let device = device.split(';').next().unwrap().to_owned();
+    // Ten failures for the name, from ten addresses: the name is locked.
+    for ip in [
+        "198.51.100.1",
+        "198.51.100.2",
+        "198.51.100.3",
+        "198.51.100.4",
+        "198.51.100.5",
+        "198.51.100.6",
+        "198.51.100.7",
+        "198.51.100.8",
+        "198.51.100.9",
+        "198.51.100.10",
+    ] {
+        let s = attempt(ip, "wrong", None).await.status();
+        assert!(s == 401 || s == 429, "{s}");
+    }
+    assert_eq!(attempt("192.0.2.1", PASSWORD, None).await.status(), 429);
+    // The browser that signed in before still can.
+    assert_eq!(
+        attempt("203.0.113.5", PASSWORD, Some(device.clone()))
+            .await
+            .status(),
+        303
+    );
+    // A forged device cookie does not help.
+    let forged = format!("{}x", device);
+    assert_eq!(
+        attempt("192.0.2.2", PASSWORD, Some(forged)).await.status(),
+        429
+    );
+    // The per-address lockout applies to it as to anyone.
+    for _ in 0..5 {
+        attempt("203.0.113.6", "wrong", Some(device.clone())).await;
+    }
+    assert_eq!(
+        attempt("203.0.113.6", PASSWORD, Some(device))
+            .await
+            .status(),
+        429
+    );
+}

@@ -50,6 +50,7 @@ pub mod hop_by_hop;
 pub mod login;
 pub mod negotiate;
 pub mod rate_limit;
+pub mod redact;
 pub mod redirect;
 pub mod retention;
 pub mod route;

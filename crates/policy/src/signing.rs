@@ -37,6 +37,41 @@ pub fn verify_session(key: &[u8; 32], value: &str) -> Option<SessionId> {
     Some(id)
 }
 
+/// The device cookie's value: the user it signed in, when, and a MAC, so a
+/// browser that has signed in before can prove it (see the proxy's
+/// per-user lockout). `issued` is seconds since the epoch.
+pub fn sign_device(key: &[u8; 32], user: &str, issued: u64) -> String {
+    let body = format!("{}.{issued}", B64.encode(user));
+    format!(
+        "{body}.{}",
+        B64.encode(mac(key, b"device", body.as_bytes()))
+    )
+}
+
+/// Whether `value` is a device cookie for `user`, issued at most `max_age`
+/// seconds before `now`.
+pub fn verify_device(key: &[u8; 32], value: &str, user: &str, now: u64, max_age: u64) -> bool {
+    let Some((body, sig)) = value.rsplit_once('.') else {
+        return false;
+    };
+    let Some((name, issued)) = body.split_once('.') else {
+        return false;
+    };
+    let Ok(sig) = B64.decode(sig) else {
+        return false;
+    };
+    let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(b"device");
+    m.update(body.as_bytes());
+    if m.verify_slice(&sig).is_err() {
+        return false;
+    }
+    let Ok(issued) = issued.parse::<u64>() else {
+        return false;
+    };
+    B64.decode(name).is_ok_and(|n| n == user.as_bytes()) && issued <= now && now - issued <= max_age
+}
+
 /// A session id standing for one set of HTTP Basic credentials, so a client
 /// that sends them with every request pays for the password check once per
 /// session. Keyed, so the table never holds a password or an unkeyed hash.
@@ -119,6 +154,25 @@ impl IdentityKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_cookies() {
+        let k = [7u8; 32];
+        let v = sign_device(&k, "admin", 1000);
+        assert!(verify_device(&k, &v, "admin", 1000 + 60, 3600));
+        assert!(!verify_device(&k, &v, "other", 1060, 3600), "another user");
+        assert!(
+            !verify_device(&k, &v, "admin", 1000 + 7200, 3600),
+            "too old"
+        );
+        assert!(
+            !verify_device(&[8u8; 32], &v, "admin", 1060, 3600),
+            "another key"
+        );
+        let forged = v.replacen("1000", "5000", 1);
+        assert!(!verify_device(&k, &forged, "admin", 5060, 3600), "altered");
+        assert!(!verify_device(&k, "garbage", "admin", 0, 10));
+    }
     use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 
     #[test]

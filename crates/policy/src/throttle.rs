@@ -34,10 +34,28 @@ struct Entry {
     locked_until: Option<Instant>,
 }
 
+/// Whether an attempt may start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Reserved: call [`Throttle::end`] when its outcome is recorded.
+    Reserved,
+    Locked {
+        retry_after: Duration,
+    },
+    /// Another attempt for the key is being checked.
+    Busy,
+}
+
 #[derive(Debug)]
 pub struct Throttle<K> {
     limits: Limits,
     entries: HashMap<K, Entry>,
+    /// SECURITY: keys with an attempt being checked. The lockout is decided
+    /// before a password hash runs and counted after it; without this, a
+    /// burst of parallel guesses all pass the check before the first
+    /// failure is counted. One attempt at a time per key makes the count
+    /// exact.
+    in_flight: std::collections::HashSet<K>,
 }
 
 impl<K: Hash + Eq + Clone> Throttle<K> {
@@ -45,7 +63,26 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
         Throttle {
             limits,
             entries: HashMap::new(),
+            in_flight: Default::default(),
         }
+    }
+
+    /// Reserves the one attempt `key` may have under way, unless it is
+    /// locked out or already has one.
+    pub fn begin(&mut self, key: &K, now: Instant) -> Attempt {
+        if let Verdict::Locked { retry_after } = self.check(key, now) {
+            return Attempt::Locked { retry_after };
+        }
+        if !self.in_flight.insert(key.clone()) {
+            return Attempt::Busy;
+        }
+        Attempt::Reserved
+    }
+
+    /// Ends the attempt [`Throttle::begin`] reserved (after its
+    /// `failure` or `success` was recorded, or when it was abandoned).
+    pub fn end(&mut self, key: &K) {
+        self.in_flight.remove(key);
     }
 
     /// Whether an attempt by `key` may be checked at all.
@@ -126,6 +163,34 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_attempt_at_a_time_per_key() {
+        let mut t = Throttle::new(Limits {
+            max_failures: 2,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(60),
+            capacity: 10,
+        });
+        let now = Instant::now();
+        assert_eq!(t.begin(&"a", now), Attempt::Reserved);
+        assert_eq!(
+            t.begin(&"a", now),
+            Attempt::Busy,
+            "a second guess in parallel waits"
+        );
+        assert_eq!(
+            t.begin(&"b", now),
+            Attempt::Reserved,
+            "other keys are not held up"
+        );
+        t.failure(&"a", now);
+        t.end(&"a");
+        assert_eq!(t.begin(&"a", now), Attempt::Reserved);
+        assert!(matches!(t.failure(&"a", now), Verdict::Locked { .. }));
+        t.end(&"a");
+        assert!(matches!(t.begin(&"a", now), Attempt::Locked { .. }));
+    }
 
     const LIMITS: Limits = Limits {
         max_failures: 3,

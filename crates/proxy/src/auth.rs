@@ -14,7 +14,7 @@ use moat_config::Security;
 use moat_policy::basic_auth;
 use moat_policy::sessions::{SessionId, SessionTable, Timeouts};
 use moat_policy::signing::{self, IdentityKey};
-use moat_policy::throttle::{Limits, Throttle, Verdict};
+use moat_policy::throttle::{Attempt, Limits, Throttle, Verdict};
 
 use crate::admin_password::AdminPassword;
 use crate::keys::Keys;
@@ -57,6 +57,44 @@ pub enum SignIn {
     Refused,
     /// Too many failures: try again after this long.
     Locked(Duration),
+    /// Another sign-in for this address or user is being checked, or every
+    /// password check is busy: try again in a moment.
+    Busy,
+}
+
+/// The device cookie: a browser that signed in before.
+pub const DEVICE_COOKIE: &str = "__Host-moat_device";
+pub const DEVICE_COOKIE_PLAIN: &str = "moat_device";
+/// How long a device cookie vouches for its browser.
+pub const DEVICE_MAX_AGE: Duration = Duration::from_secs(90 * 86_400);
+
+/// Releases an attempt reserved with `Throttle::begin`, however the
+/// check ends (a client that goes away mid-hash included).
+struct Reserved<'a, K: std::hash::Hash + Eq + Clone> {
+    throttle: &'a Mutex<Throttle<K>>,
+    key: K,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Drop for Reserved<'_, K> {
+    fn drop(&mut self) {
+        lock(self.throttle).end(&self.key);
+    }
+}
+
+/// Reserves the one attempt `key` may have under way.
+fn reserve<'a, K: std::hash::Hash + Eq + Clone>(
+    throttle: &'a Mutex<Throttle<K>>,
+    key: &K,
+    now: Instant,
+) -> Result<Reserved<'a, K>, SignIn> {
+    match lock(throttle).begin(key, now) {
+        Attempt::Reserved => Ok(Reserved {
+            throttle,
+            key: key.clone(),
+        }),
+        Attempt::Locked { retry_after } => Err(SignIn::Locked(retry_after)),
+        Attempt::Busy => Err(SignIn::Busy),
+    }
 }
 
 pub struct AuthState {
@@ -65,7 +103,14 @@ pub struct AuthState {
     sessions: Mutex<SessionTable>,
     by_address: Mutex<Throttle<IpAddr>>,
     by_user: Mutex<Throttle<String>>,
+    /// SECURITY: password hashes run at most this many at once (half the
+    /// cores), so a flood of guesses from many addresses queues here
+    /// instead of taking every core from the requests being served.
+    hashing: tokio::sync::Semaphore,
 }
+
+/// How long a password check waits for a free hashing slot.
+const HASH_QUEUE_WAIT: Duration = Duration::from_secs(10);
 
 impl AuthState {
     pub fn new(keys: &Keys, auth: &moat_config::Auth) -> AuthState {
@@ -75,6 +120,11 @@ impl AuthState {
             sessions: Mutex::new(SessionTable::new(timeouts(auth), SESSION_CAPACITY)),
             by_address: Mutex::new(Throttle::new(PER_ADDRESS)),
             by_user: Mutex::new(Throttle::new(PER_USER)),
+            hashing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get().div_ceil(2))
+                    .max(1),
+            ),
         }
     }
 
@@ -158,7 +208,7 @@ impl AuthState {
             return SignIn::Refused;
         };
         let verdict = self
-            .check_password(&user, pass, client, security, auth, password)
+            .check_password(&user, pass, client, security, auth, password, false)
             .await;
         match verdict {
             SignIn::Accepted(user, _) => {
@@ -169,8 +219,32 @@ impl AuthState {
         }
     }
 
+    /// Runs a password hash on the bounded hashing slots, off the worker
+    /// thread; `None` when no slot came free in time.
+    pub async fn verify_password(
+        &self,
+        hash: std::sync::Arc<AdminPassword>,
+        password: String,
+    ) -> Option<bool> {
+        let _slot = tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.acquire())
+            .await
+            .ok()?
+            .ok()?;
+        Some(
+            tokio::task::spawn_blocking(move || hash.verify(&password))
+                .await
+                .unwrap_or(false),
+        )
+    }
+
     /// Checks a user name and password for the system account, with
-    /// lockout per client address and per user name.
+    /// lockout per client address and per user name. An attempt is
+    /// reserved before the hash runs (one at a time per address and per
+    /// user), so parallel guesses cannot all pass the lockout check.
+    /// `trusted_device`: the browser holds a device cookie for this user,
+    /// so the per-user lockout (which anyone can trigger from anywhere)
+    /// does not apply to it; the per-address one still does.
+    #[allow(clippy::too_many_arguments)]
     pub async fn check_password(
         &self,
         user: &str,
@@ -179,28 +253,38 @@ impl AuthState {
         security: &Security,
         auth: &moat_config::Auth,
         hash: std::sync::Arc<AdminPassword>,
+        trusted_device: bool,
     ) -> SignIn {
         let now = Instant::now();
-        for verdict in [
-            lock(&self.by_address).check(&client, now),
-            lock(&self.by_user).check(&user.to_owned(), now),
-        ] {
-            if let Verdict::Locked { retry_after } = verdict {
-                return SignIn::Locked(retry_after);
+        let _by_address = match reserve(&self.by_address, &client, now) {
+            Ok(r) => r,
+            Err(verdict) => return verdict,
+        };
+        let user_key = user.to_owned();
+        let _by_user = if trusted_device {
+            None
+        } else {
+            match reserve(&self.by_user, &user_key, now) {
+                Ok(r) => Some(r),
+                Err(verdict) => return verdict,
             }
-        }
+        };
         let user_ok = auth.system_account
             && basic_auth::constant_time_eq(user.as_bytes(), security.admin_user.as_bytes());
         // The hash is checked even for a wrong user name, so timing does not
-        // tell which was wrong; off the worker thread, so a burst of
-        // sign-ins does not stall the requests sharing it.
-        let password_ok = tokio::task::spawn_blocking(move || hash.verify(&password))
-            .await
-            .unwrap_or(false);
+        // tell which was wrong.
+        let Some(password_ok) = self.verify_password(hash, password).await else {
+            tracing::warn!(client = %client, "sign-in not checked: every password-hashing slot stayed busy");
+            return SignIn::Busy;
+        };
         let now = Instant::now();
         if user_ok && password_ok {
             lock(&self.by_address).success(&client);
-            lock(&self.by_user).success(&user.to_owned());
+            // A known browser signing in leaves the name's lockout alone:
+            // it was set by failures elsewhere, and still holds for them.
+            if !trusted_device {
+                lock(&self.by_user).success(&user_key);
+            }
             return SignIn::Accepted(user.to_owned(), String::new());
         }
         if !auth.system_account {
@@ -209,7 +293,11 @@ impl AuthState {
             tracing::warn!(client = %client, user, "sign-in failed: wrong user name or password");
         }
         let a = lock(&self.by_address).failure(&client, now);
-        let u = lock(&self.by_user).failure(&user.to_owned(), now);
+        let u = if trusted_device {
+            Verdict::Allow
+        } else {
+            lock(&self.by_user).failure(&user_key, now)
+        };
         match (a, u) {
             (Verdict::Locked { retry_after: x }, Verdict::Locked { retry_after: y }) => {
                 SignIn::Locked(x.max(y))
@@ -220,6 +308,44 @@ impl AuthState {
             }
             _ => SignIn::Refused,
         }
+    }
+
+    /// The `Set-Cookie` value of a device cookie for `user`, set when a
+    /// browser signs in.
+    pub fn device_cookie(&self, user: &str, tls: bool) -> Option<HeaderValue> {
+        let now = unix_now()?;
+        let value = signing::sign_device(&self.session_key, user, now);
+        let name = if tls {
+            DEVICE_COOKIE
+        } else {
+            DEVICE_COOKIE_PLAIN
+        };
+        let secure = if tls { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!(
+            "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            DEVICE_MAX_AGE.as_secs()
+        ))
+        .ok()
+    }
+
+    /// Whether the request carries a valid device cookie for `user`.
+    pub fn is_trusted_device(&self, headers: &HeaderMap, tls: bool, user: &str) -> bool {
+        let name = if tls {
+            DEVICE_COOKIE
+        } else {
+            DEVICE_COOKIE_PLAIN
+        };
+        let (Some(value), Some(now)) = (moat_policy::login::cookie(headers, name), unix_now())
+        else {
+            return false;
+        };
+        signing::verify_device(
+            &self.session_key,
+            value,
+            user,
+            now,
+            DEVICE_MAX_AGE.as_secs(),
+        )
     }
 
     /// Drops expired sessions (run periodically; lookups also drop them).
@@ -345,4 +471,11 @@ mod tests {
         let gone = cookie_header(true, "", Some(0));
         assert!(gone.to_str().unwrap().ends_with("Max-Age=0"));
     }
+}
+
+fn unix_now() -> Option<u64> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }

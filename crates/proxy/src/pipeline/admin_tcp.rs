@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use http::{HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
 use moat_policy::basic_auth;
-use moat_policy::throttle::{Limits, Verdict};
+use moat_policy::throttle::{Attempt, Limits, Verdict};
 use tower::ServiceExt;
 
 use crate::admin;
@@ -51,9 +51,13 @@ pub async fn handle(
         return Err(Rejection::not_found());
     }
     let ip = ctx.client.ip;
-    if let Verdict::Locked { retry_after } = throttle(shared).check(&ip, Instant::now()) {
-        return Ok(locked(retry_after));
+    // One attempt at a time per address, reserved before the hash runs.
+    match throttle(shared).begin(&ip, Instant::now()) {
+        Attempt::Reserved => {}
+        Attempt::Locked { retry_after } => return Ok(locked(retry_after)),
+        Attempt::Busy => return Ok(busy()),
     }
+    let _reserved = AdminAttempt { shared, ip };
     let credentials = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -66,9 +70,9 @@ pub async fn handle(
     let hash = shared.admin_password.load_full();
     // The hash is checked even for a wrong user, so timing does not tell
     // which of the two was wrong.
-    let password_ok = tokio::task::spawn_blocking(move || hash.verify(&password))
-        .await
-        .unwrap_or(false);
+    let Some(password_ok) = shared.auth.verify_password(hash, password).await else {
+        return Ok(busy());
+    };
     if !(user_ok && password_ok) {
         tracing::warn!(client = %ip, user, "admin API over TCP: failed login");
         return Ok(match throttle(shared).failure(&ip, Instant::now()) {
@@ -111,6 +115,30 @@ fn throttle(
         .admin_throttle
         .lock()
         .unwrap_or_else(|e| e.into_inner())
+}
+
+/// Releases the address's reserved attempt however the check ends.
+struct AdminAttempt<'a> {
+    shared: &'a Shared,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for AdminAttempt<'_> {
+    fn drop(&mut self) {
+        throttle(self.shared).end(&self.ip);
+    }
+}
+
+fn busy() -> Response<Body> {
+    let mut resp = admin::error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "another login from this address is being checked; try again in a moment".to_owned(),
+        "too_many_attempts",
+    )
+    .map(body::boxed);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
 }
 
 fn unauthorized(why: &str) -> Response<Body> {

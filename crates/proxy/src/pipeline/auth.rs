@@ -71,6 +71,7 @@ pub async fn authenticate(
             }
             SignIn::Refused => Err(unauthorized(ctx, runtime, "wrong user name or password")),
             SignIn::Locked(retry) => Err(super::login::locked_response(retry)),
+            SignIn::Busy => Err(super::login::busy_response()),
         };
     }
     match login::challenge(req.method(), req.headers()) {

@@ -116,6 +116,7 @@ async fn sign_in(
     shared: &Arc<Shared>,
 ) -> Result<Response<Body>, Rejection> {
     refuse_cross_origin(&req, ctx)?;
+    let headers = req.headers().clone();
     // SECURITY: a stalled form is not held open (the form is tiny).
     let form = match tokio::time::timeout(
         FORM_TIMEOUT,
@@ -142,6 +143,7 @@ async fn sign_in(
     let password = login::form_field(&form, "password").unwrap_or_default();
     let next = login::safe_next(login::form_field(&form, "next").as_deref());
     let config = &runtime.config;
+    let trusted_device = shared.auth.is_trusted_device(&headers, ctx.tls, &user);
     let verdict = shared
         .auth
         .check_password(
@@ -151,14 +153,34 @@ async fn sign_in(
             &config.security,
             &config.auth,
             shared.admin_password.load_full(),
+            trusted_device,
         )
         .await;
     match verdict {
         SignIn::Accepted(user, _) => {
             tracing::info!(client = %ctx.client.ip, user, "signed in");
+            let device = shared.auth.device_cookie(&user, ctx.tls);
             let cookie = shared.auth.start_session(user, ctx.tls);
             let mut resp = see_other(&next);
             resp.headers_mut().insert(header::SET_COOKIE, cookie);
+            // This browser may sign in again even while the account's
+            // name is locked out by failures elsewhere.
+            if let Some(d) = device {
+                resp.headers_mut().append(header::SET_COOKIE, d);
+            }
+            Ok(resp)
+        }
+        SignIn::Busy => {
+            let mut resp = login_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                &next,
+                &user,
+                Some(Message::Error(
+                    "Another sign-in is being checked. Try again in a moment.",
+                )),
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
             Ok(resp)
         }
         SignIn::Refused => Ok(login_page(
@@ -294,5 +316,17 @@ pub fn locked_response(retry_after: Duration) -> Response<Body> {
     );
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
+/// Another check of the same address or user is under way (one at a time,
+/// so parallel guesses cannot outrun the lockout).
+pub fn busy_response() -> Response<Body> {
+    let mut resp = crate::error::error_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Another sign-in is being checked. Try again in a moment.",
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     resp
 }

@@ -21,6 +21,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body::{Body as HttpBody, Frame};
 use moat_config::{AppRecording, StorageFailure};
+use moat_policy::redact::Kept;
 use moat_recording::{Event, Metadata, Policy};
 
 use crate::body::{self, Body, BoxError};
@@ -138,8 +139,8 @@ pub fn begin<B>(
             moat_version: env!("CARGO_PKG_VERSION").into(),
             policy: Policy {
                 body_limit: policy.body_limit,
-                redact_headers: policy.redact_headers.clone(),
-                redact_json_fields: policy.redact_json_fields.clone(),
+                redact_headers: policy.redactor.headers().to_vec(),
+                redact_json_fields: policy.redactor.fields().to_vec(),
                 retain_for_days: retention.map(|r| r.retain_for_days),
                 delete_after_days: retention.map(|r| r.delete_after_days),
             },
@@ -169,7 +170,9 @@ pub fn begin<B>(
         conn: ctx.conn_id,
         req: n,
         method: req.method().to_string(),
-        uri: req.uri().to_string(),
+        // Credentials in the query are never kept (the access log leaves
+        // queries out altogether).
+        uri: policy.redactor.uri(&req.uri().to_string()),
         version: format!("{:?}", req.version()),
         headers: redacted(req.headers(), policy),
     });
@@ -214,7 +217,7 @@ fn visit(headers: &HeaderMap, ctx: &mut RequestCtx) -> String {
 fn redacted(h: &HeaderMap, policy: &AppRecording) -> Vec<(String, String)> {
     h.iter()
         .map(|(k, v)| {
-            let value = if policy.redact_headers.iter().any(|r| r == k.as_str()) {
+            let value = if policy.redactor.is_secret_header(k.as_str()) {
                 "[redacted]".to_owned()
             } else {
                 String::from_utf8_lossy(v.as_bytes()).into_owned()
@@ -224,18 +227,10 @@ fn redacted(h: &HeaderMap, policy: &AppRecording) -> Vec<(String, String)> {
         .collect()
 }
 
-fn is_json(h: &HeaderMap) -> bool {
+fn content_type(h: &HeaderMap) -> Option<String> {
     h.get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            let ct = ct
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            ct == "application/json" || ct.ends_with("+json")
-        })
+        .map(str::to_owned)
 }
 
 impl Exchange {
@@ -245,8 +240,8 @@ impl Exchange {
         B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
-        let json = !self.policy.redact_json_fields.is_empty() && is_json(req.headers());
-        req.map(|b| body::boxed(Recording::new(b, self.sink(Side::Request, json))))
+        let ct = content_type(req.headers());
+        req.map(|b| body::boxed(Recording::new(b, self.sink(Side::Request, ct))))
     }
 
     /// Records the response head and wraps its body.
@@ -259,8 +254,8 @@ impl Exchange {
             status: resp.status().as_u16(),
             headers: redacted(resp.headers(), &self.policy),
         });
-        let json = !self.policy.redact_json_fields.is_empty() && is_json(resp.headers());
-        resp.map(|b| body::boxed(Recording::new(b, self.sink(Side::Response, json))))
+        let ct = content_type(resp.headers());
+        resp.map(|b| body::boxed(Recording::new(b, self.sink(Side::Response, ct))))
     }
 
     /// Records a request that failed before a response.
@@ -278,7 +273,7 @@ impl Exchange {
         });
     }
 
-    fn sink(&self, side: Side, json: bool) -> Sink {
+    fn sink(&self, side: Side, content_type: Option<String>) -> Sink {
         Sink {
             rec: self.rec.clone(),
             conn: self.conn,
@@ -286,9 +281,10 @@ impl Exchange {
             side,
             limit: self.policy.body_limit,
             kept: 0,
-            json: json.then(Vec::new),
+            buf: Vec::new(),
+            content_type,
             total: 0,
-            fields: self.policy.redact_json_fields.clone(),
+            policy: self.policy.clone(),
             done: false,
         }
     }
@@ -307,10 +303,11 @@ struct Sink {
     side: Side,
     limit: u64,
     kept: u64,
-    /// JSON kept whole, for redaction at the end.
-    json: Option<Vec<u8>>,
+    /// The kept bytes, redacted as a whole when the body ends.
+    buf: Vec<u8>,
+    content_type: Option<String>,
     total: u64,
-    fields: Vec<String>,
+    policy: Arc<AppRecording>,
     done: bool,
 }
 
@@ -340,13 +337,7 @@ impl Sink {
         let keep = &data[..data.len().min(room)];
         self.kept += keep.len() as u64;
         self.total += data.len() as u64;
-        match &mut self.json {
-            Some(buf) => buf.extend_from_slice(keep),
-            None => {
-                let e = self.event(keep, data.len() as u64, keep.len() < data.len());
-                self.rec.record(e);
-            }
-        }
+        self.buf.extend_from_slice(keep);
     }
 
     fn end(&mut self, aborted: bool) {
@@ -354,19 +345,18 @@ impl Sink {
             return;
         }
         self.done = true;
-        if let Some(buf) = self.json.take() {
-            let kept = serde_json::from_slice::<serde_json::Value>(&buf)
-                .ok()
-                .filter(|_| self.kept == self.total)
-                .map(|mut v| {
-                    redact_json(&mut v, &self.fields);
-                    v.to_string().into_bytes()
-                });
-            let e = match kept {
-                Some(bytes) => self.event(&bytes, self.total, false),
-                // Truncated or not JSON: redaction cannot be trusted, so
-                // nothing is kept.
-                None => self.event(&[], self.total, self.total > 0),
+        // SECURITY: a body is kept only as the redactor returns it, and
+        // one it cannot be sure of (cut off, unparsable) is counted only.
+        let buf = std::mem::take(&mut self.buf);
+        let complete = !aborted && self.kept == self.total;
+        if self.total > 0 || !buf.is_empty() {
+            let e = match self
+                .policy
+                .redactor
+                .body(self.content_type.as_deref(), &buf, complete)
+            {
+                Kept::Bytes(bytes) => self.event(&bytes, self.total, !complete),
+                Kept::Nothing => self.event(&[], self.total, self.total > 0),
             };
             self.rec.record(e);
         }
@@ -394,24 +384,6 @@ impl Drop for Sink {
         // A body dropped before its end: the client went away, or the
         // upstream failed.
         self.end(true);
-    }
-}
-
-/// Replaces the value of every object member named in `fields`, at any
-/// depth, with "[redacted]".
-pub fn redact_json(v: &mut serde_json::Value, fields: &[String]) {
-    match v {
-        serde_json::Value::Object(map) => {
-            for (k, val) in map.iter_mut() {
-                if fields.iter().any(|f| f == k) {
-                    *val = serde_json::Value::String("[redacted]".into());
-                } else {
-                    redact_json(val, fields);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| redact_json(i, fields)),
-        _ => {}
     }
 }
 
@@ -470,22 +442,6 @@ where
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_fields_are_redacted_at_any_depth() {
-        let mut v =
-            serde_json::json!({"user": "a", "password": "p", "nested": [{"token": "t", "x": 1}]});
-        redact_json(&mut v, &["password".into(), "token".into()]);
-        assert_eq!(
-            v,
-            serde_json::json!({"user": "a", "password": "[redacted]", "nested": [{"token": "[redacted]", "x": 1}]})
-        );
     }
 }
 

@@ -1,6 +1,8 @@
-//! Recording under pressure, on real sockets: every exchange complete and
-//! in order, floods of WebSocket control frames coalesced, open recordings
-//! capped per client, and the recorder's queue visible in `moat status`.
+//! Recording hardened, on real sockets: every exchange complete and in
+//! order, floods of WebSocket control frames coalesced, open recordings
+//! capped per client, the recorder's queue visible in `moat status`, and no
+//! credential kept in any form a client sends it, in files only moat can
+//! read.
 
 use std::time::Duration;
 
@@ -251,4 +253,119 @@ async fn open_recordings_are_capped_per_client_and_shown_in_status() {
         text.contains("recordings: 4 open, recorder queue"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn no_credential_is_kept_in_any_form() {
+    use base64::Engine;
+    let up = upstream::echo("app").await;
+    let m = Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[auth]\nidle_timeout = \"2s\"\n[[apps]]\nname = \"rec\"\npath = \"/\"\nauth = \"none\"\nupstream = \"http://{up}\"\n[apps.recording]\nenabled = true\n"
+        ),
+    )
+    .await;
+    let http = client::http1(&m.self_signed_cert());
+    let first = http
+        .get(m.https_url("/bytes/3?password=querysecret&access_token=tok123&q=kept"))
+        .header("x-api-key", "hdrsecret1")
+        .header("x-csrf-token", "hdrsecret2")
+        .send()
+        .await
+        .unwrap();
+    let cookie = first.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    first.bytes().await.unwrap();
+    let post = |ct: &'static str, body: &'static str| {
+        let http = http.clone();
+        let cookie = cookie.clone();
+        let url = m.https_url("/submit");
+        async move {
+            let r = http
+                .post(url)
+                .header("cookie", cookie)
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap();
+        }
+    };
+    post(
+        "application/x-www-form-urlencoded",
+        "user=ann&Password=formsecret",
+    )
+    .await;
+    post(
+        "multipart/form-data; boundary=B0und",
+        "--B0und\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nann\r\n--B0und\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nmultisecret\r\n--B0und--\r\n",
+    )
+    .await;
+    post(
+        "text/plain",
+        r#"{"user": "ann", "Password": "jsonsecret", "client": {"api_key": "nestedsecret"}}"#,
+    )
+    .await;
+    let rec = closed_recording(&m).await;
+    let id = rec["id"].as_str().unwrap();
+    let events = m
+        .admin_get(&format!("/api/v1/recordings/{id}/events"))
+        .await
+        .unwrap();
+    // Everything kept: the events as text and every body decoded.
+    let mut all = events.to_string();
+    for e in events["events"].as_array().unwrap() {
+        if let Some(d) = e["data"].as_str() {
+            all.push_str(&String::from_utf8_lossy(
+                &base64::engine::general_purpose::STANDARD.decode(d).unwrap(),
+            ));
+        }
+    }
+    for secret in [
+        "querysecret",
+        "tok123",
+        "hdrsecret1",
+        "hdrsecret2",
+        "formsecret",
+        "multisecret",
+        "jsonsecret",
+        "nestedsecret",
+    ] {
+        assert!(!all.contains(secret), "{secret} was recorded");
+    }
+    // What is not a credential is kept, so the check above means something.
+    assert!(
+        all.contains("q=kept") && all.contains("user=ann") && all.contains("\"user\":\"ann\""),
+        "{all}"
+    );
+    assert!(all.matches("[redacted]").count() >= 8, "{all}");
+    // On disk: private whatever the umask, and nothing readable in the chunks.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = m.data_dir().join("recordings").join(id);
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for f in std::fs::read_dir(&dir).unwrap().flatten() {
+        assert_eq!(
+            f.metadata().unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{:?}",
+            f.file_name()
+        );
+        let bytes = std::fs::read(f.path()).unwrap();
+        assert!(
+            !bytes.windows(3).any(|w| w == b"ann"),
+            "{:?} holds plain text",
+            f.file_name()
+        );
+    }
 }
