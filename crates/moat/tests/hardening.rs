@@ -571,3 +571,61 @@ async fn a_bundles_admin_config_is_never_served() {
         assert_eq!(s, 404, "{path}: {body}");
     }
 }
+
+#[tokio::test]
+async fn http2_settings_cap_concurrent_streams() {
+    let moat = echo_moat(
+        "http2_max_concurrent_streams = 7\nkeepalive_timeout = \"500ms\"",
+        "",
+    )
+    .await;
+    let tls = client::tls_config(&moat.self_signed_cert(), &[b"h2"]);
+    let mut s = client::connect_tls(moat.https.unwrap(), std::sync::Arc::new(tls), "localhost")
+        .await
+        .unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let got = read_to_close_bytes(&mut s, Duration::from_secs(20)).await;
+    // The server's first frame is its SETTINGS (type 4): parameter 3 is
+    // SETTINGS_MAX_CONCURRENT_STREAMS.
+    assert_eq!(got[3], 4, "{got:?}");
+    let len = usize::from(got[0]) << 16 | usize::from(got[1]) << 8 | usize::from(got[2]);
+    let settings: Vec<(u16, u32)> = got[9..9 + len]
+        .chunks(6)
+        .map(|c| {
+            (
+                u16::from_be_bytes([c[0], c[1]]),
+                u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
+            )
+        })
+        .collect();
+    assert!(settings.contains(&(3, 7)), "{settings:?}");
+}
+
+#[tokio::test]
+async fn an_upstream_that_is_down_is_logged_with_a_count() {
+    let down = upstream::closed_port();
+    let moat = Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"down\"\npath = \"/\"\nupstream = \"http://{down}\"\n"
+        ),
+    )
+    .await;
+    let http = client::http1(&moat.self_signed_cert());
+    for _ in 0..200 {
+        assert_eq!(
+            http.get(moat.https_url("/")).send().await.unwrap().status(),
+            502
+        );
+    }
+    moat.wait_stderr("upstream failed").await;
+    let lines = moat.stderr().matches("upstream failed").count();
+    // Once every five seconds per app, not once per request.
+    assert!(
+        lines <= 3,
+        "{lines} lines for 200 failures:\n{}",
+        moat.stderr()
+    );
+}

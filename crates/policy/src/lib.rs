@@ -32,6 +32,8 @@
 //! - [`signing`]: session cookie signatures and identity tokens (JWT).
 //! - [`conditional`]: `If-None-Match` / `If-Modified-Since` evaluation.
 //! - [`rate_limit`]: nginx `limit_req` arithmetic with an injected clock.
+//! - [`redact`]: the credentials a recording never keeps (headers, query
+//!   parameters, JSON, form and multipart fields).
 //! - [`redirect`]: the HTTPS URL an HTTP request is redirected to.
 //! - [`throttle`]: lockout after repeated failed authentication attempts.
 //! - [`units`]: parsing sizes (`16KiB`) and durations (`10s`) from config.

@@ -726,6 +726,20 @@ pub async fn reap(store: &Store, kek: &Kek, root: &Path, now_ms: i64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_queue_is_bounded_in_events_and_bytes() {
+        let q = Queue::default();
+        assert!(q.try_reserve(MAX_QUEUED_BYTES - 10));
+        assert!(!q.try_reserve(100), "bytes are bounded");
+        assert!(q.is_busy());
+        q.release(MAX_QUEUED_BYTES - 10);
+        assert_eq!(q.depth(), (0, 0));
+        for _ in 0..MAX_QUEUED_EVENTS {
+            assert!(q.try_reserve(1));
+        }
+        assert!(!q.try_reserve(1), "events are bounded");
+    }
     use moat_policy::retention::DAY_MS;
 
     fn row(id: &str, ended: i64, retain: Option<i64>, delete: Option<i64>) -> RecordingRow {

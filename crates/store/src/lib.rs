@@ -873,6 +873,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_full_report_table_keeps_the_repeated_violations() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("moat.db")).await.unwrap();
+        let v = |blocked: String| {
+            (
+                "script-src".to_owned(),
+                blocked,
+                "https://app/".to_owned(),
+                "enforce".to_owned(),
+            )
+        };
+        // A real violation, seen again and again.
+        for _ in 0..3 {
+            store
+                .record_csp_reports("a", &[v("https://real.cdn".into())])
+                .await
+                .unwrap();
+        }
+        // A flood of invented ones fills the table and goes on.
+        let invented: Vec<_> = (0..MAX_REPORTS_PER_APP + 50)
+            .map(|i| v(format!("https://x{i}.example")))
+            .collect();
+        store.record_csp_reports("a", &invented).await.unwrap();
+        let rows = store.csp_reports("a", 5000).await.unwrap();
+        assert_eq!(rows.len() as i64, MAX_REPORTS_PER_APP);
+        let real = rows.iter().find(|r| r.blocked == "https://real.cdn");
+        assert_eq!(
+            real.map(|r| r.count),
+            Some(3),
+            "the repeated violation stays"
+        );
+        // The newest invented one took the place of an older one.
+        assert!(
+            rows.iter()
+                .any(|r| r.blocked == format!("https://x{}.example", MAX_REPORTS_PER_APP + 49))
+        );
+        assert!(!rows.iter().any(|r| r.blocked == "https://x0.example"));
+    }
+
+    #[tokio::test]
     async fn apps_persist_and_every_change_is_audited() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("moat.db");

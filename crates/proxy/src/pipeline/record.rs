@@ -219,6 +219,10 @@ fn redacted(h: &HeaderMap, policy: &AppRecording) -> Vec<(String, String)> {
         .map(|(k, v)| {
             let value = if policy.redactor.is_secret_header(k.as_str()) {
                 "[redacted]".to_owned()
+            } else if k == header::LOCATION || k == header::REFERER {
+                // URLs carry credentials in their queries too (OAuth codes
+                // and tokens in redirects).
+                policy.redactor.uri(&String::from_utf8_lossy(v.as_bytes()))
             } else {
                 String::from_utf8_lossy(v.as_bytes()).into_owned()
             };
