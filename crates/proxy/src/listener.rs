@@ -345,15 +345,21 @@ async fn serve_connection_as<I>(
                 }
                 Role::Apps { .. } => {
                     // SECURITY: requests in flight per client, across its
-                    // connections and streams, so one address cannot hold
-                    // an unbounded number of upstream connections.
+                    // HTTP/2 connections and streams, so one address cannot
+                    // multiply its connection cap by streams. An HTTP/1.1
+                    // connection carries one request at a time, so its
+                    // requests are bounded by max_connections_per_client
+                    // already, and skip this shared count (a lock the
+                    // workers would contend for on every request).
                     let ip = moat_policy::client_ip::canonical(conn.peer.ip());
-                    let (cap, uncapped) = {
+                    let (cap, uncapped) = if req.version() == http::Version::HTTP_2 {
                         let rt = shared.runtime.load();
                         (
                             rt.config.rate_limit.max_requests_in_flight_per_client,
                             is_uncapped(&rt.config, ip),
                         )
+                    } else {
+                        (0, true)
                     };
                     let permit = if cap == 0 || uncapped {
                         Ok(None)

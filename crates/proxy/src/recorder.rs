@@ -29,6 +29,9 @@ use moat_store::{RecordingRow, Store};
 pub struct Queue {
     events: AtomicUsize,
     bytes: AtomicU64,
+    /// Someone waits in [`Queue::room`] for the queue to drain.
+    waiting: AtomicBool,
+    drained: tokio::sync::Notify,
 }
 
 /// Most events waiting for the recorder thread.
@@ -59,6 +62,31 @@ impl Queue {
     fn release(&self, size: u64) {
         self.events.fetch_sub(1, Ordering::Relaxed);
         self.bytes.fetch_sub(size, Ordering::Relaxed);
+        if self.waiting.load(Ordering::Relaxed) && !self.is_busy() {
+            self.waiting.store(false, Ordering::Relaxed);
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Backpressure: waits (up to `within`) until the queue is at most half
+    /// full. Recorded requests and WebSocket tunnels wait here before they
+    /// produce more, so a client that outpaces the recorder is slowed to
+    /// its pace instead of filling memory; `false` if it did not drain.
+    pub async fn room(&self, within: Duration) -> bool {
+        if !self.is_busy() {
+            return true;
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let drained = self.drained.notified();
+            self.waiting.store(true, Ordering::Relaxed);
+            if !self.is_busy() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                return !self.is_busy();
+            }
+        }
     }
 
     /// More than half full: no new recording starts until it drains.
@@ -144,6 +172,11 @@ impl Active {
     pub fn touch(&self) {
         let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_seen_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// The recorder's queue this recording's events go through.
+    pub fn queue(&self) -> &Queue {
+        &self.queue
     }
 
     /// The recording was closed because the recorder fell behind.

@@ -16,6 +16,9 @@ pub fn apply<B>(
     runtime: &Runtime,
 ) -> Result<(), Rejection> {
     let raw = req.uri().path();
+    if canonical_path::is_canonical(raw) {
+        return Ok(());
+    }
     let canonical = canonical_path::canonicalize(raw).map_err(|r| refused(r.reason()))?;
     if canonical.encoded_separator {
         // Allowed only when both readings of the path (separator kept

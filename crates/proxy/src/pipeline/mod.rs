@@ -189,7 +189,9 @@ async fn request_stages(
         limits::discard_body(req.into_body(), declared).await;
         return Err(too_large);
     }
-    // Recording last, so only what reaches the app is recorded.
+    // Recording last, so only what reaches the app is recorded; a client
+    // faster than the recorder waits for it here.
+    record::wait_for_room(&app, shared).await;
     let exchange = match record::begin(&mut req, ctx, &app, runtime, shared) {
         Ok(e) => e,
         Err(refused) => return Ok(refused),

@@ -61,6 +61,19 @@ impl Drop for Exchange {
     }
 }
 
+/// Backpressure before a recorded request: while the recorder's queue is
+/// over half full, the request waits for it to drain (up to 10 s), so a
+/// client that outpaces the recorder is slowed to its pace.
+pub async fn wait_for_room(app: &AppRuntime, shared: &Shared) {
+    if app.recording.is_some() {
+        let _ = shared
+            .recorder
+            .queue
+            .room(std::time::Duration::from_secs(10))
+            .await;
+    }
+}
+
 /// Starts recording a request, or refuses it when it cannot be recorded
 /// and the app says no recording, no session.
 pub fn begin<B>(
@@ -546,6 +559,15 @@ fn opcode_name(op: u8) -> &'static str {
 }
 
 impl WsTap {
+    /// Waits while the recorder is behind (backpressure on the side that
+    /// sends); `false` if it stayed behind for long.
+    pub async fn room(&self) -> bool {
+        self.rec
+            .queue()
+            .room(std::time::Duration::from_secs(30))
+            .await
+    }
+
     /// Reads bytes passing one way; `false` once the recording has been
     /// closed (the recorder's queue was full): the caller closes the
     /// tunnel, so nothing passes unrecorded.

@@ -433,7 +433,7 @@ where
                 let n = n?;
                 if n == 0 { a_open = false; bw.shutdown().await?; } else {
                     if let Some((from_client, _)) = taps.as_mut() {
-                        if !from_client.feed(&abuf[..n]) { return Err(recorder_full()); }
+                        if !from_client.room().await || !from_client.feed(&abuf[..n]) { return Err(recorder_full()); }
                     }
                     bw.write_all(&abuf[..n]).await?;
                 }
@@ -442,7 +442,7 @@ where
                 let n = n?;
                 if n == 0 { b_open = false; aw.shutdown().await?; } else {
                     if let Some((_, from_upstream)) = taps.as_mut() {
-                        if !from_upstream.feed(&bbuf[..n]) { return Err(recorder_full()); }
+                        if !from_upstream.room().await || !from_upstream.feed(&bbuf[..n]) { return Err(recorder_full()); }
                     }
                     aw.write_all(&bbuf[..n]).await?;
                 }
