@@ -43,5 +43,6 @@ fuzz_target!(|data: &[u8]| {
         Err(Refusal::Nul) => assert!(path.contains("%00")),
         Err(Refusal::EncodedDotSegment) => assert!(path.contains('%')),
         Err(Refusal::NotUtf8) => assert!(path.contains('%')),
+        Err(Refusal::DotSegmentParams) => assert!(path.contains(';')),
     }
 });

@@ -732,7 +732,19 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
     let recording = a.recording.enabled.then(|| {
         let r = &a.recording;
         AppRecording {
-            body_limit: c.size(&key("recording.body_limit"), &r.body_limit, 0),
+            body_limit: {
+                // Each recorded body is held whole (up to this) to be
+                // redacted, and must fit the recorder's bounded queue.
+                let n = c.size(&key("recording.body_limit"), &r.body_limit, 0);
+                if n > MAX_RECORDED_BODY {
+                    c.problem(
+                        key("recording.body_limit"),
+                        format!("{n} bytes is more than a recorded body may keep"),
+                        "use at most \"16MiB\"",
+                    );
+                }
+                n.min(MAX_RECORDED_BODY)
+            },
             // The built-in lists always apply; the app's keys add to them
             // (redact_json_fields is the older name of redact_fields).
             redactor: moat_policy::redact::Redactor::new(
@@ -901,6 +913,9 @@ fn validate_app(c: &mut Checker<'_>, prefix: &str, a: &RawApp, origin: AppOrigin
         allow_underscore_headers,
     })
 }
+
+/// The most of one body a recording keeps.
+const MAX_RECORDED_BODY: u64 = 16 << 20;
 
 /// Upstream requests in flight per app when the app sets none.
 const DEFAULT_MAX_UPSTREAM_CONNECTIONS: i64 = 512;

@@ -74,6 +74,7 @@ async fn every_spelling_of_a_protected_path_is_protected() {
         "/app/admin\\",
         "/app/adm%00in/",
         "/app/%ff/",
+        "/app/x/..;/admin/",
     ] {
         let (status, body) = raw(&moat, "GET", path, "").await;
         assert!(status == 401 || status == 400, "{path}: {status} {body}");
@@ -170,6 +171,9 @@ async fn guards_match_the_canonical_path() {
         "/app/./login",
         "/app/%6cogin",
         "/app/x/../login",
+        "/app/Login",
+        "/app/login/",
+        "/app/login;x=1",
     ] {
         assert_eq!(raw(&moat, "GET", path, "").await.0, 429, "{path}");
     }

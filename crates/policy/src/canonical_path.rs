@@ -61,6 +61,9 @@ pub enum Refusal {
     EncodedDotSegment,
     /// The decoded bytes are not UTF-8.
     NotUtf8,
+    /// A dot segment with parameters (`..;x`): Servlet containers read it
+    /// as `..`, moat as a name.
+    DotSegmentParams,
 }
 
 impl Refusal {
@@ -71,6 +74,7 @@ impl Refusal {
             Refusal::Nul => "the path holds an encoded NUL",
             Refusal::EncodedDotSegment => "the path holds an encoded dot segment",
             Refusal::NotUtf8 => "the path is not valid UTF-8 once decoded",
+            Refusal::DotSegmentParams => "the path holds a dot segment with parameters (..;)",
         }
     }
 }
@@ -107,7 +111,8 @@ pub fn is_canonical(raw: &str) -> bool {
         }
         let seg = &b[seg_start..i];
         let last = end;
-        if (seg.is_empty() && !last) || seg == b"." || seg == b".." {
+        let head = seg.split(|&c| c == b';').next().unwrap_or(seg);
+        if (seg.is_empty() && !last) || head == b"." || head == b".." {
             return false;
         }
         seg_start = i + 1;
@@ -131,6 +136,9 @@ pub fn canonicalize(raw: &str) -> Result<Canonical, Refusal> {
         match seg.as_str() {
             "" => trailing_slash = true,
             "." | ".." if had_escape => return Err(Refusal::EncodedDotSegment),
+            s if matches!(s.split(';').next(), Some("." | "..")) && s.contains(';') => {
+                return Err(Refusal::DotSegmentParams);
+            }
             "." => trailing_slash = true,
             ".." => {
                 out.pop();
@@ -264,6 +272,19 @@ mod tests {
         assert_eq!(canonicalize("/%ff"), Err(Refusal::NotUtf8));
         assert_eq!(canonicalize("/%C3"), Err(Refusal::NotUtf8));
         assert_eq!(canonicalize("a/b"), Err(Refusal::NotAbsolute));
+        assert_eq!(
+            canonicalize("/public/..;/admin"),
+            Err(Refusal::DotSegmentParams)
+        );
+        assert_eq!(canonicalize("/a/.;x/b"), Err(Refusal::DotSegmentParams));
+        assert_eq!(
+            canonicalize("/a/%2e%2e;x/b"),
+            Err(Refusal::DotSegmentParams)
+        );
+        assert!(
+            canonicalize("/a/b;jsessionid=1").is_ok(),
+            "parameters on a name are a name"
+        );
         assert_eq!(canonicalize("*"), Err(Refusal::NotAbsolute));
     }
 

@@ -19,6 +19,9 @@ enum Token {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathPattern {
     tokens: Vec<Token>,
+    /// The tokens of the pattern lower-cased, without a trailing `/`, for
+    /// [`PathPattern::matches_loosely`].
+    loose: Vec<Token>,
     text: String,
 }
 
@@ -67,8 +70,21 @@ impl PathPattern {
             }
         }
         flush(&mut literal, &mut tokens);
+        let mut loose: Vec<Token> = tokens
+            .iter()
+            .map(|t| match t {
+                Token::Literal(l) => Token::Literal(l.to_ascii_lowercase()),
+                other => other.clone(),
+            })
+            .collect();
+        if let Some(Token::Literal(l)) = loose.last_mut() {
+            if l.len() > 1 && l.ends_with('/') {
+                l.pop();
+            }
+        }
         Ok(PathPattern {
             tokens,
+            loose,
             text: s.to_owned(),
         })
     }
@@ -79,6 +95,26 @@ impl PathPattern {
 
     pub fn matches(&self, path: &str) -> bool {
         match_tokens(&self.tokens, path)
+    }
+
+    /// For settings that restrict (a rate limit on a login path): also
+    /// matches the spellings many app servers serve as the same path — any
+    /// letter case, a trailing `/`, `;parameters` on a segment — so
+    /// `/Login`, `/login/` and `/login;x` cannot step around `/login`.
+    /// Settings that relax (CSRF bypasses) use the strict
+    /// [`PathPattern::matches`].
+    pub fn matches_loosely(&self, path: &str) -> bool {
+        let mut p = String::with_capacity(path.len());
+        for (i, seg) in path.split('/').enumerate() {
+            if i > 0 {
+                p.push('/');
+            }
+            p.push_str(&seg.split(';').next().unwrap_or(seg).to_ascii_lowercase());
+        }
+        while p.len() > 1 && p.ends_with('/') {
+            p.pop();
+        }
+        match_tokens(&self.loose, &p) || match_tokens(&self.tokens, path)
     }
 }
 
@@ -94,6 +130,16 @@ fn flush(literal: &mut String, tokens: &mut Vec<Token>) {
 fn match_tokens(tokens: &[Token], path: &str) -> bool {
     let path = path.as_bytes();
     let n = path.len();
+    // next_slash[j]: where the segment starting at j ends (one pass, so a
+    // long segment costs no more than a short one).
+    let mut next_slash = vec![n; n + 1];
+    for j in (0..n).rev() {
+        next_slash[j] = if path[j] == b'/' {
+            j
+        } else {
+            next_slash[j + 1]
+        };
+    }
     // next[j]: tokens[i + 1..] match path[j..]; the row for no tokens left.
     let mut next: Vec<bool> = (0..=n).map(|j| j == n).collect();
     let mut row = vec![false; n + 1];
@@ -105,10 +151,7 @@ fn match_tokens(tokens: &[Token], path: &str) -> bool {
                     path[j..].starts_with(l) && next[j + l.len()]
                 }
                 Token::Segment => {
-                    let end = path[j..]
-                        .iter()
-                        .position(|&b| b == b'/')
-                        .map_or(n, |e| j + e);
+                    let end = next_slash[j];
                     end > j && next[end]
                 }
                 Token::Any => next[j] || (j < n && row[j + 1]),
@@ -139,6 +182,25 @@ mod tests {
                 && !p("/a*b*c").matches("/acb")
         );
         assert!(PathPattern::parse("login").is_err());
+    }
+
+    #[test]
+    fn restrictive_settings_match_loosely() {
+        let p = PathPattern::parse("/app/login").unwrap();
+        for path in [
+            "/app/login",
+            "/app/Login",
+            "/APP/LOGIN/",
+            "/app/login;jsessionid=1",
+            "/app/login//",
+        ] {
+            assert!(p.matches_loosely(path), "{path}");
+        }
+        assert!(!p.matches("/app/Login"), "strict stays strict");
+        assert!(!p.matches_loosely("/app/login2"));
+        let long = format!("/{}", "a".repeat(8000));
+        let q = PathPattern::parse("/{a}/{b}/*").unwrap();
+        assert!(!q.matches(&long), "long segments stay linear");
     }
 
     #[test]

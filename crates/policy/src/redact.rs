@@ -105,7 +105,12 @@ impl Redactor {
 
     pub fn is_secret_header(&self, name: &str) -> bool {
         let n = name.to_ascii_lowercase();
-        self.headers.contains(&n)
+        // The listed names, and any whose name says it is a credential
+        // (X-Goog-Api-Key, X-Amz-Security-Token, Private-Token, ...).
+        self.headers.contains(&n) || {
+            let flat = n.replace(['-', '_'], "");
+            STEMS.iter().any(|s| flat.contains(&s.replace('_', "")))
+        }
     }
 
     /// Whether a field (JSON member, form or multipart field, query
@@ -151,16 +156,34 @@ impl Redactor {
     }
 
     /// A request target (`/path?query`) with the query redacted.
+    /// A URL's query and fragment redacted (OAuth's implicit flow puts
+    /// tokens in the fragment: `#access_token=...`).
     pub fn uri(&self, uri: &str) -> String {
-        match uri.split_once('?') {
+        let (rest, fragment) = match uri.split_once('#') {
+            Some((r, f)) => (r, Some(f)),
+            None => (uri, None),
+        };
+        let mut out = match rest.split_once('?') {
             Some((path, q)) => format!("{path}?{}", self.query(q)),
-            None => uri.to_owned(),
+            None => rest.to_owned(),
+        };
+        if let Some(f) = fragment {
+            out.push('#');
+            out.push_str(&self.query(f));
         }
+        out
     }
 
-    /// What to keep of a body of `content_type` whose first bytes are
-    /// `body`; `complete` says whether that is all of it.
-    pub fn body(&self, content_type: Option<&str>, body: &[u8], complete: bool) -> Kept {
+    /// What to keep of a body of `content_type` (sent with
+    /// `content_encoding`) whose first bytes are `body`; `complete` says
+    /// whether that is all of it.
+    pub fn body(
+        &self,
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+        body: &[u8],
+        complete: bool,
+    ) -> Kept {
         let ct = content_type
             .map(|c| {
                 c.split(';')
@@ -172,6 +195,11 @@ impl Redactor {
             .unwrap_or_default();
         if body.is_empty() {
             return Kept::Bytes(Vec::new());
+        }
+        // A compressed body cannot be searched for credentials (and
+        // anyone can decompress it): not kept.
+        if content_encoding.is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity")) {
+            return Kept::Nothing;
         }
         if !complete {
             // A cut-off body cannot be parsed to find its credentials:
@@ -201,6 +229,11 @@ impl Redactor {
         if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) {
             self.json(&mut v);
             return Kept::Bytes(v.to_string().into_bytes());
+        }
+        // Claims JSON but does not parse (a BOM, NDJSON, JSONP, too deep):
+        // its credentials cannot be found, so it is not kept.
+        if ct.contains("json") {
+            return Kept::Nothing;
         }
         // Text shaped like a form (`a=1&password=x`) is redacted as one.
         if let Ok(text) = std::str::from_utf8(body) {
@@ -235,6 +268,11 @@ impl Redactor {
         let parts = split_on(body, &delim);
         // parts[0] is the preamble; the last one starts with "--".
         if parts.len() < 2 {
+            return None;
+        }
+        // A preamble is ignored by servers but could hide fields from a
+        // parser that disagrees on the boundary: refused.
+        if !parts[0].iter().all(|b| b.is_ascii_whitespace()) {
             return None;
         }
         let mut out = Vec::with_capacity(body.len());
@@ -283,20 +321,21 @@ fn is_opaque_media(ct: &str) -> bool {
         )
 }
 
+/// Text with `=` and no whitespace: `a=1&password=x`, however its values
+/// are written (`@`, `/`, `:` and such included).
 fn looks_like_form(text: &str) -> bool {
-    text.contains('=')
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"%+.=&_-*~[]".contains(&b))
+    text.contains('=') && text.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// The boundary; `None` if absent or given twice (servers differ on which
+/// one wins, so no reading of the body could be trusted).
 fn boundary(content_type: &str) -> Option<String> {
-    content_type.split(';').skip(1).find_map(|p| {
+    let mut found = content_type.split(';').skip(1).filter_map(|p| {
         let (k, v) = p.split_once('=')?;
-        (k.trim().eq_ignore_ascii_case("boundary"))
-            .then(|| v.trim().trim_matches('"').to_owned())
-            .filter(|b| !b.is_empty())
-    })
+        (k.trim().eq_ignore_ascii_case("boundary")).then(|| v.trim().trim_matches('"').to_owned())
+    });
+    let first = found.next().filter(|b| !b.is_empty())?;
+    found.next().is_none().then_some(first)
 }
 
 fn disposition_name(line: &str) -> Option<String> {
@@ -377,6 +416,7 @@ mod tests {
         assert_eq!(
             kept(r.body(
                 Some("application/x-www-form-urlencoded"),
+                None,
                 b"user=a&pass%77ord=s3cret",
                 true
             )),
@@ -389,7 +429,7 @@ mod tests {
         let r = r();
         let body = br#"{"user":"a","Password":"hunter2","nested":[{"token":"t"}]}"#;
         for ct in [Some("application/json"), Some("text/plain"), None] {
-            let out = kept(r.body(ct, body, true));
+            let out = kept(r.body(ct, None, body, true));
             assert!(
                 !out.contains("hunter2") && !out.contains("\"t\""),
                 "{ct:?}: {out}"
@@ -398,22 +438,78 @@ mod tests {
         }
         // Cut off: cannot be checked, so not kept; opaque media keep their start.
         assert_eq!(
-            r.body(Some("application/json"), &body[..20], false),
+            r.body(Some("application/json"), None, &body[..20], false),
             Kept::Nothing
         );
-        assert_eq!(r.body(Some("text/plain"), b"abc", false), Kept::Nothing);
         assert_eq!(
-            r.body(Some("image/png"), b"\x89PNG", false),
+            r.body(Some("text/plain"), None, b"abc", false),
+            Kept::Nothing
+        );
+        assert_eq!(
+            r.body(Some("image/png"), None, b"\x89PNG", false),
             Kept::Bytes(b"\x89PNG".to_vec())
         );
         // Text shaped like a form, sent as text/plain.
         assert_eq!(
-            kept(r.body(Some("text/plain"), b"a=1&secret=zz", true)),
+            kept(r.body(Some("text/plain"), None, b"a=1&secret=zz", true)),
             "a=1&secret=[redacted]"
         );
         assert_eq!(
-            kept(r.body(Some("text/html"), b"<p>hi</p>", true)),
+            kept(r.body(Some("text/html"), None, b"<p>hi</p>", true)),
             "<p>hi</p>"
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_checked_is_not_kept() {
+        let r = r();
+        let json = br#"{"access_token":"t"}"#;
+        assert_eq!(
+            r.body(Some("application/json"), Some("gzip"), json, true),
+            Kept::Nothing
+        );
+        assert_ne!(
+            r.body(Some("application/json"), Some("identity"), json, true),
+            Kept::Nothing
+        );
+        assert_eq!(
+            r.body(
+                Some("application/json"),
+                None,
+                b"\xef\xbb\xbf{\"token\":1}x",
+                true
+            ),
+            Kept::Nothing
+        );
+        assert_eq!(
+            r.body(Some("application/x-ndjson"), None, b"{}\n{}", true),
+            Kept::Nothing
+        );
+        assert_eq!(
+            kept(r.body(
+                Some("text/plain"),
+                None,
+                b"email=a@b.example&password=p/q:r",
+                true
+            )),
+            "email=a@b.example&password=[redacted]"
+        );
+        assert_eq!(
+            r.uri("https://app/cb#access_token=abc&state=1"),
+            "https://app/cb#access_token=[redacted]&state=1"
+        );
+        assert_eq!(r.uri("/cb?x=1#id_token=abc"), "/cb?x=1#id_token=[redacted]");
+        assert!(r.is_secret_header("X-Goog-Api-Key") && r.is_secret_header("Private-Token"));
+        let pre =
+            b"hidden\r\n--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--B--\r\n";
+        assert_eq!(
+            r.body(Some("multipart/form-data; boundary=B"), None, pre, true),
+            Kept::Nothing
+        );
+        let two = "multipart/form-data; boundary=B; boundary=C";
+        assert_eq!(
+            r.body(Some(two), None, b"--B\r\n\r\n--B--", true),
+            Kept::Nothing
         );
     }
 
@@ -421,19 +517,20 @@ mod tests {
     fn multipart_fields() {
         let r = r();
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nann\r\n--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nhunter2\r\n--XyZ--\r\n";
-        let out = kept(r.body(Some("multipart/form-data; boundary=XyZ"), body, true));
+        let out = kept(r.body(Some("multipart/form-data; boundary=XyZ"), None, body, true));
         assert!(!out.contains("hunter2"), "{out}");
         assert!(out.contains("ann") && out.contains("[redacted]"), "{out}");
         assert_eq!(
             r.body(
                 Some("multipart/form-data; boundary=XyZ"),
+                None,
                 b"--XyZ\r\nbroken",
                 true
             ),
             Kept::Nothing
         );
         assert_eq!(
-            r.body(Some("multipart/form-data"), body, true),
+            r.body(Some("multipart/form-data"), None, body, true),
             Kept::Nothing,
             "no boundary"
         );

@@ -106,7 +106,7 @@ pub struct AuthState {
     /// SECURITY: password hashes run at most this many at once (half the
     /// cores), so a flood of guesses from many addresses queues here
     /// instead of taking every core from the requests being served.
-    hashing: tokio::sync::Semaphore,
+    hashing: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// How long a password check waits for a free hashing slot.
@@ -120,11 +120,11 @@ impl AuthState {
             sessions: Mutex::new(SessionTable::new(timeouts(auth), SESSION_CAPACITY)),
             by_address: Mutex::new(Throttle::new(PER_ADDRESS)),
             by_user: Mutex::new(Throttle::new(PER_USER)),
-            hashing: tokio::sync::Semaphore::new(
+            hashing: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism()
                     .map_or(1, |n| n.get().div_ceil(2))
                     .max(1),
-            ),
+            )),
         }
     }
 
@@ -207,9 +207,30 @@ impl AuthState {
         let Some((user, pass)) = authorization.to_str().ok().and_then(basic_auth::parse) else {
             return SignIn::Refused;
         };
-        let verdict = self
-            .check_password(&user, pass, client, security, auth, password, false)
-            .await;
+        // Parallel requests with the same new credentials (a first page
+        // load) are checked one at a time: the others wait for that check
+        // and then find the credentials remembered.
+        let mut verdict = SignIn::Busy;
+        for _ in 0..100 {
+            verdict = self
+                .check_password(
+                    &user,
+                    pass.clone(),
+                    client,
+                    security,
+                    auth,
+                    password.clone(),
+                    false,
+                )
+                .await;
+            if verdict != SignIn::Busy {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Some(user) = lock(&self.sessions).touch(&id, Instant::now()) {
+                return SignIn::Accepted(user.to_owned(), session_key(&id));
+            }
+        }
         match verdict {
             SignIn::Accepted(user, _) => {
                 lock(&self.sessions).insert(id, user.clone(), Instant::now());
@@ -226,14 +247,20 @@ impl AuthState {
         hash: std::sync::Arc<AdminPassword>,
         password: String,
     ) -> Option<bool> {
-        let _slot = tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.acquire())
+        let slot = tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.clone().acquire_owned())
             .await
             .ok()?
             .ok()?;
+        // The slot goes with the hash: a client that gives up mid-check
+        // frees nothing until the hash is done, so cancelling cannot run
+        // more hashes at once than there are slots.
         Some(
-            tokio::task::spawn_blocking(move || hash.verify(&password))
-                .await
-                .unwrap_or(false),
+            tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                hash.verify(&password)
+            })
+            .await
+            .unwrap_or(false),
         )
     }
 

@@ -60,13 +60,19 @@ pub async fn load(store: &Store, kek: &Kek, name: &str) -> Result<BucketConfig, 
 struct Uploads {
     busy: AtomicUsize,
     stopping: AtomicBool,
+    /// An attempt finished (for the drain).
     changed: Notify,
+    /// Shutdown began (for tasks waiting to retry). Separate from
+    /// `changed`, so one task's finished attempt does not cut another's
+    /// backoff short.
+    stop: Notify,
 }
 
 static UPLOADS: Uploads = Uploads {
     busy: AtomicUsize::new(0),
     stopping: AtomicBool::new(false),
     changed: Notify::const_new(),
+    stop: Notify::const_new(),
 };
 
 /// One upload task with an attempt ahead of it or under way.
@@ -105,7 +111,7 @@ pub fn spawn_upload(
 /// `within`; uploads waiting to retry stop and resume at the next start.
 pub async fn drain(within: Duration) {
     UPLOADS.stopping.store(true, Ordering::SeqCst);
-    UPLOADS.changed.notify_waiters();
+    UPLOADS.stop.notify_waiters();
     let wait = async {
         loop {
             let changed = UPLOADS.changed.notified();
@@ -191,7 +197,7 @@ async fn upload_with_retry(
         if UPLOADS.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let stopping = UPLOADS.changed.notified();
+        let stopping = UPLOADS.stop.notified();
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stopping => {}

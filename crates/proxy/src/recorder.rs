@@ -43,27 +43,27 @@ impl Queue {
     /// (events, bytes) waiting now.
     pub fn depth(&self) -> (usize, u64) {
         (
-            self.events.load(Ordering::Relaxed),
-            self.bytes.load(Ordering::Relaxed),
+            self.events.load(Ordering::SeqCst),
+            self.bytes.load(Ordering::SeqCst),
         )
     }
 
     fn try_reserve(&self, size: u64) -> bool {
-        if self.events.load(Ordering::Relaxed) >= MAX_QUEUED_EVENTS
-            || self.bytes.load(Ordering::Relaxed) + size > MAX_QUEUED_BYTES
+        if self.events.load(Ordering::SeqCst) >= MAX_QUEUED_EVENTS
+            || self.bytes.load(Ordering::SeqCst) + size > MAX_QUEUED_BYTES
         {
             return false;
         }
-        self.events.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(size, Ordering::Relaxed);
+        self.events.fetch_add(1, Ordering::SeqCst);
+        self.bytes.fetch_add(size, Ordering::SeqCst);
         true
     }
 
     fn release(&self, size: u64) {
-        self.events.fetch_sub(1, Ordering::Relaxed);
-        self.bytes.fetch_sub(size, Ordering::Relaxed);
-        if self.waiting.load(Ordering::Relaxed) && !self.is_busy() {
-            self.waiting.store(false, Ordering::Relaxed);
+        self.events.fetch_sub(1, Ordering::SeqCst);
+        self.bytes.fetch_sub(size, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) && !self.is_busy() {
+            self.waiting.store(false, Ordering::SeqCst);
             self.drained.notify_waiters();
         }
     }
@@ -79,7 +79,7 @@ impl Queue {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let drained = self.drained.notified();
-            self.waiting.store(true, Ordering::Relaxed);
+            self.waiting.store(true, Ordering::SeqCst);
             if !self.is_busy() {
                 return true;
             }
@@ -164,7 +164,15 @@ impl Active {
             }
             return false;
         }
-        let _ = self.tx.send(Cmd::Event(self.id.clone(), event, size));
+        if self
+            .tx
+            .send(Cmd::Event(self.id.clone(), event, size))
+            .is_err()
+        {
+            // The recorder is gone: give the room back.
+            self.queue.release(size);
+            return false;
+        }
         true
     }
 

@@ -10,28 +10,33 @@ use crate::error::Rejection;
 use crate::runtime::Runtime;
 
 /// Rewrites the request's path to its canonical form, or refuses it.
+/// Returns the path with encoded separators decoded when the app allows
+/// them (the guards check that reading too).
 pub fn apply<B>(
     req: &mut Request<B>,
     host: Option<&str>,
     runtime: &Runtime,
-) -> Result<(), Rejection> {
+) -> Result<Option<String>, Rejection> {
     let raw = req.uri().path();
     if canonical_path::is_canonical(raw) {
-        return Ok(());
+        return Ok(None);
     }
     let canonical = canonical_path::canonicalize(raw).map_err(|r| refused(r.reason()))?;
+    let mut decoded_path = None;
     if canonical.encoded_separator {
         // Allowed only when both readings of the path (separator kept
         // encoded, or decoded as a decoding upstream would) belong to the
         // same app, and that app asked for encoded separators by name.
+        let decoded_text = canonical.separators_decoded();
         let kept = runtime.router.find(host, &canonical.path);
-        let decoded = runtime.router.find(host, &canonical.separators_decoded());
+        let decoded = runtime.router.find(host, &decoded_text);
         let allowed = kept.is_some()
             && kept == decoded
             && kept.is_some_and(|i| runtime.apps[i].allow_encoded_slashes);
         if !allowed {
             return Err(refused("the path holds an encoded / or \\"));
         }
+        decoded_path = Some(decoded_text);
     }
     if canonical.path != raw {
         let mut parts = req.uri().clone().into_parts();
@@ -47,7 +52,7 @@ pub fn apply<B>(
         *req.uri_mut() =
             Uri::from_parts(parts).map_err(|_| refused("the path cannot be made canonical"))?;
     }
-    Ok(())
+    Ok(decoded_path)
 }
 
 fn refused(why: &'static str) -> Rejection {

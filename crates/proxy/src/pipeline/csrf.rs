@@ -18,7 +18,10 @@ pub fn check<B>(
     let Some(c) = &app.csrf else {
         return Ok(());
     };
-    if c.bypass.iter().any(|p| p.matches(req.uri().path())) {
+    // A bypass holds only when both readings of an encoded slash match.
+    if c.bypass.iter().any(|p| {
+        p.matches(req.uri().path()) && ctx.decoded_path.as_deref().is_none_or(|d| p.matches(d))
+    }) {
         return Ok(());
     }
     match csrf::check(

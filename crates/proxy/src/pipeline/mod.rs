@@ -62,6 +62,9 @@ pub struct RequestCtx {
     pub set_cookies: Vec<http::HeaderValue>,
     /// Which client connection the request came on.
     pub conn_id: u64,
+    /// For an app that allows encoded slashes: the path as a decoding
+    /// upstream reads it (guards check both readings).
+    pub decoded_path: Option<String>,
 }
 
 impl RequestCtx {
@@ -97,6 +100,7 @@ pub async fn handle(
         session: None,
         set_cookies: Vec::new(),
         conn_id: conn.id,
+        decoded_path: None,
     };
     let summary = log.enabled().then(|| Summary::of(&req));
 
@@ -136,7 +140,7 @@ async fn request_stages(
     limits::check_head(&req, &runtime.config.server)?;
     // The canonical path next: every decision below, and the upstream,
     // see one spelling of the path (`//`, `.`, `..`, `%61` resolved).
-    canonical::apply(&mut req, ctx.host.as_deref(), runtime)?;
+    ctx.decoded_path = canonical::apply(&mut req, ctx.host.as_deref(), runtime)?;
     // moat's own namespace before app routing, so no app can shadow the
     // admin API and no app is reachable through it.
     if admin_tcp::is_admin_path(req.uri().path()) {

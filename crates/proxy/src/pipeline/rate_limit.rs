@@ -93,10 +93,15 @@ pub async fn check<B>(
         if (z.key == LimitKey::User) != (phase == Phase::AfterAuth) {
             continue;
         }
-        if z.path
-            .as_ref()
-            .is_some_and(|p| !p.matches(req.uri().path()))
-        {
+        // A limit applies to any spelling a server might serve as its
+        // path, and to either reading of an encoded slash.
+        if z.path.as_ref().is_some_and(|p| {
+            !p.matches_loosely(req.uri().path())
+                && !ctx
+                    .decoded_path
+                    .as_deref()
+                    .is_some_and(|d| p.matches_loosely(d))
+        }) {
             continue;
         }
         let key = match &z.key {

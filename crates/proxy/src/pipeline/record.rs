@@ -244,10 +244,14 @@ fn redacted(h: &HeaderMap, policy: &AppRecording) -> Vec<(String, String)> {
         .collect()
 }
 
-fn content_type(h: &HeaderMap) -> Option<String> {
-    h.get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+/// The body's content type and content encoding.
+fn content_type(h: &HeaderMap) -> (Option<String>, Option<String>) {
+    let get = |name| {
+        h.get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    (get(header::CONTENT_TYPE), get(header::CONTENT_ENCODING))
 }
 
 impl Exchange {
@@ -290,7 +294,11 @@ impl Exchange {
         });
     }
 
-    fn sink(&self, side: Side, content_type: Option<String>) -> Sink {
+    fn sink(
+        &self,
+        side: Side,
+        (content_type, content_encoding): (Option<String>, Option<String>),
+    ) -> Sink {
         Sink {
             rec: self.rec.clone(),
             conn: self.conn,
@@ -300,6 +308,7 @@ impl Exchange {
             kept: 0,
             buf: Vec::new(),
             content_type,
+            content_encoding,
             total: 0,
             policy: self.policy.clone(),
             done: false,
@@ -323,6 +332,7 @@ struct Sink {
     /// The kept bytes, redacted as a whole when the body ends.
     buf: Vec<u8>,
     content_type: Option<String>,
+    content_encoding: Option<String>,
     total: u64,
     policy: Arc<AppRecording>,
     done: bool,
@@ -367,11 +377,12 @@ impl Sink {
         let buf = std::mem::take(&mut self.buf);
         let complete = !aborted && self.kept == self.total;
         if self.total > 0 || !buf.is_empty() {
-            let e = match self
-                .policy
-                .redactor
-                .body(self.content_type.as_deref(), &buf, complete)
-            {
+            let e = match self.policy.redactor.body(
+                self.content_type.as_deref(),
+                self.content_encoding.as_deref(),
+                &buf,
+                complete,
+            ) {
                 Kept::Bytes(bytes) => self.event(&bytes, self.total, !complete),
                 Kept::Nothing => self.event(&[], self.total, self.total > 0),
             };
