@@ -329,9 +329,12 @@ async fn serve_connection_as<I>(
     drop(runtime);
 
     let peer = conn.peer;
+    let permit = Arc::new(permit);
+    let hold = ConnHold(permit.clone());
     let tracked = permit.slot.tracked.clone();
     let requests = shared.connections.requests.clone();
-    let service = service_fn(move |req| {
+    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(hold.clone());
         let shared = shared.clone();
         let conn = conn.clone();
         let busy = tracked.request_started();
@@ -460,4 +463,18 @@ pub fn local_addr(l: &TcpListener) -> SocketAddr {
 pub struct ConnPermit {
     slot: Slot,
     _client: Option<ClientPermit>,
+}
+
+/// A connection's place in the caps, handed to a WebSocket tunnel in the
+/// request's extensions: once upgraded, the HTTP connection's task ends,
+/// and without this the tunnel would hold a socket outside every cap.
+#[derive(Clone)]
+pub struct ConnHold(Arc<ConnPermit>);
+
+impl ConnHold {
+    /// Keeps the connection counted, and busy (never the idle one to give
+    /// way), until the returned value is dropped.
+    pub fn keep(&self) -> (ConnHold, crate::connections::InFlight) {
+        (self.clone(), self.0.slot.tracked.request_started())
+    }
 }

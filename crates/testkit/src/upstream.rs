@@ -312,7 +312,7 @@ pub async fn nginx(locations: &str) -> Nginx {
     };
     let p = dir.path().display();
     let conf = format!(
-        "worker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\n\
+        "master_process off;\nworker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\n\
          events {{ worker_connections 256; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
            fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
@@ -328,6 +328,12 @@ pub async fn nginx(locations: &str) -> Nginx {
         .arg(dir.path())
         .arg("-c")
         .arg(dir.path().join("nginx.conf"))
+        // SECURITY of the test run itself: no inherited output. A process
+        // holding the test's stdout keeps `scripts/test`'s tee (and CI)
+        // waiting forever; with `master_process off` there is one nginx
+        // process, so killing it leaves no worker behind.
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

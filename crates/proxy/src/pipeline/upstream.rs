@@ -167,6 +167,10 @@ impl UpstreamApp {
     {
         let websocket =
             req.version() == Version::HTTP_11 && hop_by_hop::is_websocket_upgrade(req.headers());
+        // The client connection's place in the caps, for the tunnel.
+        let conn_hold = websocket
+            .then(|| req.extensions().get::<crate::listener::ConnHold>().cloned())
+            .flatten();
         let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
 
         let (mut parts, incoming) = req.into_parts();
@@ -287,9 +291,12 @@ impl UpstreamApp {
             let idle = self.timeouts.idle;
             let name = app.name.clone();
             let taps = recording.map(|ex| (ex.ws_tap("client"), ex.ws_tap("server")));
+            let conn_hold = conn_hold.map(|h| h.keep());
             tokio::spawn(async move {
-                // The tunnel holds its upstream connection until it ends.
+                // The tunnel holds its upstream connection, and its client
+                // connection's place in the caps, until it ends.
                 let _slot = slot;
+                let _conn = conn_hold;
                 match tokio::try_join!(client_upgrade, upstream_upgrade) {
                     Ok((c, u)) => {
                         if let Err(e) = tunnel(TokioIo::new(c), TokioIo::new(u), idle, taps).await {
