@@ -83,10 +83,7 @@ fn free_port() -> u16 {
 }
 
 fn cli(m: &Moat, args: &[&str]) -> std::process::Output {
-    let data = m.data_dir();
-    let mut all = args.to_vec();
-    all.extend(["--data-dir", data.to_str().unwrap()]);
-    moat_testkit::cli::run(BIN, &all)
+    moat_testkit::cli::against(BIN, m, args)
 }
 
 fn show(o: &std::process::Output) -> String {

@@ -341,23 +341,27 @@ async fn the_redirect_listener_cannot_starve_https() {
     assert!(resp.starts_with("HTTP/1.1 308"), "{resp}");
 }
 
-#[tokio::test]
-async fn one_client_cannot_hold_unbounded_requests_through_http2() {
-    let moat = echo_moat("", "[rate_limit]\nmax_requests_in_flight_per_client = 3").await;
-    let http = client::http2(&moat.self_signed_cert());
-    let mut tasks = Vec::new();
-    for _ in 0..6 {
-        let http = http.clone();
-        let url = moat.https_url("/slow/1500");
-        tasks.push(tokio::spawn(async move {
-            http.get(url).send().await.unwrap().status().as_u16()
-        }));
-    }
+/// `n` GETs of `url` at once; their statuses, sorted.
+async fn concurrent_statuses(http: &reqwest::Client, url: &str, n: usize) -> Vec<u16> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (http, url) = (http.clone(), url.to_owned());
+            tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
     let mut statuses = Vec::new();
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
     statuses.sort();
+    statuses
+}
+
+#[tokio::test]
+async fn one_client_cannot_hold_unbounded_requests_through_http2() {
+    let moat = echo_moat("", "[rate_limit]\nmax_requests_in_flight_per_client = 3").await;
+    let http = client::http2(&moat.self_signed_cert());
+    let statuses = concurrent_statuses(&http, &moat.https_url("/slow/1500"), 6).await;
     assert_eq!(statuses, [200, 200, 200, 429, 429, 429], "{statuses:?}");
     // Once they are done, the client is served again.
     assert_eq!(
@@ -378,19 +382,7 @@ async fn a_busy_upstream_answers_503_after_a_bounded_wait() {
     )
     .await;
     let http = client::http2(&moat.self_signed_cert());
-    let mut tasks = Vec::new();
-    for _ in 0..4 {
-        let http = http.clone();
-        let url = moat.https_url("/slow/3000");
-        tasks.push(tokio::spawn(async move {
-            http.get(url).send().await.unwrap().status().as_u16()
-        }));
-    }
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
-    statuses.sort();
+    let statuses = concurrent_statuses(&http, &moat.https_url("/slow/3000"), 4).await;
     assert_eq!(statuses, [200, 200, 503, 503]);
     moat.wait_stderr("max_upstream_connections").await;
 }

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use moat_testkit::cli::json;
 use moat_testkit::moat::TEST_SERVER;
 use moat_testkit::{Moat, client, upstream};
 use serde_json::Value;
@@ -13,15 +14,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_moat");
 
 fn cli(m: &Moat, args: &[&str]) -> std::process::Output {
-    let data = m.data_dir();
-    let mut all = args.to_vec();
-    all.extend(["--data-dir", data.to_str().unwrap()]);
-    moat_testkit::cli::run(BIN, &all)
-}
-
-fn json(o: &std::process::Output) -> Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", moat_testkit::cli::show(o)))
+    moat_testkit::cli::against(BIN, m, args)
 }
 
 async fn closed_recording(m: &Moat) -> Value {

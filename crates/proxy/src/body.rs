@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -48,68 +48,6 @@ pub struct BodyTooLarge(pub u64);
 #[derive(Debug, thiserror::Error)]
 #[error("no data for {0:?}")]
 pub struct IdleTimeoutElapsed(pub Duration);
-
-pin_project_lite::pin_project! {
-    /// Fails once more than `limit` bytes have passed, and raises `exceeded`
-    /// so the caller can answer 413 instead of 502.
-    pub struct Limited<B> {
-        #[pin]
-        inner: B,
-        remaining: u64,
-        limit: u64,
-        exceeded: Arc<AtomicBool>,
-    }
-}
-
-impl<B> Limited<B> {
-    pub fn new(inner: B, limit: u64, exceeded: Arc<AtomicBool>) -> Self {
-        Limited {
-            inner,
-            remaining: limit,
-            limit,
-            exceeded,
-        }
-    }
-}
-
-impl<B> HttpBody for Limited<B>
-where
-    B: HttpBody<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        match ready!(this.inner.poll_frame(cx)) {
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    let len = data.len() as u64;
-                    if len > *this.remaining {
-                        this.exceeded.store(true, Ordering::Release);
-                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge(*this.limit)))));
-                    }
-                    *this.remaining -= len;
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Some(Err(e)) => Poll::Ready(Some(Err(e.into()))),
-            None => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
 
 pin_project_lite::pin_project! {
     /// Fails when no frame arrives for `timeout`; the clock restarts with

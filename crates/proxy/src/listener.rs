@@ -334,7 +334,13 @@ async fn serve_connection_as<I>(
     let tracked = permit.slot.tracked.clone();
     let requests = shared.connections.requests.clone();
     let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(hold.clone());
+        // Only an upgrade needs the connection's place (and inserting
+        // into the extensions allocates: not on every request).
+        if req.version() == http::Version::HTTP_11
+            && moat_policy::hop_by_hop::is_websocket_upgrade(req.headers())
+        {
+            req.extensions_mut().insert(hold.clone());
+        }
         let shared = shared.clone();
         let conn = conn.clone();
         let busy = tracked.request_started();

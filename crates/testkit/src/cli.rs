@@ -24,3 +24,17 @@ pub fn show(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// Runs `bin ARGS --data-dir DIR` against a running moat's data directory
+/// (its admin socket).
+pub fn against(bin: &str, moat: &crate::Moat, args: &[&str]) -> Output {
+    let data = moat.data_dir();
+    let mut all = args.to_vec();
+    all.extend(["--data-dir", data.to_str().unwrap()]);
+    run(bin, &all)
+}
+
+/// The command's stdout as JSON, or a panic that shows the output.
+pub fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(o)))
+}

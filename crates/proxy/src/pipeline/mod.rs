@@ -195,7 +195,7 @@ async fn request_stages(
     }
     // Recording last, so only what reaches the app is recorded; a client
     // faster than the recorder waits for it here.
-    record::wait_for_room(&app, shared).await;
+    record::wait_for_room(&app, &shared.recorder.queue).await;
     let exchange = match record::begin(&mut req, ctx, &app, runtime, shared) {
         Ok(e) => e,
         Err(refused) => return Ok(refused),

@@ -64,13 +64,9 @@ impl Drop for Exchange {
 /// Backpressure before a recorded request: while the recorder's queue is
 /// over half full, the request waits for it to drain (up to 10 s), so a
 /// client that outpaces the recorder is slowed to its pace.
-pub async fn wait_for_room(app: &AppRuntime, shared: &Shared) {
+pub async fn wait_for_room(app: &AppRuntime, queue: &crate::recorder::Queue) {
     if app.recording.is_some() {
-        let _ = shared
-            .recorder
-            .queue
-            .room(std::time::Duration::from_secs(10))
-            .await;
+        let _ = queue.room(std::time::Duration::from_secs(10)).await;
     }
 }
 
