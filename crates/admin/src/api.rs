@@ -88,9 +88,7 @@ pub struct Timeouts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: String,
-    /// `not_found`, `bad_request`, `invalid`, `conflict`, `read_only`,
-    /// `unauthorized`, `too_many_attempts`, `internal`.
-    pub code: String,
+    pub code: ErrorCode,
     /// For `invalid`: one entry per bad field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<FieldProblem>,
@@ -107,6 +105,57 @@ impl ApiError {
             }
         }
         s
+    }
+}
+
+/// What kind of error an answer is; scripts branch on it. Serialized in
+/// snake case (`not_found`, `read_only`, ...); a code this version does
+/// not know (a newer server's) reads as [`ErrorCode::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// No such app, recording, bucket, approval or endpoint.
+    NotFound,
+    /// The request is malformed or names nothing to do.
+    BadRequest,
+    /// An app definition with bad fields (see `problems`).
+    Invalid,
+    /// It clashes with what exists (a name, a mount, an app in progress).
+    Conflict,
+    /// Defined in the config file: change it there.
+    ReadOnly,
+    /// A recording inside its retention period.
+    Retained,
+    /// A bucket that cannot be reached, or refused the probe.
+    BucketUnavailable,
+    /// Recording storage on this node is too low.
+    LowStorage,
+    /// Credentials missing or wrong (the HTTPS route).
+    Unauthorized,
+    /// Locked out after failed logins, or one is being checked.
+    TooManyAttempts,
+    /// moat failed; its log says why.
+    Internal,
+    #[serde(other)]
+    Other,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Invalid => "invalid",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::ReadOnly => "read_only",
+            ErrorCode::Retained => "retained",
+            ErrorCode::BucketUnavailable => "bucket_unavailable",
+            ErrorCode::LowStorage => "low_storage",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TooManyAttempts => "too_many_attempts",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Other => "other",
+        }
     }
 }
 
@@ -268,4 +317,238 @@ pub struct VerifyResult {
     pub state: Option<String>,
     pub chunks: Option<usize>,
     pub events: Option<u64>,
+}
+
+/// `POST /api/v1/buckets` and `PUT /api/v1/buckets/{name}`: a bucket's
+/// settings (`config`, as `moat bucket add` builds them); `name` only
+/// when creating.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BucketRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub config: serde_json::Value,
+}
+
+/// A bucket as the API shows it: its settings without the secret, or why
+/// they cannot be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BucketView {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /api/v1/recordings/reapply-policy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReapplyRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// Without it nothing changes: the answer says what would.
+    #[serde(default)]
+    pub confirm: bool,
+}
+
+/// The answer to a reapply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReapplyResult {
+    pub recordings: usize,
+    pub changed: usize,
+    pub would_delete_now: u64,
+    pub applied: bool,
+}
+
+/// `POST /api/v1/apps/{name}/reload`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reloaded {
+    pub reloaded: String,
+}
+
+/// `GET /api/v1/recordings` filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingFilter {
+    pub app: Option<String>,
+    pub user: Option<String>,
+    pub client_ip: Option<String>,
+    /// `recording`, `complete` or `incomplete`.
+    pub state: Option<String>,
+    /// Unix milliseconds.
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/v1/audit` filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    pub limit: Option<u32>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+}
+
+/// `GET /api/v1/apps/{name}/csp/reports` filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportFilter {
+    pub limit: Option<u32>,
+}
+
+/// The API's paths, so both sides spell them the same way. Names in a
+/// path are percent-encoded here.
+pub mod paths {
+    use super::{AuditFilter, RecordingFilter, ReportFilter};
+
+    pub const STATUS: &str = "/api/v1/status";
+    pub const APPS: &str = "/api/v1/apps";
+    pub const AUDIT: &str = "/api/v1/audit";
+    pub const BUCKETS: &str = "/api/v1/buckets";
+    pub const RECORDINGS: &str = "/api/v1/recordings";
+    pub const REAPPLY_POLICY: &str = "/api/v1/recordings/reapply-policy";
+
+    pub fn app(name: &str) -> String {
+        format!("{APPS}/{}", encode(name))
+    }
+    pub fn app_reload(name: &str) -> String {
+        format!("{}/reload", app(name))
+    }
+    pub fn csp(name: &str) -> String {
+        format!("{}/csp", app(name))
+    }
+    pub fn csp_approve(name: &str) -> String {
+        format!("{}/csp/approve", app(name))
+    }
+    pub fn csp_revoke(name: &str) -> String {
+        format!("{}/csp/revoke", app(name))
+    }
+    pub fn csp_reports(name: &str, f: &ReportFilter) -> String {
+        format!(
+            "{}/csp/reports{}",
+            app(name),
+            query(&[("limit", f.limit.map(|l| l.to_string()))])
+        )
+    }
+    pub fn bucket(name: &str) -> String {
+        format!("{BUCKETS}/{}", encode(name))
+    }
+    pub fn recording(id: &str) -> String {
+        format!("{RECORDINGS}/{}", encode(id))
+    }
+    pub fn recording_verify(id: &str) -> String {
+        format!("{}/verify", recording(id))
+    }
+    pub fn recording_events(id: &str) -> String {
+        format!("{}/events", recording(id))
+    }
+    pub fn recording_har(id: &str) -> String {
+        format!("{}/har", recording(id))
+    }
+    pub fn recordings(f: &RecordingFilter) -> String {
+        format!(
+            "{RECORDINGS}{}",
+            query(&[
+                ("app", f.app.clone()),
+                ("user", f.user.clone()),
+                ("client_ip", f.client_ip.clone()),
+                ("state", f.state.clone()),
+                ("since", f.since.map(|v| v.to_string())),
+                ("until", f.until.map(|v| v.to_string())),
+                ("limit", f.limit.map(|v| v.to_string())),
+            ])
+        )
+    }
+    pub fn audit(f: &AuditFilter) -> String {
+        format!(
+            "{AUDIT}{}",
+            query(&[
+                ("limit", f.limit.map(|v| v.to_string())),
+                ("action", f.action.clone()),
+                ("target", f.target.clone()),
+            ])
+        )
+    }
+
+    fn query(pairs: &[(&str, Option<String>)]) -> String {
+        let parts: Vec<String> = pairs
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+            .collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&"))
+        }
+    }
+
+    /// Percent-encodes everything but unreserved characters: a name may
+    /// hold anything, and reaches the server as typed.
+    pub fn encode(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn paths_encode_names_and_queries() {
+            assert_eq!(app("a b/c"), "/api/v1/apps/a%20b%2Fc");
+            assert_eq!(csp_approve("wiki"), "/api/v1/apps/wiki/csp/approve");
+            assert_eq!(
+                recordings(&RecordingFilter::default()),
+                "/api/v1/recordings"
+            );
+            let f = RecordingFilter {
+                app: Some("w&x".into()),
+                limit: Some(5),
+                ..Default::default()
+            };
+            assert_eq!(recordings(&f), "/api/v1/recordings?app=w%26x&limit=5");
+            assert_eq!(
+                audit(&AuditFilter {
+                    limit: Some(3),
+                    action: Some("app.create".into()),
+                    target: None
+                }),
+                "/api/v1/audit?limit=3&action=app.create"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_keep_their_wire_names() {
+        for code in [
+            ErrorCode::NotFound,
+            ErrorCode::BadRequest,
+            ErrorCode::Invalid,
+            ErrorCode::Conflict,
+            ErrorCode::ReadOnly,
+            ErrorCode::Retained,
+            ErrorCode::BucketUnavailable,
+            ErrorCode::LowStorage,
+            ErrorCode::Unauthorized,
+            ErrorCode::TooManyAttempts,
+            ErrorCode::Internal,
+        ] {
+            let wire = serde_json::to_string(&code).unwrap();
+            assert_eq!(wire, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&wire).unwrap(), code);
+        }
+        assert_eq!(
+            serde_json::from_str::<ErrorCode>("\"from_the_future\"").unwrap(),
+            ErrorCode::Other
+        );
+    }
 }

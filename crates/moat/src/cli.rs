@@ -690,7 +690,13 @@ fn serve(config_path: Option<&Path>, data_dir: Option<PathBuf>) -> anyhow::Resul
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let gateway = Gateway::start(config, data_dir, admin_password).await?;
+        let gateway = Gateway::start(
+            config,
+            data_dir,
+            admin_password,
+            moat_admin_server::AdminServer::factory(),
+        )
+        .await?;
         if let Some(plain) = &shown_password {
             // SECURITY: stdout only, once; never through the log.
             println!(
@@ -726,7 +732,7 @@ async fn run_until_stopped(gateway: Gateway, config_path: Option<&Path>) {
                 tracing::info!("SIGHUP: reloading");
                 match load(config_path) {
                     Ok(config) => {
-                        if let Err(e) = gateway.reload(config) {
+                        if let Err(e) = gateway.reload(config).await {
                             tracing::error!("config reload refused, still serving the previous config: {e}");
                         }
                     }

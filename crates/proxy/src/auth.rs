@@ -107,14 +107,18 @@ pub struct AuthState {
     /// cores), so a flood of guesses from many addresses queues here
     /// instead of taking every core from the requests being served.
     hashing: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The system account's password (a configured hash, or this run's
+    /// random password).
+    admin_password: arc_swap::ArcSwap<AdminPassword>,
 }
 
 /// How long a password check waits for a free hashing slot.
 const HASH_QUEUE_WAIT: Duration = Duration::from_secs(10);
 
 impl AuthState {
-    pub fn new(keys: &Keys, auth: &moat_config::Auth) -> AuthState {
+    pub fn new(keys: &Keys, auth: &moat_config::Auth, password: AdminPassword) -> AuthState {
         AuthState {
+            admin_password: arc_swap::ArcSwap::from_pointee(password),
             session_key: keys.session,
             identity: IdentityKey::from_seed(&keys.identity_seed),
             sessions: Mutex::new(SessionTable::new(timeouts(auth), SESSION_CAPACITY)),
@@ -126,6 +130,17 @@ impl AuthState {
                     .max(1),
             )),
         }
+    }
+
+    /// The system account's password now.
+    pub fn admin_password(&self) -> std::sync::Arc<AdminPassword> {
+        self.admin_password.load_full()
+    }
+
+    /// A configured hash replaces the current password.
+    pub fn set_admin_password_hash(&self, hash: String) {
+        self.admin_password
+            .store(std::sync::Arc::new(AdminPassword::from_hash(hash)));
     }
 
     /// A reload: new timeouts apply to live sessions; a new password ends

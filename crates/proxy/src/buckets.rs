@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 
 use moat_recording::Kek;
 use moat_recording::bucket::{self, BucketConfig};
-use moat_store::Store;
+use moat_store::{Location, Store};
 
 /// The settings as stored: the secret sealed.
 pub fn sealed_json(kek: &Kek, name: &str, mut cfg: BucketConfig) -> String {
@@ -159,7 +159,7 @@ async fn upload_with_retry(
         } else {
             match upload_once(&store, &kek, &dir, &id, &name).await {
                 Ok(bytes) => match store
-                    .set_recording_location(&id, &format!("bucket:{name}"))
+                    .set_recording_location(&id, &Location::Bucket(name.clone()))
                     .await
                 {
                     Ok(()) => {
@@ -216,7 +216,7 @@ async fn reconcile(store: &Store, kek: &Kek, id: &str, name: &str) -> Result<(),
     let os = bucket::open(&cfg)?;
     if bucket::is_sealed_in(os.as_ref(), cfg.prefix(), id).await? {
         store
-            .set_recording_location(id, &format!("bucket:{name}"))
+            .set_recording_location(id, &Location::Bucket(name.to_owned()))
             .await
             .map_err(|e| e.to_string())?;
         tracing::warn!(
@@ -226,7 +226,7 @@ async fn reconcile(store: &Store, kek: &Kek, id: &str, name: &str) -> Result<(),
         );
     } else {
         store
-            .set_recording_location(id, "missing")
+            .set_recording_location(id, &Location::Missing)
             .await
             .map_err(|e| e.to_string())?;
         tracing::error!(

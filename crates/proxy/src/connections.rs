@@ -404,3 +404,23 @@ mod tests {
         assert!(p.acquire(ip, 2).is_some());
     }
 }
+
+/// Held for as long as a connection is open.
+pub struct ConnPermit {
+    pub(crate) slot: Slot,
+    pub(crate) _client: Option<ClientPermit>,
+}
+
+/// A connection's place in the caps, handed to a WebSocket tunnel in the
+/// request's extensions: once upgraded, the HTTP connection's task ends,
+/// and without this the tunnel would hold a socket outside every cap.
+#[derive(Clone)]
+pub struct ConnHold(pub(crate) Arc<ConnPermit>);
+
+impl ConnHold {
+    /// Keeps the connection counted, and busy (never the idle one to give
+    /// way), until the returned value is dropped.
+    pub fn keep(&self) -> (ConnHold, InFlight) {
+        (self.clone(), self.0.slot.tracked.request_started())
+    }
+}

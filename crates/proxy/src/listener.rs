@@ -21,10 +21,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::access_log::{AccessLog, Entry};
 use crate::body::{self, Body};
-use crate::connections::{ClientPermit, Connections, Guarded, PerClient, Pool, Slot};
-use crate::gateway::Shared;
-use crate::pipeline::{self, ConnInfo};
+use crate::connections::{ConnHold, ConnPermit, Connections, Guarded, PerClient, Pool};
+use crate::pipeline::{self, Pipeline};
+use crate::request::ConnInfo;
+use crate::runtime::Current;
+use crate::tls::TlsState;
+use crate::workers::Workers;
 
 /// What a listener does with requests.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +81,41 @@ impl ConnectionState {
     }
 }
 
+/// What the listeners share: the served runtime (for the connection
+/// settings), TLS, the connection caps, the workers, and the pipeline
+/// requests go to.
+pub struct Listening {
+    pub runtime: Current,
+    pub tls: Option<Arc<TlsState>>,
+    pub connections: ConnectionState,
+    pub workers: Arc<Workers>,
+    pub pipeline: Arc<Pipeline>,
+    /// The redirect listener's requests are logged here.
+    pub access_log: AccessLog,
+}
+
+impl Listening {
+    fn log_redirect<B>(&self, req: &http::Request<B>, conn: &ConnInfo, status: StatusCode) {
+        if !self.access_log.enabled() {
+            return;
+        }
+        self.access_log.log(&Entry {
+            time: std::time::SystemTime::now(),
+            client_ip: moat_policy::client_ip::canonical(conn.peer.ip()),
+            app: None,
+            method: req.method().to_string(),
+            path: req.uri().path().to_owned(),
+            proto: "HTTP/1.1",
+            host: crate::request::request_host(req),
+            status: status.as_u16(),
+            bytes: 0,
+            duration_ms: 0.0,
+            user_agent: None,
+            referer: None,
+        });
+    }
+}
+
 /// Accepts connections until `shutdown` turns true.
 ///
 /// # Errors
@@ -87,7 +126,7 @@ impl ConnectionState {
 pub async fn accept_loop(
     listener: TcpListener,
     role: Role,
-    shared: Arc<Shared>,
+    shared: Arc<Listening>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let local = listener
@@ -155,8 +194,8 @@ static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 
 /// The caps a new connection must pass, per client first (so one address
 /// cannot take the pool), then the listener's pool.
-fn admit(shared: &Shared, role: Role, peer: SocketAddr) -> Option<ConnPermit> {
-    let runtime = shared.runtime.load();
+fn admit(shared: &Listening, role: Role, peer: SocketAddr) -> Option<ConnPermit> {
+    let runtime = shared.runtime.peek();
     let config = &runtime.config;
     let state = &shared.connections;
     let ip = moat_policy::client_ip::canonical(peer.ip());
@@ -229,7 +268,7 @@ async fn serve_tls(
     stream: TcpStream,
     conn: ConnInfo,
     role: Role,
-    shared: Arc<Shared>,
+    shared: Arc<Listening>,
     shutdown: watch::Receiver<bool>,
     permit: ConnPermit,
 ) {
@@ -237,7 +276,7 @@ async fn serve_tls(
         return;
     };
     let acceptor = TlsAcceptor::from(tls.server_config.load_full());
-    let timeout = shared.runtime.load().config.server.tls_handshake_timeout;
+    let timeout = shared.runtime.peek().config.server.tls_handshake_timeout;
     let handshake = tokio::time::timeout(timeout, acceptor.accept(stream));
     let result = tokio::select! {
         r = handshake => r,
@@ -272,7 +311,7 @@ async fn serve_connection<I>(
     io: TokioIo<I>,
     conn: ConnInfo,
     role: Role,
-    shared: Arc<Shared>,
+    shared: Arc<Listening>,
     shutdown: watch::Receiver<bool>,
     permit: ConnPermit,
 ) where
@@ -289,14 +328,14 @@ async fn serve_connection_as<I>(
     io: TokioIo<I>,
     conn: ConnInfo,
     role: Role,
-    shared: Arc<Shared>,
+    shared: Arc<Listening>,
     mut shutdown: watch::Receiver<bool>,
     permit: ConnPermit,
     proto: Proto,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let runtime = shared.runtime.load_full();
+    let runtime = shared.runtime.load();
     let server = &runtime.config.server;
     let redirect = matches!(role, Role::RedirectToHttps { .. });
     let first_request = server.header_read_timeout;
@@ -362,7 +401,7 @@ async fn serve_connection_as<I>(
                     // workers would contend for on every request).
                     let ip = moat_policy::client_ip::canonical(conn.peer.ip());
                     let (cap, uncapped) = if req.version() == http::Version::HTTP_2 {
-                        let rt = shared.runtime.load();
+                        let rt = shared.runtime.peek();
                         (
                             rt.config.rate_limit.max_requests_in_flight_per_client,
                             is_uncapped(&rt.config, ip),
@@ -377,7 +416,7 @@ async fn serve_connection_as<I>(
                     };
                     match permit {
                         Ok(permit) => {
-                            let resp = pipeline::handle(req, &conn, &shared).await;
+                            let resp = shared.pipeline.handle(req, &conn).await;
                             let (parts, body) = resp.into_parts();
                             return Ok::<_, Infallible>(Response::from_parts(
                                 parts,
@@ -463,24 +502,4 @@ fn too_many_in_flight(conn: &ConnInfo) -> Response<Body> {
 /// The address a bound listener ended up on (for port 0 in tests).
 pub fn local_addr(l: &TcpListener) -> SocketAddr {
     l.local_addr().expect("bound listener has an address")
-}
-
-/// Held for as long as a connection is open.
-pub struct ConnPermit {
-    slot: Slot,
-    _client: Option<ClientPermit>,
-}
-
-/// A connection's place in the caps, handed to a WebSocket tunnel in the
-/// request's extensions: once upgraded, the HTTP connection's task ends,
-/// and without this the tunnel would hold a socket outside every cap.
-#[derive(Clone)]
-pub struct ConnHold(Arc<ConnPermit>);
-
-impl ConnHold {
-    /// Keeps the connection counted, and busy (never the idle one to give
-    /// way), until the returned value is dropped.
-    pub fn keep(&self) -> (ConnHold, crate::connections::InFlight) {
-        (self.clone(), self.0.slot.tracked.request_started())
-    }
 }

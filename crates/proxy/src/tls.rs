@@ -185,6 +185,89 @@ impl Resumption {
 
 /// The crypto provider restricted to the configured suites and groups, in
 /// the configured order.
+/// TLS state that outlives config reloads: the server config handshakes
+/// use, the certificates by name, and the session-ticket keys.
+pub struct TlsState {
+    pub server_config: ArcSwap<ServerConfig>,
+    pub resolver: Arc<SniResolver>,
+    resumption: Resumption,
+    /// The certificate files in use (configured, or the self-signed pair).
+    files: ArcSwap<Vec<CertificateFiles>>,
+}
+
+impl TlsState {
+    /// Loads the config's certificates (or the self-signed pair in
+    /// `data_dir`) and builds the server config.
+    pub fn new(config: &moat_config::Config, data_dir: &Path) -> Result<TlsState, TlsError> {
+        let files = certificate_files(config, data_dir)?;
+        let provider = provider(&config.tls)?;
+        let resolver = Arc::new(SniResolver::new(CertStore::load(&files, &provider)?));
+        let resumption = Resumption::new()?;
+        let sc = server_config(
+            &config.tls,
+            provider,
+            resolver.clone(),
+            &resumption,
+            config.server.http2,
+        )?;
+        Ok(TlsState {
+            server_config: ArcSwap::from_pointee(sc),
+            resolver,
+            resumption,
+            files: ArcSwap::from_pointee(files),
+        })
+    }
+
+    /// Applies a reloaded config's TLS settings and certificates; open
+    /// connections keep theirs.
+    pub fn reconfigure(
+        &self,
+        config: &moat_config::Config,
+        data_dir: &Path,
+    ) -> Result<(), TlsError> {
+        let files = certificate_files(config, data_dir)?;
+        let provider = provider(&config.tls)?;
+        let store = CertStore::load(&files, &provider)?;
+        let sc = server_config(
+            &config.tls,
+            provider,
+            self.resolver.clone(),
+            &self.resumption,
+            config.server.http2,
+        )?;
+        self.resolver.replace(store);
+        self.server_config.store(Arc::new(sc));
+        self.files.store(Arc::new(files));
+        Ok(())
+    }
+
+    /// Reloads the certificate files if any changed on disk. Returns
+    /// whether a reload happened.
+    pub fn reload_if_changed(&self, config: &moat_config::Config) -> Result<bool, TlsError> {
+        if !self.resolver.store().changed_on_disk() {
+            return Ok(false);
+        }
+        let provider = provider(&config.tls)?;
+        let store = CertStore::load(&self.files.load(), &provider)?;
+        self.resolver.replace(store);
+        tracing::info!(
+            "certificate files changed; reloaded (open connections keep their certificate)"
+        );
+        Ok(true)
+    }
+}
+
+fn certificate_files(
+    config: &moat_config::Config,
+    data_dir: &Path,
+) -> Result<Vec<CertificateFiles>, TlsError> {
+    if config.tls.certificates.is_empty() {
+        Ok(vec![self_signed(data_dir)?])
+    } else {
+        Ok(config.tls.certificates.clone())
+    }
+}
+
 pub fn provider(tls: &Tls) -> Result<CryptoProvider, TlsError> {
     let mut p = rustls::crypto::ring::default_provider();
     if !tls.cipher_suites.is_empty() {

@@ -13,6 +13,9 @@
 //! - `migrations/`: the schema, one numbered SQL file per change, embedded
 //!   in the binary and applied at open.
 
+mod states;
+pub use states::{Location, RecordingState};
+
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -64,12 +67,11 @@ pub struct RecordingRow {
     pub user_agent: Option<String>,
     pub started_at_ms: i64,
     pub ended_at_ms: Option<i64>,
-    /// `recording`, `complete` or `incomplete`.
-    pub state: String,
+    pub state: RecordingState,
     pub closed_because: Option<String>,
     pub events: i64,
     pub bytes: i64,
-    pub location: String,
+    pub location: Location,
     /// The bucket the recording goes to, if any.
     pub bucket: Option<String>,
     /// Deletable from (Unix ms); `None`: never.
@@ -84,7 +86,7 @@ pub struct RecordingQuery {
     pub app: Option<String>,
     pub user: Option<String>,
     pub client_ip: Option<String>,
-    pub state: Option<String>,
+    pub state: Option<RecordingState>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
     pub limit: Option<u32>,
@@ -523,11 +525,11 @@ impl Store {
         .bind(&r.user_agent)
         .bind(r.started_at_ms)
         .bind(r.ended_at_ms)
-        .bind(&r.state)
+        .bind(r.state.as_str())
         .bind(&r.closed_because)
         .bind(r.events)
         .bind(r.bytes)
-        .bind(&r.location)
+        .bind(r.location.to_db())
         .bind(&r.bucket)
         .bind(r.retain_until_ms)
         .bind(r.delete_after_ms)
@@ -548,8 +550,8 @@ impl Store {
         .bind(&q.user)
         .bind(&q.client_ip)
         .bind(&q.client_ip)
-        .bind(&q.state)
-        .bind(&q.state)
+        .bind(q.state.map(RecordingState::as_str))
+        .bind(q.state.map(RecordingState::as_str))
         .bind(q.since_ms.unwrap_or(0))
         .bind(q.until_ms.unwrap_or(i64::MAX))
         .bind(i64::from(q.limit.unwrap_or(100)))
@@ -623,9 +625,13 @@ impl Store {
     }
 
     /// Marks a recording as moved to its bucket.
-    pub async fn set_recording_location(&self, id: &str, location: &str) -> Result<(), StoreError> {
+    pub async fn set_recording_location(
+        &self,
+        id: &str,
+        location: &Location,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE recordings SET location = ? WHERE id = ?")
-            .bind(location)
+            .bind(location.to_db())
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -767,11 +773,13 @@ fn recording_row(r: &sqlx::sqlite::SqliteRow) -> RecordingRow {
         user_agent: r.get("user_agent"),
         started_at_ms: r.get("started_at"),
         ended_at_ms: r.get("ended_at"),
-        state: r.get("state"),
+        // A state this version does not know was written by a newer one:
+        // shown as incomplete rather than dropped.
+        state: RecordingState::parse(r.get("state")).unwrap_or(RecordingState::Incomplete),
         closed_because: r.get("closed_because"),
         events: r.get("events"),
         bytes: r.get("bytes"),
-        location: r.get("location"),
+        location: Location::from_db(r.get("location")),
         bucket: r.get("bucket"),
         retain_until_ms: r.get("retain_until"),
         delete_after_ms: r.get("delete_after"),

@@ -11,55 +11,52 @@
 //! Basic credentials moat consumed are removed too, so neither reaches an
 //! upstream.
 
-use std::sync::Arc;
-
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
-use moat_config::AppAuth;
+use moat_config::{AppAuth, Config};
 use moat_policy::login::{self, Challenge};
 
-use crate::auth::{SignIn, strip_session_cookie};
+use crate::auth::{AuthState, SignIn, strip_session_cookie};
 use crate::body::{self, Body};
-use crate::gateway::Shared;
-use crate::pipeline::RequestCtx;
-use crate::runtime::{AppRuntime, Runtime};
+use crate::error::Rejection;
+use crate::pipeline::{Flow, Step};
+use crate::request::RequestCtx;
+use crate::runtime::AppRuntime;
 
-/// Lets the request continue (`Ok`) or answers it (`Err`).
-pub async fn authenticate(
-    req: &mut Request<Incoming>,
+/// Lets the request continue with its user, sends a browser to the login
+/// page, or refuses it.
+pub async fn authenticate<B>(
+    req: &mut Request<B>,
     ctx: &mut RequestCtx,
     app: &AppRuntime,
-    runtime: &Runtime,
-    shared: &Arc<Shared>,
-) -> Result<(), Response<Body>> {
+    config: &Config,
+    sign_in: &AuthState,
+) -> Step {
     let session_user = match app.auth {
         AppAuth::None => None,
-        AppAuth::System => shared.auth.session_user(req.headers(), ctx.tls),
+        AppAuth::System => sign_in.session_user(req.headers(), ctx.tls),
     };
     strip_session_cookie(req.headers_mut());
     if app.auth == AppAuth::None {
-        return Ok(());
+        return Ok(Flow::Continue);
     }
     if let Some((user, key)) = session_user {
         ctx.user = Some(user);
         ctx.session = Some(key);
-        return Ok(());
+        return Ok(Flow::Continue);
     }
-    let config = &runtime.config;
     let basic = req
         .headers()
         .get(header::AUTHORIZATION)
         .filter(|v| v.as_bytes().len() > 6 && v.as_bytes()[..6].eq_ignore_ascii_case(b"basic "))
         .cloned();
     if let Some(authorization) = basic.filter(|_| ctx.tls && config.auth.basic_auth) {
-        let verdict = shared
-            .auth
+        let verdict = sign_in
             .basic_user(
                 &authorization,
                 ctx.client.ip,
                 &config.security,
                 &config.auth,
-                shared.admin_password.load_full(),
+                sign_in.admin_password(),
             )
             .await;
         return match verdict {
@@ -67,11 +64,11 @@ pub async fn authenticate(
                 req.headers_mut().remove(header::AUTHORIZATION);
                 ctx.user = Some(user);
                 ctx.session = Some(key);
-                Ok(())
+                Ok(Flow::Continue)
             }
-            SignIn::Refused => Err(unauthorized(ctx, runtime, "wrong user name or password")),
-            SignIn::Locked(retry) => Err(super::login::locked_response(retry)),
-            SignIn::Busy => Err(super::login::busy_response()),
+            SignIn::Refused => Err(unauthorized(ctx, config, "wrong user name or password")),
+            SignIn::Locked(retry) => Err(super::login::locked(retry)),
+            SignIn::Busy => Err(super::login::busy()),
         };
     }
     match login::challenge(req.method(), req.headers()) {
@@ -81,9 +78,9 @@ pub async fn authenticate(
                 .path_and_query()
                 .map(|p| p.as_str())
                 .unwrap_or("/");
-            Err(redirect(&login::login_url(target)))
+            Ok(Flow::Respond(redirect(&login::login_url(target))))
         }
-        Challenge::Unauthorized => Err(unauthorized(ctx, runtime, "sign-in required")),
+        Challenge::Unauthorized => Err(unauthorized(ctx, config, "sign-in required")),
     }
 }
 
@@ -101,21 +98,98 @@ fn redirect(location: &str) -> Response<Body> {
 
 /// 401 with a challenge: HTTP Basic where moat accepts it, else moat's own
 /// scheme naming the login page (RFC 9110 requires a challenge on a 401).
-fn unauthorized(ctx: &RequestCtx, runtime: &Runtime, why: &str) -> Response<Body> {
-    let challenge = if ctx.tls && runtime.config.auth.basic_auth {
+fn unauthorized(ctx: &RequestCtx, config: &Config, why: &str) -> Rejection {
+    let challenge = if ctx.tls && config.auth.basic_auth {
         "Basic realm=\"moat\", charset=\"UTF-8\""
     } else {
         "MoatLogin realm=\"moat\", login=\"/_moat/login\""
     };
-    let mut resp = crate::error::error_page(
+    Rejection::client(
         StatusCode::UNAUTHORIZED,
-        &format!("{why}: sign in at /_moat/login"),
-    );
-    let h = resp.headers_mut();
-    h.insert(
+        format!("{why}: sign in at /_moat/login"),
+    )
+    .with_header(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static(challenge),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::testing;
+
+    #[tokio::test]
+    async fn a_browser_without_a_session_is_sent_to_the_login_page() {
+        let rt = testing::one_app("", "auth = \"system\"");
+        let app = testing::app(&rt, "app");
+        let (_dir, sign_in) = testing::sign_in(&rt.config);
+        let mut req = Request::get("/docs?x=1")
+            .header("accept", "text/html")
+            .header("sec-fetch-mode", "navigate")
+            .body(())
+            .unwrap();
+        let mut ctx = testing::ctx(&req, "127.0.0.1", true, Some(app.clone()));
+        match authenticate(&mut req, &mut ctx, &app, &rt.config, &sign_in).await {
+            Ok(Flow::Respond(resp)) => {
+                assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+                let to = resp.headers()[header::LOCATION].to_str().unwrap();
+                assert!(to.starts_with("/_moat/login?next="), "{to}");
+            }
+            _ => panic!("redirected"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_api_client_gets_401_with_a_challenge_and_a_session_passes() {
+        let rt = testing::one_app("", "auth = \"system\"");
+        let app = testing::app(&rt, "app");
+        let (_dir, sign_in) = testing::sign_in(&rt.config);
+        let mut req = Request::get("/api").body(()).unwrap();
+        let mut ctx = testing::ctx(&req, "127.0.0.1", true, Some(app.clone()));
+        let r = authenticate(&mut req, &mut ctx, &app, &rt.config, &sign_in)
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(r.status, 401);
+        assert!(r.headers.iter().any(|(n, _)| n == header::WWW_AUTHENTICATE));
+
+        let cookie = sign_in.start_session("admin".into(), true);
+        let pair = cookie
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let mut req = Request::get("/api")
+            .header(header::COOKIE, format!("{pair}; theme=dark"))
+            .body(())
+            .unwrap();
+        let mut ctx = testing::ctx(&req, "127.0.0.1", true, Some(app.clone()));
+        assert!(matches!(
+            authenticate(&mut req, &mut ctx, &app, &rt.config, &sign_in).await,
+            Ok(Flow::Continue)
+        ));
+        assert_eq!(ctx.user.as_deref(), Some("admin"));
+        let left = req.headers()[header::COOKIE].to_str().unwrap();
+        assert!(
+            !left.contains("moat_session"),
+            "the session cookie never reaches the app: {left}"
+        );
+    }
+
+    #[tokio::test]
+    async fn open_apps_pass_without_a_user() {
+        let rt = testing::one_app("", "auth = \"none\"");
+        let app = testing::app(&rt, "app");
+        let (_dir, sign_in) = testing::sign_in(&rt.config);
+        let mut req = Request::get("/").body(()).unwrap();
+        let mut ctx = testing::ctx(&req, "127.0.0.1", false, Some(app.clone()));
+        assert!(matches!(
+            authenticate(&mut req, &mut ctx, &app, &rt.config, &sign_in).await,
+            Ok(Flow::Continue)
+        ));
+        assert_eq!(ctx.user, None);
+    }
 }

@@ -7,12 +7,19 @@ use http::{Request, StatusCode, Uri};
 use moat_policy::canonical_path;
 
 use crate::error::Rejection;
+use crate::pipeline::{Flow, Step};
+use crate::request::RequestCtx;
 use crate::runtime::Runtime;
 
 /// Rewrites the request's path to its canonical form, or refuses it.
-/// Returns the path with encoded separators decoded when the app allows
-/// them (the guards check that reading too).
-pub fn apply<B>(
+/// When the app allows encoded separators, the path with them decoded goes
+/// in [`RequestCtx::decoded_path`] (the guards check that reading too).
+pub fn apply<B>(req: &mut Request<B>, ctx: &mut RequestCtx, runtime: &Runtime) -> Step {
+    ctx.decoded_path = decoded(req, ctx.host.as_deref(), runtime)?;
+    Ok(Flow::Continue)
+}
+
+fn decoded<B>(
     req: &mut Request<B>,
     host: Option<&str>,
     runtime: &Runtime,
@@ -62,5 +69,37 @@ fn refused(why: &'static str) -> Rejection {
             StatusCode::BAD_REQUEST,
             "This path is ambiguous; moat does not pass it on.",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::testing;
+
+    #[test]
+    fn the_path_is_rewritten_to_its_one_spelling() {
+        let rt = testing::one_app("", "");
+        let mut req = Request::get("/a//b/./c/../d%61?q=1").body(()).unwrap();
+        let mut ctx = testing::ctx(&req, "127.0.0.1", true, None);
+        assert!(matches!(apply(&mut req, &mut ctx, &rt), Ok(Flow::Continue)));
+        assert_eq!(req.uri().path(), "/a/b/da");
+        assert_eq!(req.uri().query(), Some("q=1"));
+        assert_eq!(ctx.decoded_path, None);
+    }
+
+    #[test]
+    fn encoded_separators_are_refused_unless_the_app_allows_them() {
+        let rt = testing::one_app("", "");
+        let mut req = Request::get("/a%2Fb").body(()).unwrap();
+        let mut ctx = testing::ctx(&req, "127.0.0.1", true, None);
+        let r = apply(&mut req, &mut ctx, &rt).err().expect("refused");
+        assert_eq!(r.status, 400);
+
+        let rt = testing::one_app("", "[apps.security]\nallow_encoded_slashes = true");
+        let mut req = Request::get("/a%2Fb").body(()).unwrap();
+        let mut ctx = testing::ctx(&req, "127.0.0.1", true, None);
+        assert!(matches!(apply(&mut req, &mut ctx, &rt), Ok(Flow::Continue)));
+        assert_eq!(ctx.decoded_path.as_deref(), Some("/a/b"));
     }
 }

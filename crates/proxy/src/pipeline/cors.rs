@@ -10,38 +10,34 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use moat_policy::cors::{self, Preflight};
 
 use crate::body::{self, Body};
-use crate::pipeline::RequestCtx;
+use crate::error::Rejection;
+use crate::pipeline::{Flow, Step};
+use crate::request::RequestCtx;
 use crate::runtime::AppRuntime;
 
 /// Answers a preflight, or records the CORS headers of the response.
-pub fn request<B>(
-    req: &Request<B>,
-    ctx: &mut RequestCtx,
-    app: &AppRuntime,
-) -> Result<(), Response<Body>> {
+pub fn request<B>(req: &Request<B>, ctx: &mut RequestCtx, app: &AppRuntime) -> Step {
     let Some(policy) = &app.cors else {
-        return Ok(());
+        return Ok(Flow::Continue);
     };
     match policy.preflight(req.method(), req.headers()) {
         Preflight::No => {
             ctx.cors = policy.response_headers(req.headers());
-            Ok(())
+            Ok(Flow::Continue)
         }
         Preflight::Allowed(headers) => {
             let mut resp = Response::new(body::empty());
             *resp.status_mut() = StatusCode::NO_CONTENT;
             ctx.cors = headers;
-            Err(resp)
+            Ok(Flow::Respond(resp))
         }
         Preflight::Denied(why) => {
             tracing::debug!(app = app.name, client = %ctx.client.ip, "CORS preflight refused: {why}");
-            let mut resp = crate::error::error_page(
+            Err(Rejection::client(
                 StatusCode::FORBIDDEN,
-                &format!("Cross-origin request refused: {why}."),
-            );
-            resp.headers_mut()
-                .insert(header::VARY, HeaderValue::from_static("Origin"));
-            Err(resp)
+                format!("Cross-origin request refused: {why}."),
+            )
+            .with_header(header::VARY, HeaderValue::from_static("Origin")))
         }
     }
 }
@@ -66,5 +62,59 @@ pub fn response(response: &mut Response<Body>, ctx: &RequestCtx, app: &AppRuntim
     }
     if !vary_set {
         h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::testing;
+
+    fn preflight(origin: &str) -> Request<()> {
+        Request::options("/x")
+            .header("origin", origin)
+            .header("access-control-request-method", "PUT")
+            .body(())
+            .unwrap()
+    }
+
+    #[test]
+    fn preflights_are_answered_or_refused() {
+        let rt = testing::one_app(
+            "",
+            "auth = \"none\"\n[apps.cors]\nallow_origin = [\"https://app.example\"]\nallow_methods = [\"GET\", \"PUT\"]",
+        );
+        let app = testing::app(&rt, "app");
+        let req = preflight("https://app.example");
+        let mut ctx = testing::ctx(&req, "127.0.0.1", true, Some(app.clone()));
+        match request(&req, &mut ctx, &app) {
+            Ok(Flow::Respond(resp)) => assert_eq!(resp.status(), 204),
+            _ => panic!("an allowed preflight is answered"),
+        }
+        assert!(!ctx.cors.is_empty(), "its headers go on the answer");
+
+        let req = preflight("https://evil.example");
+        let mut ctx = testing::ctx(&req, "127.0.0.1", true, Some(app.clone()));
+        let r = request(&req, &mut ctx, &app).err().expect("refused");
+        assert_eq!(r.status, 403);
+        assert!(
+            r.headers
+                .iter()
+                .any(|(n, v)| n == header::VARY && v == "Origin")
+        );
+    }
+
+    #[test]
+    fn apps_without_managed_cors_are_left_alone() {
+        let rt = testing::one_app("", "auth = \"none\"");
+        let app = testing::app(&rt, "app");
+        let req = preflight("https://app.example");
+        let mut ctx = testing::ctx(&req, "127.0.0.1", true, Some(app.clone()));
+        assert!(matches!(request(&req, &mut ctx, &app), Ok(Flow::Continue)));
+        let mut resp = Response::new(body::empty());
+        resp.headers_mut()
+            .insert("access-control-allow-origin", HeaderValue::from_static("*"));
+        response(&mut resp, &ctx, &app);
+        assert_eq!(resp.headers()["access-control-allow-origin"], "*");
     }
 }

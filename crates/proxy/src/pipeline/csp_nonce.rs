@@ -21,7 +21,7 @@ use http_body::{Body as HttpBody, Frame};
 use lol_html::send::{ElementContentHandlers, HtmlRewriter, Settings};
 
 use crate::body::{self, Body, BoxError};
-use crate::pipeline::response_headers::ResponsePolicy;
+use crate::runtime::response_policy::ResponsePolicy;
 
 /// 128 bits from the operating system, base64: unguessable per response.
 pub fn fresh_nonce() -> String {

@@ -14,24 +14,23 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use moat_policy::csp_report::{self, ReportError};
+use moat_store::Store;
 
-use crate::body::{self, Body};
+use crate::body::{self, BoxError};
 use crate::error::Rejection;
-use crate::gateway::Shared;
-use crate::pipeline::RequestCtx;
-
-pub const PREFIX: &str = "/_moat/csp-report/";
-/// The Reporting API endpoint name used in every policy.
-pub const GROUP: &str = "moat-csp";
+use crate::namespace::CSP_REPORT_PREFIX as PREFIX;
+use crate::pipeline::{Flow, Step};
+use crate::request::RequestCtx;
+use crate::runtime::Runtime;
 
 /// Report bodies accepted per app per minute.
 const PER_MINUTE: u32 = 120;
 
-/// The endpoint path of an app.
-pub fn path_for(app: &str) -> String {
-    format!("{PREFIX}{app}")
+/// The endpoint's state: its limits, and where reports are kept.
+pub struct Reports {
+    pub limiter: ReportLimiter,
+    pub store: Store,
 }
 
 /// Report bodies accepted per client address per minute, so one client
@@ -85,11 +84,16 @@ impl ReportLimiter {
     }
 }
 
-pub async fn handle(
-    req: Request<Incoming>,
+pub async fn handle<B>(
+    req: Request<B>,
     ctx: &RequestCtx,
-    shared: &Shared,
-) -> Result<Response<Body>, Rejection> {
+    runtime: &Runtime,
+    reports: &Reports,
+) -> Step
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<BoxError>,
+{
     if req.method() != http::Method::POST {
         return Err(Rejection::client(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -99,13 +103,10 @@ pub async fn handle(
     let app = req.uri().path()[PREFIX.len()..].to_owned();
     // SECURITY: an unknown app gets the same answer as a known one, so the
     // endpoint does not tell anyone which app names exist.
-    let known = shared.runtime.load().apps.iter().any(|a| a.name == app);
+    let known = runtime.apps.iter().any(|a| a.name == app);
     // Unknown names share one window, so inventing names grows nothing.
     let window = if known { app.as_str() } else { "" };
-    if !shared
-        .report_limiter
-        .allow(window, ctx.client.ip, Instant::now())
-    {
+    if !reports.limiter.allow(window, ctx.client.ip, Instant::now()) {
         return Err(Rejection::client(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many reports; some were dropped.",
@@ -159,7 +160,7 @@ pub async fn handle(
         .map(|v| (v.directive, v.blocked, v.document, v.disposition))
         .collect();
     if known && !rows.is_empty() {
-        shared
+        reports
             .store
             .record_csp_reports(&app, &rows)
             .await
@@ -167,5 +168,92 @@ pub async fn handle(
     }
     let mut resp = Response::new(body::empty());
     *resp.status_mut() = StatusCode::NO_CONTENT;
-    Ok(resp)
+    Ok(Flow::Respond(resp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::testing;
+    use http_body_util::Full;
+
+    fn report(app: &str, content_type: &str, body: &str) -> Request<Full<bytes::Bytes>> {
+        Request::post(format!("{PREFIX}{app}"))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Full::new(bytes::Bytes::from(body.to_owned())))
+            .unwrap()
+    }
+
+    async fn status(rt: &Runtime, reports: &Reports, req: Request<Full<bytes::Bytes>>) -> u16 {
+        let ctx = testing::ctx(&req, "127.0.0.1", true, None);
+        match handle(req, &ctx, rt, reports).await {
+            Ok(Flow::Respond(resp)) => resp.status().as_u16(),
+            Ok(Flow::Continue) => panic!("the endpoint always answers"),
+            Err(r) => r.status.as_u16(),
+        }
+    }
+
+    #[tokio::test]
+    async fn reports_are_stored_for_known_apps_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let reports = Reports {
+            limiter: Default::default(),
+            store: Store::open(&dir.path().join("moat.db")).await.unwrap(),
+        };
+        let rt = testing::one_app("", "auth = \"none\"");
+        let body = r#"{"csp-report":{"document-uri":"https://a/","violated-directive":"script-src","effective-directive":"script-src","blocked-uri":"https://evil.example/x.js","disposition":"enforce"}}"#;
+        assert_eq!(
+            status(&rt, &reports, report("app", "application/csp-report", body)).await,
+            204
+        );
+        assert_eq!(
+            status(
+                &rt,
+                &reports,
+                report("ghost", "application/csp-report", body)
+            )
+            .await,
+            204
+        );
+        let kept = reports.store.csp_reports("app", 10).await.unwrap();
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].blocked.contains("evil.example"));
+        assert!(
+            reports
+                .store
+                .csp_reports("ghost", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        assert_eq!(
+            status(&rt, &reports, report("app", "text/plain", "x")).await,
+            415
+        );
+        assert_eq!(
+            status(&rt, &reports, report("app", "application/csp-report", "{")).await,
+            400
+        );
+        let get = Request::get(format!("{PREFIX}app"))
+            .body(Full::new(bytes::Bytes::new()))
+            .unwrap();
+        assert_eq!(status(&rt, &reports, get).await, 405);
+    }
+
+    #[test]
+    fn one_client_cannot_spend_an_apps_budget() {
+        let l = ReportLimiter::default();
+        let now = Instant::now();
+        let a: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..PER_CLIENT_PER_MINUTE {
+            assert!(l.allow("app", a, now));
+        }
+        assert!(!l.allow("app", a, now));
+        assert!(l.allow("app", "127.0.0.2".parse().unwrap(), now));
+        assert!(
+            l.allow("app", a, now + Duration::from_secs(61)),
+            "a new window"
+        );
+    }
 }

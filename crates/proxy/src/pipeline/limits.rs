@@ -9,9 +9,10 @@ use http::{Request, StatusCode};
 use moat_config::Server;
 
 use crate::error::Rejection;
+use crate::pipeline::{Flow, Step};
 use crate::runtime::AppRuntime;
 
-pub fn check_head<B>(req: &Request<B>, server: &Server) -> Result<(), Rejection> {
+pub fn check_head<B>(req: &Request<B>, server: &Server) -> Step {
     let target_len = req
         .uri()
         .path_and_query()
@@ -49,7 +50,7 @@ pub fn check_head<B>(req: &Request<B>, server: &Server) -> Result<(), Rejection>
             "The request headers are too large.",
         ));
     }
-    Ok(())
+    Ok(Flow::Continue)
 }
 
 /// Refuses a body whose declared length is over the app's limit before any
@@ -97,4 +98,57 @@ pub fn declared_length<B>(req: &Request<B>) -> Option<u64> {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::testing;
+
+    fn verdict(req: &Request<()>) -> Option<u16> {
+        let server = moat_config::default_config().server;
+        match check_head(req, &server) {
+            Ok(Flow::Continue) => None,
+            Ok(Flow::Respond(_)) => panic!("limits never answer"),
+            Err(r) => Some(r.status.as_u16()),
+        }
+    }
+
+    #[test]
+    fn heads_over_the_limits_are_refused() {
+        let ok = Request::get("/a").header("host", "x").body(()).unwrap();
+        assert_eq!(verdict(&ok), None);
+        let long = Request::get(format!("/{}", "a".repeat(20_000)))
+            .body(())
+            .unwrap();
+        assert_eq!(verdict(&long), Some(414));
+        let two_hosts = Request::get("/")
+            .header("host", "a")
+            .header("host", "b")
+            .body(())
+            .unwrap();
+        assert_eq!(verdict(&two_hosts), Some(400));
+        let big = Request::get("/")
+            .header("x-big", "v".repeat(20_000))
+            .body(())
+            .unwrap();
+        assert_eq!(verdict(&big), Some(431));
+    }
+
+    #[test]
+    fn a_declared_body_over_the_apps_limit_is_refused() {
+        let rt = testing::one_app("", "max_body_size = \"1KiB\"");
+        let app = testing::app(&rt, "app");
+        let small = Request::post("/")
+            .header("content-length", "10")
+            .body(())
+            .unwrap();
+        assert!(check_declared_body(&small, &app).is_ok());
+        let big = Request::post("/")
+            .header("content-length", "5000")
+            .body(())
+            .unwrap();
+        assert_eq!(check_declared_body(&big, &app).unwrap_err().status, 413);
+        assert_eq!(declared_length(&big), Some(5000));
+    }
 }

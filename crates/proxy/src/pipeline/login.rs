@@ -7,21 +7,19 @@
 //! site can neither log a visitor in to an account of its choosing nor
 //! log them out.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use moat_config::Config;
 use moat_policy::csrf;
 use moat_policy::login::{self, html_escape};
 
-use crate::auth::SignIn;
-use crate::body::{self, Body};
+use crate::auth::{AuthState, SignIn};
+use crate::body::{self, Body, BoxError};
 use crate::error::Rejection;
-use crate::gateway::Shared;
-use crate::pipeline::RequestCtx;
-use crate::runtime::Runtime;
+use crate::pipeline::{Flow, Step};
+use crate::request::RequestCtx;
 
 pub const STYLESHEET_PATH: &str = "/_moat/login.css";
 pub const JWKS_PATH: &str = "/_moat/jwks.json";
@@ -41,12 +39,31 @@ pub fn is_page(path: &str) -> bool {
     )
 }
 
-pub async fn handle(
-    req: Request<Incoming>,
-    ctx: &RequestCtx,
-    runtime: &Runtime,
-    shared: &Arc<Shared>,
-) -> Result<Response<Body>, Rejection> {
+/// Answers one of moat's pages (the request's path is one, see
+/// [`is_page`]).
+pub async fn handle<B>(
+    req: Request<B>,
+    ctx: &mut RequestCtx,
+    config: &Config,
+    sign_in: &AuthState,
+) -> Step
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<BoxError>,
+{
+    answer(req, ctx, config, sign_in).await.map(Flow::Respond)
+}
+
+async fn answer<B>(
+    req: Request<B>,
+    ctx: &mut RequestCtx,
+    config: &Config,
+    sign_in: &AuthState,
+) -> Result<Response<Body>, Rejection>
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<BoxError>,
+{
     let path = req.uri().path().to_owned();
     match (req.method().clone(), path.as_str()) {
         (Method::GET | Method::HEAD, login::LOGIN_PATH) => {
@@ -54,7 +71,7 @@ pub async fn handle(
             let next = login::safe_next(login::query_param(query, "next").as_deref());
             let message = if login::query_param(query, "signed_out").is_some() {
                 Some(Message::Info("You are signed out."))
-            } else if !runtime.config.auth.system_account {
+            } else if !config.auth.system_account {
                 Some(Message::Error(
                     "Sign-in is disabled on this server (auth.system_account = false).",
                 ))
@@ -63,15 +80,15 @@ pub async fn handle(
             };
             Ok(login_page(StatusCode::OK, &next, "", message))
         }
-        (Method::POST, login::LOGIN_PATH) => sign_in(req, ctx, runtime, shared).await,
+        (Method::POST, login::LOGIN_PATH) => sign_in_form(req, ctx, config, sign_in).await,
         (Method::GET | Method::HEAD, login::LOGOUT_PATH) => Ok(logout_page()),
         (Method::POST, login::LOGOUT_PATH) => {
             refuse_cross_origin(&req, ctx)?;
-            let (clear, ended) = shared.auth.end_session(req.headers(), ctx.tls);
+            let (clear, ended) = sign_in.end_session(req.headers(), ctx.tls);
             if let Some((user, key)) = ended {
                 tracing::info!(client = %ctx.client.ip, user, "signed out");
                 // A signed-out session's recordings end with it.
-                shared.recorder.end_session(&key, "logout");
+                ctx.ended_session = Some(key);
             }
             let mut resp = see_other(&format!("{}?signed_out=1", login::LOGIN_PATH));
             resp.headers_mut().insert(header::SET_COOKIE, clear);
@@ -90,7 +107,7 @@ pub async fn handle(
             Ok(resp)
         }
         (Method::GET | Method::HEAD, JWKS_PATH) => {
-            let mut resp = Response::new(body::full(shared.auth.identity.jwks().to_string()));
+            let mut resp = Response::new(body::full(sign_in.identity.jwks().to_string()));
             let h = resp.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
@@ -109,12 +126,16 @@ pub async fn handle(
     }
 }
 
-async fn sign_in(
-    req: Request<Incoming>,
+async fn sign_in_form<B>(
+    req: Request<B>,
     ctx: &RequestCtx,
-    runtime: &Runtime,
-    shared: &Arc<Shared>,
-) -> Result<Response<Body>, Rejection> {
+    config: &Config,
+    sign_in: &AuthState,
+) -> Result<Response<Body>, Rejection>
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<BoxError>,
+{
     refuse_cross_origin(&req, ctx)?;
     let headers = req.headers().clone();
     // SECURITY: a stalled form is not held open (the form is tiny).
@@ -142,25 +163,23 @@ async fn sign_in(
     let user = login::form_field(&form, "user").unwrap_or_default();
     let password = login::form_field(&form, "password").unwrap_or_default();
     let next = login::safe_next(login::form_field(&form, "next").as_deref());
-    let config = &runtime.config;
-    let trusted_device = shared.auth.is_trusted_device(&headers, ctx.tls, &user);
-    let verdict = shared
-        .auth
+    let trusted_device = sign_in.is_trusted_device(&headers, ctx.tls, &user);
+    let verdict = sign_in
         .check_password(
             &user,
             password,
             ctx.client.ip,
             &config.security,
             &config.auth,
-            shared.admin_password.load_full(),
+            sign_in.admin_password(),
             trusted_device,
         )
         .await;
     match verdict {
         SignIn::Accepted(user, _) => {
             tracing::info!(client = %ctx.client.ip, user, "signed in");
-            let device = shared.auth.device_cookie(&user, ctx.tls);
-            let cookie = shared.auth.start_session(user, ctx.tls);
+            let device = sign_in.device_cookie(&user, ctx.tls);
+            let cookie = sign_in.start_session(user, ctx.tls);
             let mut resp = see_other(&next);
             resp.headers_mut().insert(header::SET_COOKIE, cookie);
             // This browser may sign in again even while the account's
@@ -189,11 +208,11 @@ async fn sign_in(
             &user,
             Some(Message::Error("Wrong user name or password.")),
         )),
-        SignIn::Locked(retry) => Ok(locked_response(retry)),
+        SignIn::Locked(retry) => Err(locked(retry)),
     }
 }
 
-fn refuse_cross_origin(req: &Request<Incoming>, ctx: &RequestCtx) -> Result<(), Rejection> {
+fn refuse_cross_origin<B>(req: &Request<B>, ctx: &RequestCtx) -> Result<(), Rejection> {
     match csrf::check(req.method(), req.headers(), ctx.host.as_deref(), &[]) {
         csrf::Verdict::Allow => Ok(()),
         csrf::Verdict::CrossOrigin(why) => {
@@ -308,25 +327,137 @@ fn see_other(location: &str) -> Response<Body> {
 }
 
 /// 429 after repeated failed sign-ins, with `Retry-After`.
-pub fn locked_response(retry_after: Duration) -> Response<Body> {
-    let secs = retry_after.as_secs().max(1);
-    let mut resp = crate::error::error_page(
+pub fn locked(retry_after: Duration) -> Rejection {
+    Rejection::client(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many failed sign-ins. Wait a while and try again.",
-    );
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    resp
+    )
+    .with_header(
+        header::RETRY_AFTER,
+        HeaderValue::from(retry_after.as_secs().max(1)),
+    )
 }
 
 /// Another check of the same address or user is under way (one at a time,
 /// so parallel guesses cannot outrun the lockout).
-pub fn busy_response() -> Response<Body> {
-    let mut resp = crate::error::error_page(
+pub fn busy() -> Rejection {
+    Rejection::client(
         StatusCode::TOO_MANY_REQUESTS,
         "Another sign-in is being checked. Try again in a moment.",
-    );
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    resp
+    )
+    .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::testing;
+
+    fn form(body: &str, origin: &str) -> Request<http_body_util::Full<bytes::Bytes>> {
+        Request::post(login::LOGIN_PATH)
+            .header("host", "moat.example")
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_owned(),
+            )))
+            .unwrap()
+    }
+
+    async fn answer_of(
+        req: Request<http_body_util::Full<bytes::Bytes>>,
+        sign_in: &AuthState,
+    ) -> Result<Response<Body>, Rejection> {
+        let config = moat_config::default_config();
+        let mut ctx = testing::ctx(&req, "127.0.0.1", true, None);
+        match handle(req, &mut ctx, &config, sign_in).await? {
+            Flow::Respond(resp) => Ok(resp),
+            Flow::Continue => panic!("moat's pages always answer"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_login_page_carries_its_own_policy() {
+        let config = moat_config::default_config();
+        let (_dir, sign_in) = testing::sign_in(&config);
+        let req = Request::get(login::LOGIN_PATH)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let resp = answer_of(req, &sign_in).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()[header::CONTENT_SECURITY_POLICY], PAGE_CSP);
+    }
+
+    #[tokio::test]
+    async fn signing_in_sets_a_session_and_a_wrong_password_does_not() {
+        let config = moat_config::default_config();
+        let (_dir, sign_in) = testing::sign_in(&config);
+        let user = config.security.admin_user.clone();
+        let ok = answer_of(
+            form(
+                &format!("user={user}&password=secret&next=/wiki"),
+                "https://moat.example",
+            ),
+            &sign_in,
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+        assert_eq!(ok.headers()[header::LOCATION], "/wiki");
+        assert!(
+            ok.headers()[header::SET_COOKIE]
+                .to_str()
+                .unwrap()
+                .contains("moat_session")
+        );
+        let wrong = answer_of(
+            form(
+                &format!("user={user}&password=nope"),
+                "https://moat.example",
+            ),
+            &sign_in,
+        )
+        .await
+        .unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        assert!(wrong.headers().get(header::SET_COOKIE).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cross_origin_form_is_refused_and_sign_out_ends_the_session() {
+        let config = moat_config::default_config();
+        let (_dir, sign_in) = testing::sign_in(&config);
+        let r = answer_of(form("user=a&password=b", "https://evil.example"), &sign_in)
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(r.status, 403);
+
+        let cookie = sign_in.start_session("admin".into(), true);
+        let pair = cookie
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let req = Request::post(login::LOGOUT_PATH)
+            .header("host", "moat.example")
+            .header("origin", "https://moat.example")
+            .header(header::COOKIE, pair.clone())
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let mut ctx = testing::ctx(&req, "127.0.0.1", true, None);
+        let Ok(Flow::Respond(resp)) = handle(req, &mut ctx, &config, &sign_in).await else {
+            panic!("signed out");
+        };
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        assert!(
+            ctx.ended_session.is_some(),
+            "the pipeline ends its recordings"
+        );
+        let mut h = http::HeaderMap::new();
+        h.insert(header::COOKIE, pair.parse().unwrap());
+        assert!(sign_in.session_user(&h, true).is_none());
+    }
 }

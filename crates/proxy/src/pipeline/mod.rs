@@ -1,9 +1,19 @@
 //! The request pipeline: the ordered stages every request passes through.
 //!
-//! Request stages take the request (and what earlier stages learned, in
-//! [`RequestCtx`]) and either let it continue or refuse it with a
-//! [`Rejection`]; response stages edit the response on its way out. The
-//! order lives in [`handle`] and nowhere else.
+//! # The stage contract
+//! A request stage reads the request (by reference; mutably if it
+//! rewrites it, by value only if it consumes the body and so always
+//! answers), what earlier stages learned ([`RequestCtx`], which it may add
+//! to), the app's runtime once routed, and the state it owns: never the
+//! gateway. It returns a [`Step`]:
+//! - `Ok(Flow::Continue)`: the next stage runs;
+//! - `Ok(Flow::Respond(resp))`: a normal answer (a CORS preflight, a
+//!   redirect to the login page, moat's own pages);
+//! - `Err(Rejection)`: a refusal; every one becomes its page in the one
+//!   [`rescue`], which logs by side (client, upstream, moat).
+//!
+//! Response stages edit the response on its way out. The order lives in
+//! [`Pipeline::handle`] and nowhere else, with the reason for each place.
 
 pub mod admin_tcp;
 pub mod auth;
@@ -19,223 +29,235 @@ pub mod record;
 pub mod redirect;
 pub mod response_headers;
 pub mod static_files;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod upstream;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use http::{Request, Response, header};
 use hyper::body::Incoming;
-use moat_policy::client_ip::{self, ClientIp};
+use moat_policy::client_ip;
 
 use crate::access_log::{AccessLog, Entry};
+use crate::auth::AuthState;
 use crate::body::{self, Body, Counted};
 use crate::error::{Rejection, Side};
-use crate::gateway::Shared;
-use crate::runtime::{AppKind, AppRuntime, Runtime};
+use crate::recorder::Recorder;
+use crate::runtime::{AppKind, AppRuntime, Current, Runtime};
 
-/// What moat knows about the connection a request arrived on.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    /// Unique per connection for the life of the process.
-    pub id: u64,
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-    pub tls: bool,
+pub use crate::request::{ConnInfo, RequestCtx, request_host};
+
+/// What a request stage decided, when it did not refuse.
+pub enum Flow {
+    /// On to the next stage.
+    Continue,
+    /// Answered here; no later stage runs.
+    Respond(Response<Body>),
 }
 
-/// What earlier stages learned about a request, for later stages and logs.
-pub struct RequestCtx {
-    pub client: ClientIp,
-    pub tls: bool,
-    /// The host the client asked for (Host header, or the HTTP/2 authority).
-    pub host: Option<String>,
-    pub app: Option<Arc<AppRuntime>>,
-    /// The signed-in user, once the auth stage has found one.
-    pub user: Option<String>,
-    /// CORS headers for the response (apps whose CORS moat manages).
-    pub cors: Vec<(http::HeaderName, http::HeaderValue)>,
-    /// A key naming the client's session (sign-in, or a visit cookie).
-    pub session: Option<String>,
-    /// Cookies moat sets on the response (a recorded visit's cookie).
-    pub set_cookies: Vec<http::HeaderValue>,
-    /// Which client connection the request came on.
-    pub conn_id: u64,
-    /// For an app that allows encoded slashes: the path as a decoding
-    /// upstream reads it (guards check both readings).
-    pub decoded_path: Option<String>,
-}
+/// A request stage's result.
+pub type Step = Result<Flow, Rejection>;
 
-impl RequestCtx {
-    pub fn proto(&self) -> &'static str {
-        if self.tls { "https" } else { "http" }
-    }
-}
-
-/// Runs one request through the pipeline.
-pub async fn handle(
-    req: Request<Incoming>,
-    conn: &ConnInfo,
-    shared: &Arc<Shared>,
-) -> Response<Body> {
-    let runtime = shared.runtime.load_full();
-    let log = &shared.access_log;
-    let started = Instant::now();
-    let time = SystemTime::now();
-    // Stage 1, client IP: every later stage and the log see the resolved
-    // address, never the raw peer behind a trusted proxy.
-    let client = client_ip::resolve(
-        conn.peer.ip(),
-        req.headers(),
-        &runtime.config.security.trusted_proxies,
-    );
-    let mut ctx = RequestCtx {
-        client,
-        tls: conn.tls,
-        host: request_host(&req),
-        app: None,
-        user: None,
-        cors: Vec::new(),
-        session: None,
-        set_cookies: Vec::new(),
-        conn_id: conn.id,
-        decoded_path: None,
+/// Runs a stage: returns its answer, or goes on.
+macro_rules! stage {
+    ($e:expr) => {
+        match $e? {
+            Flow::Continue => {}
+            Flow::Respond(resp) => return Ok(resp),
+        }
     };
-    let summary = log.enabled().then(|| Summary::of(&req));
-
-    let response = match request_stages(req, &mut ctx, &runtime, shared).await {
-        Ok(resp) => resp,
-        Err(rejection) => rescue(rejection, &ctx),
-    };
-    let mut response = response_headers::apply(response, &ctx, &runtime);
-    for cookie in ctx.set_cookies.drain(..) {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    if let Some(app) = &ctx.app {
-        cors::response(&mut response, &ctx, app);
-    }
-    // After the headers: a nonce replaces the CSP value set there.
-    let response = match &ctx.app {
-        Some(app) => csp_nonce::apply(response, &app.response_policy),
-        None => response,
-    };
-
-    match summary {
-        Some(s) => s.log_on_completion(response, &ctx, log.clone(), started, time),
-        None => response,
-    }
 }
 
-/// The request stages, in order. Routing comes before the guards because
-/// each guard needs the app's settings; it is a lookup with no effects, so
-/// nothing of the app is used or revealed before the guards pass.
-async fn request_stages(
-    mut req: Request<Incoming>,
-    ctx: &mut RequestCtx,
-    runtime: &Runtime,
-    shared: &Arc<Shared>,
-) -> Result<Response<Body>, Rejection> {
-    // Limits first: an oversized head is refused before any work is done on it.
-    limits::check_head(&req, &runtime.config.server)?;
-    // The canonical path next: every decision below, and the upstream,
-    // see one spelling of the path (`//`, `.`, `..`, `%61` resolved).
-    ctx.decoded_path = canonical::apply(&mut req, ctx.host.as_deref(), runtime)?;
-    // moat's own namespace before app routing, so no app can shadow the
-    // admin API and no app is reachable through it.
-    if admin_tcp::is_admin_path(req.uri().path()) {
-        return admin_tcp::handle(req, ctx, runtime, shared).await;
+/// The state the stages own, each part handed only to its stages.
+pub struct Pipeline {
+    /// The config version being served (read once per request).
+    pub runtime: Current,
+    pub access_log: AccessLog,
+    /// Sign-in sessions and password checks: the auth and login stages,
+    /// identity tokens toward upstreams, the admin route's password.
+    pub sign_in: Arc<AuthState>,
+    /// The record stage's recorder.
+    pub recorder: Arc<Recorder>,
+    /// The CSP report endpoint's limits and store.
+    pub reports: csp_report::Reports,
+    /// The admin API over HTTPS (its throttle and the injected API).
+    pub admin: admin_tcp::AdminRoute,
+}
+
+impl Pipeline {
+    /// Runs one request through the pipeline.
+    pub async fn handle(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+        let runtime = self.runtime.load();
+        let log = &self.access_log;
+        let started = Instant::now();
+        let time = SystemTime::now();
+        // Client IP first: every later stage and the log see the resolved
+        // address, never the raw peer behind a trusted proxy.
+        let client = client_ip::resolve(
+            conn.peer.ip(),
+            req.headers(),
+            &runtime.config.security.trusted_proxies,
+        );
+        let mut ctx = RequestCtx::new(&req, conn, client);
+        let summary = log.enabled().then(|| Summary::of(&req));
+
+        let response = match self.request_stages(req, &mut ctx, &runtime).await {
+            Ok(resp) => resp,
+            Err(rejection) => rescue(rejection, &ctx),
+        };
+        // A sign-out ends the session's recordings with it.
+        if let Some(key) = ctx.ended_session.take() {
+            self.recorder.end_session(&key, "logout");
+        }
+        let mut response = response_headers::apply(response, &ctx, &runtime);
+        for cookie in ctx.set_cookies.drain(..) {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        if let Some(app) = &ctx.app {
+            cors::response(&mut response, &ctx, app);
+        }
+        // After the headers: a nonce replaces the CSP value set there.
+        let response = match &ctx.app {
+            Some(app) => csp_nonce::apply(response, &app.response_policy),
+            None => response,
+        };
+
+        match summary {
+            Some(s) => s.log_on_completion(response, &ctx, log.clone(), started, time),
+            None => response,
+        }
     }
-    // moat's login pages, in the same namespace for the same reason.
-    if login::is_page(req.uri().path()) {
-        return login::handle(req, ctx, runtime, shared).await;
+
+    /// The request stages, in order. Routing comes before the guards
+    /// because each guard needs the app's settings; it is a lookup with no
+    /// effects, so nothing of the app is used or revealed before the guards
+    /// pass.
+    async fn request_stages(
+        &self,
+        mut req: Request<Incoming>,
+        ctx: &mut RequestCtx,
+        runtime: &Runtime,
+    ) -> Result<Response<Body>, Rejection> {
+        // Limits first: an oversized head is refused before any work is
+        // done on it.
+        stage!(limits::check_head(&req, &runtime.config.server));
+        // The canonical path next: every decision below, and the
+        // upstream, see one spelling of the path (`//`, `.`, `..`, `%61`
+        // resolved).
+        stage!(canonical::apply(&mut req, ctx, runtime));
+        // moat's own namespace before app routing, so no app can shadow
+        // the admin API and no app is reachable through it.
+        let path = req.uri().path();
+        if crate::namespace::is_admin_api(path) {
+            stage!(
+                admin_tcp::handle(
+                    req,
+                    ctx,
+                    &runtime.config.security,
+                    &self.admin,
+                    &self.sign_in
+                )
+                .await
+            );
+            return Err(Rejection::not_found());
+        }
+        // moat's login pages, in the same namespace for the same reason.
+        if login::is_page(path) {
+            stage!(login::handle(req, ctx, &runtime.config, &self.sign_in).await);
+            return Err(Rejection::not_found());
+        }
+        if path.starts_with(crate::namespace::CSP_REPORT_PREFIX) {
+            stage!(csp_report::handle(req, ctx, runtime, &self.reports).await);
+            return Err(Rejection::not_found());
+        }
+        // Route: which app; nothing else can be decided without it.
+        let app = route(&req, ctx, runtime)?;
+        // Rate limits first: a client over its budget costs nothing more.
+        stage!(
+            rate_limit::check(
+                &req,
+                ctx,
+                &app,
+                &runtime.config.rate_limit,
+                rate_limit::Phase::BeforeAuth
+            )
+            .await
+        );
+        // CORS preflights are answered before auth: browsers send them
+        // without credentials.
+        stage!(cors::request(&req, ctx, &app));
+        // CSRF before auth, so a forged request is refused whoever's
+        // session cookie it carries.
+        stage!(csrf::check(&req, ctx, &app));
+        // Auth: the app says whether a login is needed, and nothing of the
+        // app (not even its body limit) is revealed before.
+        stage!(auth::authenticate(&mut req, ctx, &app, &runtime.config, &self.sign_in).await);
+        // Zones keyed by the user, now that there is one.
+        stage!(
+            rate_limit::check(
+                &req,
+                ctx,
+                &app,
+                &runtime.config.rate_limit,
+                rate_limit::Phase::AfterAuth
+            )
+            .await
+        );
+        // A nonce app's HTML is rewritten as it streams, which compressed
+        // bodies do not allow: ask for them plain.
+        if app.response_policy.nonce {
+            req.headers_mut().remove(http::header::ACCEPT_ENCODING);
+        }
+        // The body limit needs the app's setting.
+        if let Err(too_large) = limits::check_declared_body(&req, &app) {
+            let declared = limits::declared_length(&req);
+            limits::discard_body(req.into_body(), declared).await;
+            return Err(too_large);
+        }
+        // Recording last, so only what reaches the app is recorded; a
+        // client faster than the recorder waits for it here.
+        record::wait_for_room(&app, &self.recorder.queue).await;
+        let exchange = record::begin(&mut req, ctx, &app, runtime, &self.recorder)?;
+        match exchange {
+            None => self.dispatch(req, ctx, &app, None).await,
+            Some(ex) => match self.dispatch(ex.request(req), ctx, &app, Some(&ex)).await {
+                Ok(resp) => Ok(ex.response(resp)),
+                Err(rejection) => {
+                    ex.failed(&rejection.public);
+                    Err(rejection)
+                }
+            },
+        }
     }
-    if req.uri().path().starts_with(csp_report::PREFIX) {
-        return csp_report::handle(req, ctx, shared).await;
-    }
-    // Route: which app; nothing else can be decided without it.
-    let app = route(&req, ctx, runtime)?;
-    // Rate limits first: a client over its budget costs nothing more.
-    if let Err(answer) =
-        rate_limit::check(&req, ctx, &app, runtime, rate_limit::Phase::BeforeAuth).await
+
+    /// The app: its upstream, or its bundle folder.
+    async fn dispatch<B>(
+        &self,
+        req: Request<B>,
+        ctx: &RequestCtx,
+        app: &AppRuntime,
+        recording: Option<&crate::tap::Exchange>,
+    ) -> Result<Response<Body>, Rejection>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<crate::body::BoxError>,
     {
-        return Ok(answer);
-    }
-    // CORS preflights are answered before auth: browsers send them
-    // without credentials.
-    if let Err(answer) = cors::request(&req, ctx, &app) {
-        return Ok(answer);
-    }
-    // CSRF before auth, so a forged request is refused whoever's session
-    // cookie it carries.
-    if let Err(answer) = csrf::check(&req, ctx, &app) {
-        return Ok(answer);
-    }
-    // Auth: the app says whether a login is needed, and nothing of the app
-    // (not even its body limit) is revealed before.
-    if let Err(answer) = auth::authenticate(&mut req, ctx, &app, runtime, shared).await {
-        return Ok(answer);
-    }
-    // Zones keyed by the user, now that there is one.
-    if let Err(answer) =
-        rate_limit::check(&req, ctx, &app, runtime, rate_limit::Phase::AfterAuth).await
-    {
-        return Ok(answer);
-    }
-    // A nonce app's HTML is rewritten as it streams, which compressed
-    // bodies do not allow: ask for them plain.
-    if app.response_policy.nonce {
-        req.headers_mut().remove(http::header::ACCEPT_ENCODING);
-    }
-    // The body limit needs the app's setting.
-    if let Err(too_large) = limits::check_declared_body(&req, &app) {
-        let declared = limits::declared_length(&req);
-        limits::discard_body(req.into_body(), declared).await;
-        return Err(too_large);
-    }
-    // Recording last, so only what reaches the app is recorded; a client
-    // faster than the recorder waits for it here.
-    record::wait_for_room(&app, &shared.recorder.queue).await;
-    let exchange = match record::begin(&mut req, ctx, &app, runtime, shared) {
-        Ok(e) => e,
-        Err(refused) => return Ok(refused),
-    };
-    match exchange {
-        None => dispatch(req, ctx, &app, shared, None).await,
-        Some(ex) => match dispatch(ex.request(req), ctx, &app, shared, Some(&ex)).await {
-            Ok(resp) => Ok(ex.response(resp)),
-            Err(rejection) => {
-                ex.failed(rejection.public);
-                Err(rejection)
+        match &app.kind {
+            AppKind::Upstream(up) => up.forward(req, ctx, app, &self.sign_in, recording).await,
+            AppKind::Static(st) => {
+                // A static app reads only the head; holding the body across
+                // the await would need it to be Sync.
+                let (parts, _) = req.into_parts();
+                st.serve(&Request::from_parts(parts, ()), &app.prefix).await
             }
-        },
-    }
-}
-
-async fn dispatch<B>(
-    req: Request<B>,
-    ctx: &RequestCtx,
-    app: &AppRuntime,
-    shared: &Arc<Shared>,
-    recording: Option<&record::Exchange>,
-) -> Result<Response<Body>, Rejection>
-where
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<crate::body::BoxError>,
-{
-    match &app.kind {
-        AppKind::Upstream(up) => up.forward(req, ctx, app, shared, recording).await,
-        AppKind::Static(st) => {
-            // A static app reads only the head; holding the body across
-            // the await would need it to be Sync.
-            let (parts, _) = req.into_parts();
-            st.serve(&Request::from_parts(parts, ()), &app.prefix).await
         }
     }
 }
 
-fn route(
-    req: &Request<Incoming>,
+fn route<B>(
+    req: &Request<B>,
     ctx: &mut RequestCtx,
     runtime: &Runtime,
 ) -> Result<Arc<AppRuntime>, Rejection> {
@@ -250,7 +272,7 @@ fn route(
 
 /// The one place a refusal becomes a response; failures that are not the
 /// client's are logged with the app name.
-fn rescue(rejection: Rejection, ctx: &RequestCtx) -> Response<Body> {
+pub fn rescue(rejection: Rejection, ctx: &RequestCtx) -> Response<Body> {
     let app = ctx.app.as_ref().map(|a| a.name.as_str()).unwrap_or("-");
     match rejection.side {
         Side::Upstream => {
@@ -271,20 +293,6 @@ fn rescue(rejection: Rejection, ctx: &RequestCtx) -> Response<Body> {
         }
     }
     rejection.into_response()
-}
-
-/// The host the client asked for: HTTP/2 carries it in the URI authority,
-/// HTTP/1.1 in the Host header.
-pub fn request_host<B>(req: &Request<B>) -> Option<String> {
-    req.uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
 }
 
 /// The parts of the request the access log needs, taken before the request

@@ -4,64 +4,19 @@
 //!
 //! Zones keyed by user run after the auth stage (there is no user before
 //! it); the others run before anything else is done for the request. A
-//! zone's state lives in a [`ZoneRegistry`] that outlives config reloads,
-//! so a reload does not hand every client a fresh budget.
+//! zone's state lives in a `runtime::zones::ZoneRegistry` that outlives
+//! config reloads, so a reload does not hand every client a fresh budget.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{Request, StatusCode};
 use moat_config::LimitKey;
-use moat_policy::glob::PathPattern;
-use moat_policy::rate_limit::{Decision, Limiter, Zone};
+use moat_policy::rate_limit::Decision;
 
-use crate::body::Body;
-use crate::pipeline::RequestCtx;
-use crate::runtime::{AppRuntime, Runtime};
-
-pub type SharedLimiter = Arc<Mutex<Limiter<String>>>;
-
-/// The limiters of every zone, by name. A zone whose settings did not
-/// change keeps its state across reloads.
-#[derive(Default)]
-pub struct ZoneRegistry {
-    zones: Mutex<HashMap<String, (Zone, SharedLimiter)>>,
-}
-
-impl ZoneRegistry {
-    pub fn limiter(&self, name: &str, zone: Zone) -> SharedLimiter {
-        let mut zones = self.zones.lock().unwrap_or_else(|e| e.into_inner());
-        match zones.get(name) {
-            Some((z, l)) if *z == zone => l.clone(),
-            _ => {
-                let l = Arc::new(Mutex::new(Limiter::new(zone)));
-                zones.insert(name.to_owned(), (zone, l.clone()));
-                l
-            }
-        }
-    }
-
-    /// Forgets keys whose budget has refilled (run periodically).
-    pub fn sweep(&self) {
-        let zones: Vec<SharedLimiter> = {
-            let z = self.zones.lock().unwrap_or_else(|e| e.into_inner());
-            z.values().map(|(_, l)| l.clone()).collect()
-        };
-        let now = Instant::now();
-        for l in zones {
-            l.lock().unwrap_or_else(|e| e.into_inner()).sweep(now);
-        }
-    }
-}
-
-/// A zone applied to an app.
-pub struct AppZone {
-    pub name: String,
-    pub key: LimitKey,
-    pub path: Option<PathPattern>,
-    pub limiter: SharedLimiter,
-}
+use crate::error::Rejection;
+use crate::pipeline::{Flow, Step};
+use crate::request::RequestCtx;
+use crate::runtime::AppRuntime;
 
 /// Which zones a stage call applies: those keyed by user run after auth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,18 +29,11 @@ pub async fn check<B>(
     req: &Request<B>,
     ctx: &RequestCtx,
     app: &AppRuntime,
-    runtime: &Runtime,
+    limits: &moat_config::RateLimits,
     phase: Phase,
-) -> Result<(), Response<Body>> {
-    if app.rate_limits.is_empty()
-        || runtime
-            .config
-            .rate_limit
-            .exempt
-            .iter()
-            .any(|n| n.contains(&ctx.client.ip))
-    {
-        return Ok(());
+) -> Step {
+    if app.rate_limits.is_empty() || limits.exempt.iter().any(|n| n.contains(&ctx.client.ip)) {
+        return Ok(Flow::Continue);
     }
     let now = Instant::now();
     let mut delay = Duration::ZERO;
@@ -133,16 +81,56 @@ pub async fn check<B>(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    Ok(())
+    Ok(Flow::Continue)
 }
 
-fn too_many(retry_after: Duration) -> Response<Body> {
-    let secs = retry_after.as_millis().div_ceil(1000).max(1) as u64;
-    let mut resp = crate::error::error_page(
+fn too_many(retry_after: Duration) -> Rejection {
+    Rejection::client(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many requests. Slow down and try again shortly.",
-    );
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    resp
+    )
+    .retry_after(retry_after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::testing;
+
+    #[tokio::test]
+    async fn a_client_over_its_budget_gets_429_with_retry_after() {
+        let rt = testing::one_app(
+            "[[rate_limit.zones]]\nname = \"z\"\nrate = \"1r/m\"\nnodelay = true\n",
+            "auth = \"none\"\n[[apps.rate_limit]]\nzone = \"z\"",
+        );
+        let app = testing::app(&rt, "app");
+        let limits = &rt.config.rate_limit;
+        let req = Request::get("/").body(()).unwrap();
+        let one = testing::ctx(&req, "127.0.0.1", true, Some(app.clone()));
+        let other = testing::ctx(&req, "127.0.0.2", true, Some(app.clone()));
+        assert!(matches!(
+            check(&req, &one, &app, limits, Phase::BeforeAuth).await,
+            Ok(Flow::Continue)
+        ));
+        let r = check(&req, &one, &app, limits, Phase::BeforeAuth)
+            .await
+            .err()
+            .expect("over budget");
+        assert_eq!(r.status, 429);
+        assert!(
+            r.headers
+                .iter()
+                .any(|(n, _)| n == http::header::RETRY_AFTER)
+        );
+        // Another address has its own budget; user-keyed zones wait for
+        // the auth stage.
+        assert!(matches!(
+            check(&req, &other, &app, limits, Phase::BeforeAuth).await,
+            Ok(Flow::Continue)
+        ));
+        assert!(matches!(
+            check(&req, &one, &app, limits, Phase::AfterAuth).await,
+            Ok(Flow::Continue)
+        ));
+    }
 }

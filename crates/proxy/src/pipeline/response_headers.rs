@@ -4,129 +4,14 @@
 //! moat is authoritative for every header it sets: an upstream's
 //! X-Frame-Options, CSP or HSTS never reaches the client, whatever moat's
 //! own setting is (even "off"). The header values are built once per
-//! config (see [`ResponsePolicy::build`]); this stage only copies them.
+//! config (`runtime::response_policy`); this stage only copies them.
 
-use http::{HeaderName, HeaderValue, Response, header};
-use moat_config::Headers;
-use moat_policy::csp::Composed;
+use http::{Response, header};
 
 use crate::body::Body;
-use crate::pipeline::RequestCtx;
+use crate::request::RequestCtx;
 use crate::runtime::Runtime;
-
-/// Headers upstreams commonly use to advertise their software; an
-/// attacker's shortcut to known vulnerabilities, so they do not leave moat.
-const FINGERPRINT: [HeaderName; 2] = [header::SERVER, HeaderName::from_static("x-powered-by")];
-
-const COOP: HeaderName = HeaderName::from_static("cross-origin-opener-policy");
-const COEP: HeaderName = HeaderName::from_static("cross-origin-embedder-policy");
-const CORP: HeaderName = HeaderName::from_static("cross-origin-resource-policy");
-const PERMISSIONS_POLICY: HeaderName = HeaderName::from_static("permissions-policy");
-pub const REPORTING_ENDPOINTS: HeaderName = HeaderName::from_static("reporting-endpoints");
-
-/// Every header moat may set; an upstream's copy of each is removed.
-const OWNED: [HeaderName; 11] = [
-    header::X_FRAME_OPTIONS,
-    header::X_CONTENT_TYPE_OPTIONS,
-    header::REFERRER_POLICY,
-    COOP,
-    COEP,
-    CORP,
-    PERMISSIONS_POLICY,
-    header::CONTENT_SECURITY_POLICY,
-    header::CONTENT_SECURITY_POLICY_REPORT_ONLY,
-    REPORTING_ENDPOINTS,
-    header::STRICT_TRANSPORT_SECURITY,
-];
-
-/// One app's response headers, built once per config.
-pub struct ResponsePolicy {
-    /// Set on every response.
-    pub set: Vec<(HeaderName, HeaderValue)>,
-    /// Removed from upstream responses first.
-    pub hide: Vec<HeaderName>,
-    /// The composed CSP, explained (for the admin API and nonces).
-    pub csp: Composed,
-    /// `Content-Security-Policy` or `...-Report-Only`.
-    pub csp_header: HeaderName,
-    /// The CSP exactly as sent (with the report endpoint).
-    pub csp_value: String,
-    /// What follows the directives in the CSP: the report endpoint.
-    pub csp_report_suffix: String,
-    /// A fresh nonce on every HTML response (`csp.nonce`).
-    pub nonce: bool,
-}
-
-impl ResponsePolicy {
-    /// `report_to`: the app's report endpoint path, named in the policy
-    /// (`report-uri` and `report-to`) and in `Reporting-Endpoints`.
-    pub fn build(
-        headers: &Headers,
-        csp: Composed,
-        report_only: bool,
-        report_to: Option<&str>,
-        nonce: bool,
-    ) -> ResponsePolicy {
-        let mut set = Vec::new();
-        let mut put = |name: HeaderName, v: &Option<String>| {
-            if let Some(v) = v.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
-                set.push((name, v));
-            }
-        };
-        put(header::X_FRAME_OPTIONS, &headers.frame_options);
-        put(
-            header::X_CONTENT_TYPE_OPTIONS,
-            &headers.content_type_options,
-        );
-        put(header::REFERRER_POLICY, &headers.referrer_policy);
-        put(COOP, &headers.cross_origin_opener_policy);
-        put(COEP, &headers.cross_origin_embedder_policy);
-        put(CORP, &headers.cross_origin_resource_policy);
-        put(PERMISSIONS_POLICY, &headers.permissions_policy);
-        let csp_header = if report_only {
-            header::CONTENT_SECURITY_POLICY_REPORT_ONLY
-        } else {
-            header::CONTENT_SECURITY_POLICY
-        };
-        let mut value = csp.header_value();
-        let mut csp_report_suffix = String::new();
-        if !value.is_empty() {
-            if let Some(path) = report_to {
-                csp_report_suffix = format!(
-                    "; report-uri {path}; report-to {}",
-                    crate::pipeline::csp_report::GROUP
-                );
-                value.push_str(&csp_report_suffix);
-                if let Ok(v) = HeaderValue::from_str(&format!(
-                    "{}=\"{path}\"",
-                    crate::pipeline::csp_report::GROUP
-                )) {
-                    set.push((REPORTING_ENDPOINTS, v));
-                }
-            }
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                set.push((csp_header.clone(), v));
-            }
-        }
-        let csp_value = value;
-        let mut hide: Vec<HeaderName> = OWNED.iter().chain(FINGERPRINT.iter()).cloned().collect();
-        hide.extend(
-            headers
-                .hide_upstream
-                .iter()
-                .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok()),
-        );
-        ResponsePolicy {
-            set,
-            hide,
-            csp,
-            csp_header,
-            csp_value,
-            csp_report_suffix,
-            nonce,
-        }
-    }
-}
+use crate::runtime::response_policy::FINGERPRINT;
 
 pub fn apply(mut response: Response<Body>, ctx: &RequestCtx, runtime: &Runtime) -> Response<Body> {
     let h = response.headers_mut();
@@ -164,4 +49,61 @@ pub fn apply(mut response: Response<Body>, ctx: &RequestCtx, runtime: &Runtime) 
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::testing;
+
+    #[test]
+    fn moat_owns_the_security_headers_of_an_app() {
+        let rt = testing::one_app("", "auth = \"none\"");
+        let app = testing::app(&rt, "app");
+        let req = http::Request::get("/").body(()).unwrap();
+        let ctx = testing::ctx(&req, "127.0.0.1", true, Some(app));
+        let mut resp = Response::new(crate::body::empty());
+        let h = resp.headers_mut();
+        h.insert(header::X_FRAME_OPTIONS, "ALLOWALL".parse().unwrap());
+        h.insert(header::SERVER, "nginx/1.0".parse().unwrap());
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src *".parse().unwrap(),
+        );
+        let resp = apply(resp, &ctx, &rt);
+        let h = resp.headers();
+        assert_eq!(h[header::X_FRAME_OPTIONS], "SAMEORIGIN");
+        assert!(h.get(header::SERVER).is_none(), "no fingerprint");
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(!csp.contains("default-src *"), "{csp}");
+        assert!(csp.contains("report-uri /_moat/csp-report/app"), "{csp}");
+        assert!(h.contains_key(header::STRICT_TRANSPORT_SECURITY));
+    }
+
+    #[test]
+    fn moats_own_pages_keep_their_stricter_policy_and_plain_http_gets_no_hsts() {
+        let rt = testing::one_app("", "auth = \"none\"");
+        let req = http::Request::get("/_moat/login").body(()).unwrap();
+        let ctx = testing::ctx(&req, "127.0.0.1", false, None);
+        let mut resp = Response::new(crate::body::empty());
+        resp.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'".parse().unwrap(),
+        );
+        resp.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=1".parse().unwrap(),
+        );
+        let resp = apply(resp, &ctx, &rt);
+        assert_eq!(
+            resp.headers()[header::CONTENT_SECURITY_POLICY],
+            "default-src 'none'"
+        );
+        assert!(resp.headers().contains_key(header::X_CONTENT_TYPE_OPTIONS));
+        assert!(
+            resp.headers()
+                .contains_key(header::STRICT_TRANSPORT_SECURITY),
+            "over plain HTTP moat leaves the header as it is"
+        );
+    }
 }

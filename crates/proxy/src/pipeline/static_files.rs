@@ -19,13 +19,7 @@ use moat_policy::{conditional, negotiate};
 
 use crate::body::{self, Body};
 use crate::error::Rejection;
-
-pub struct StaticApp {
-    /// Canonical path of the bundle folder.
-    root: PathBuf,
-    /// Unknown paths that accept HTML get `index.html`.
-    spa: bool,
-}
+use crate::runtime::apps::StaticApp;
 
 /// A file chosen to answer a request.
 struct Chosen {
@@ -40,13 +34,6 @@ struct Chosen {
 }
 
 impl StaticApp {
-    pub fn new(dir: &Path, spa: bool) -> io::Result<StaticApp> {
-        Ok(StaticApp {
-            root: std::fs::canonicalize(dir)?,
-            spa,
-        })
-    }
-
     pub async fn serve<B>(
         &self,
         req: &Request<B>,

@@ -10,47 +10,18 @@ use std::time::Duration;
 
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use moat_config::{App, Timeouts, Upstream};
+use hyper_util::rt::TokioIo;
 use moat_policy::{forwarding, hop_by_hop};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::auth::AuthState;
 use crate::body::{self, Body, BodyFault, ClientBody, Fault, IdleTimeout};
 use crate::error::Rejection;
-use crate::pipeline::RequestCtx;
+use crate::request::RequestCtx;
 use crate::runtime::AppRuntime;
-use crate::upstream_pool::{Http1Pool, PoolError};
-
-pub struct UpstreamApp {
-    transport: Transport,
-    origin: Uri,
-    base_path: String,
-    h2c: bool,
-    preserve_host: bool,
-    strip_path: bool,
-    timeouts: Timeouts,
-    /// Request headers with `_` this app receives (lower-case).
-    allow_underscore_headers: Vec<String>,
-    /// Bytes per second a request body must keep up (0: no minimum), and
-    /// the grace before it applies.
-    min_body_rate: (u64, Duration),
-    /// SECURITY: requests in flight to this upstream, across workers. Each
-    /// holds an upstream connection (a socket, a descriptor), so without a
-    /// cap a slow upstream lets clients open descriptors until moat has
-    /// none left for anyone.
-    in_flight: Arc<tokio::sync::Semaphore>,
-}
-
-/// How requests reach the upstream. Each app has its own connections, so
-/// its timeouts and limits never affect another app's.
-enum Transport {
-    /// HTTP/1.1 keep-alive, one idle list per worker.
-    Http1(Arc<Http1Pool>),
-    /// HTTP/2 cleartext: multiplexed connections, one client per worker.
-    H2c(Vec<Client<HttpConnector, Body>>),
-}
+use crate::runtime::apps::{Transport, UpstreamApp};
+use crate::tap::Exchange;
+use crate::upstream_pool::PoolError;
 
 /// Why the exchange failed, for the status code.
 enum Failure {
@@ -59,56 +30,6 @@ enum Failure {
 }
 
 impl UpstreamApp {
-    pub fn new(
-        app: &App,
-        upstream: &Upstream,
-        workers: usize,
-        min_body_rate: (u64, Duration),
-    ) -> UpstreamApp {
-        let authority = upstream
-            .origin
-            .authority()
-            .expect("validated: upstream has a host");
-        let addr = match authority.port_u16() {
-            Some(_) => authority.as_str().to_owned(),
-            None => format!("{}:80", authority.host()),
-        };
-        let transport = if upstream.h2c {
-            Transport::H2c(
-                (0..workers.max(1))
-                    .map(|_| {
-                        let mut connector = HttpConnector::new();
-                        connector.set_connect_timeout(Some(app.timeouts.connect));
-                        connector.set_nodelay(true);
-                        Client::builder(TokioExecutor::new())
-                            .pool_timer(TokioTimer::new())
-                            .pool_idle_timeout(Duration::from_secs(90))
-                            .http2_only(true)
-                            .build(connector)
-                    })
-                    .collect(),
-            )
-        } else {
-            Transport::Http1(Arc::new(Http1Pool::new(
-                addr,
-                app.timeouts.connect,
-                workers,
-            )))
-        };
-        UpstreamApp {
-            transport,
-            origin: upstream.origin.clone(),
-            base_path: upstream.base_path.clone(),
-            h2c: upstream.h2c,
-            preserve_host: app.preserve_host,
-            strip_path: app.strip_path,
-            timeouts: app.timeouts.clone(),
-            min_body_rate,
-            allow_underscore_headers: app.allow_underscore_headers.clone(),
-            in_flight: Arc::new(tokio::sync::Semaphore::new(app.max_upstream_connections)),
-        }
-    }
-
     /// One exchange with the upstream, up to the response head.
     async fn send(&self, mut req: Request<Body>) -> Result<Response<Body>, Failure> {
         match &self.transport {
@@ -158,8 +79,8 @@ impl UpstreamApp {
         mut req: Request<B>,
         ctx: &RequestCtx,
         app: &AppRuntime,
-        shared: &crate::gateway::Shared,
-        recording: Option<&crate::pipeline::record::Exchange>,
+        sign_in: &AuthState,
+        recording: Option<&Exchange>,
     ) -> Result<Response<Body>, Rejection>
     where
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
@@ -169,7 +90,11 @@ impl UpstreamApp {
             req.version() == Version::HTTP_11 && hop_by_hop::is_websocket_upgrade(req.headers());
         // The client connection's place in the caps, for the tunnel.
         let conn_hold = websocket
-            .then(|| req.extensions().get::<crate::listener::ConnHold>().cloned())
+            .then(|| {
+                req.extensions()
+                    .get::<crate::connections::ConnHold>()
+                    .cloned()
+            })
             .flatten();
         let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
 
@@ -190,7 +115,7 @@ impl UpstreamApp {
                 h.insert(forwarding::USER_HEADER, v);
             }
             if app.identity_jwt {
-                if let Some(token) = shared.auth.identity_token(user, &app.name) {
+                if let Some(token) = sign_in.identity_token(user, &app.name) {
                     h.insert(forwarding::IDENTITY_HEADER, token);
                 }
             }
@@ -420,10 +345,7 @@ async fn tunnel<A, B>(
     a: A,
     b: B,
     idle: Duration,
-    mut taps: Option<(
-        crate::pipeline::record::WsTap,
-        crate::pipeline::record::WsTap,
-    )>,
+    mut taps: Option<(crate::tap::WsTap, crate::tap::WsTap)>,
 ) -> std::io::Result<()>
 where
     A: AsyncRead + AsyncWrite + Unpin,

@@ -1,6 +1,15 @@
 //! The state the pipeline reads for one version of the config: routes,
 //! apps and their upstream pools. Built once per (re)load and swapped in
 //! whole, so a request sees one consistent config from start to end.
+//!
+//! Below the pipeline: it imports no stage. What the stages need built per
+//! config lives in its submodules: `apps` (upstream connections, bundle
+//! folders), `response_policy` (headers and the composed CSP), `zones`
+//! (rate-limit state kept across reloads).
+
+pub mod apps;
+pub mod response_policy;
+pub mod zones;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,10 +21,36 @@ use moat_config::{App, AppAuth, AppSource, Config};
 use moat_policy::csp::{self, Grant, Layers};
 use moat_policy::route::{Mount, Router};
 
-use crate::pipeline::rate_limit::{AppZone, ZoneRegistry};
-use crate::pipeline::response_headers::ResponsePolicy;
-use crate::pipeline::static_files::StaticApp;
-use crate::pipeline::upstream::UpstreamApp;
+use arc_swap::{ArcSwap, Guard};
+
+use apps::{StaticApp, UpstreamApp};
+use response_policy::ResponsePolicy;
+use zones::{AppZone, ZoneRegistry};
+
+/// The runtime being served. Readers take a snapshot that stays whole
+/// while they use it; only the control interface publishes a new one.
+#[derive(Clone)]
+pub struct Current(Arc<ArcSwap<Runtime>>);
+
+impl Current {
+    pub fn new(runtime: Runtime) -> Current {
+        Current(Arc::new(ArcSwap::from_pointee(runtime)))
+    }
+
+    /// A snapshot to keep (across awaits, for a whole request).
+    pub fn load(&self) -> Arc<Runtime> {
+        self.0.load_full()
+    }
+
+    /// A snapshot for a quick look (no reference count taken).
+    pub fn peek(&self) -> Guard<Arc<Runtime>> {
+        self.0.load()
+    }
+
+    pub(crate) fn publish(&self, runtime: Runtime) {
+        self.0.store(Arc::new(runtime));
+    }
+}
 
 pub struct Runtime {
     pub config: Arc<Config>,
@@ -141,7 +176,7 @@ impl Runtime {
                 identity_jwt: false,
                 response_policy: base_policy(
                     &config,
-                    Some(&crate::pipeline::csp_report::path_for("welcome")),
+                    Some(&crate::namespace::csp_report_path("welcome")),
                 ),
                 cors: None,
                 csrf: csrf_for(
@@ -209,7 +244,7 @@ pub fn app_policy(config: &Config, app: &App, grants: &Grants) -> ResponsePolicy
         &config.headers.with(&app.headers),
         composed,
         config.csp.report_only || l.report_only,
-        Some(&crate::pipeline::csp_report::path_for(&app.name)),
+        Some(&crate::namespace::csp_report_path(&app.name)),
         l.nonce,
     )
 }
