@@ -11,7 +11,7 @@
 //! # Layout
 //! - [`raw`]: the file format, with its defaults.
 //! - [`model`]: the validated runtime config the server uses.
-//! - [`validate`]: raw → model, one problem per bad key.
+//! - [`validate`]: raw → model, one problem per bad key; a file per section.
 //! - [`error`]: problems with file, line, key and fix.
 //! - [`tls_names`]: the TLS cipher suite and group names moat accepts.
 //! - [`manifest`]: the `manifest.json` of a static web-app bundle.
