@@ -33,7 +33,7 @@ fn crate_paths(file: &Path) -> Vec<String> {
                 .take_while(|c| c.is_alphanumeric() || *c == '_')
                 .collect();
             out.push(name);
-            rest = &tail[..];
+            rest = tail;
         }
     }
     out

@@ -289,7 +289,10 @@ mod tests {
         let moved = Location::Bucket("b".into());
         store.set_recording_location("r1", &moved).await.unwrap();
         assert_eq!(store.pending_uploads().await.unwrap(), []);
-        assert_eq!(store.recording("r1").await.unwrap().unwrap().location, moved);
+        assert_eq!(
+            store.recording("r1").await.unwrap().unwrap().location,
+            moved
+        );
     }
 
     #[tokio::test]
