@@ -57,7 +57,8 @@ pub type Ctl = Arc<Control>;
 
 /// The admin API of one gateway.
 pub struct AdminServer {
-    control: Ctl,
+    /// The routes, built once (cloning is cheap).
+    router: Router,
     path: PathBuf,
     listener: Mutex<Option<UnixListener>>,
 }
@@ -67,7 +68,7 @@ impl AdminServer {
     pub async fn bind(control: Ctl, path: PathBuf) -> std::io::Result<AdminServer> {
         let listener = socket::bind(&path).await?;
         Ok(AdminServer {
-            control,
+            router: router(control),
             path,
             listener: Mutex::new(Some(listener)),
         })
@@ -91,7 +92,7 @@ impl AdminApi for AdminServer {
         req: http::Request<Body>,
         actor: moat_store::Actor,
     ) -> BoxFuture<http::Response<Body>> {
-        let router = router(self.control.clone());
+        let router = self.router.clone();
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             parts.extensions.insert(actor);
@@ -109,11 +110,11 @@ impl AdminApi for AdminServer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let control = self.control.clone();
+        let router = self.router.clone();
         let path = self.path.clone();
         Box::pin(async move {
             if let Some(listener) = listener {
-                socket::serve(listener, path, router(control), shutdown).await;
+                socket::serve(listener, path, router, shutdown).await;
             }
         })
     }

@@ -351,17 +351,6 @@ impl Gateway {
     }
 }
 
-impl Role {
-    /// The name the status shows.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Role::Apps { tls: true } => "https",
-            Role::Apps { tls: false } => "http",
-            Role::RedirectToHttps { .. } => "http-redirect",
-        }
-    }
-}
-
 /// Binds the listeners the config asks for: HTTPS (and the redirect
 /// listener) with TLS, plain HTTP without.
 async fn bind_listeners(

@@ -39,6 +39,17 @@ pub enum Role {
     RedirectToHttps { https_port: u16 },
 }
 
+impl Role {
+    /// The name the status shows.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Apps { tls: true } => "https",
+            Role::Apps { tls: false } => "http",
+            Role::RedirectToHttps { .. } => "http-redirect",
+        }
+    }
+}
+
 /// Connection state shared by the listeners: the registry of open
 /// connections and the per-client counts.
 #[derive(Default)]

@@ -149,6 +149,53 @@ impl Control {
         }
     }
 
+    /// A control over `data_dir` with nothing served: its own store,
+    /// recorder and keys, the runtime built but not listened for. For
+    /// tests of the interface and of what sits on it (the admin API's
+    /// handlers), with the clock they set.
+    pub async fn standalone(
+        config: Config,
+        data_dir: &Path,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Control, Box<dyn std::error::Error + Send + Sync>> {
+        crate::tls::create_private_dir(data_dir)?;
+        crate::welcome::install(data_dir)?;
+        let keys = crate::keys::Keys::load_or_create(data_dir)?;
+        let store = Store::open(&data_dir.join("moat.db")).await?;
+        let api_apps = load_api_apps(&store).await?;
+        let grants = load_csp_grants(&store).await?;
+        let recorder = Arc::new(Recorder::start(
+            clock.clone(),
+            data_dir.join("recordings"),
+            moat_recording::Kek::from_bytes(keys.recording_kek),
+            store.clone(),
+            tokio::runtime::Handle::current(),
+        )?);
+        let config = Arc::new(config);
+        let sign_in = Arc::new(AuthState::new(
+            &keys,
+            &config.auth,
+            crate::admin_password::AdminPassword::from_hash(String::new()),
+        ));
+        let zones = Arc::new(ZoneRegistry::default());
+        let runtime = Current::new(build_runtime(
+            &config, &api_apps, &grants, &zones, data_dir, 1,
+        )?);
+        let parts = Parts {
+            runtime,
+            store,
+            recorder,
+            sign_in,
+            tls: None,
+            zones,
+            data_dir: data_dir.to_owned(),
+            workers: 1,
+            clock,
+            listeners: Vec::new(),
+        };
+        Ok(Control::new(parts, config, api_apps, grants))
+    }
+
     /// What is served now: one consistent version of the config and apps.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.parts.runtime.load()

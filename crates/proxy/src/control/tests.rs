@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use moat_config::Config;
-use moat_store::{Actor, Store};
+use moat_store::Actor;
 use serde_json::json;
 
 use super::*;
@@ -24,45 +23,12 @@ fn actor() -> Actor {
 
 async fn control(toml: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let config: Arc<Config> = Arc::new(moat_config::load_str(toml, None).unwrap());
-    let store = Store::open(&dir.path().join("moat.db")).await.unwrap();
-    let clock: Arc<dyn Clock> = Arc::new(FixedClock::at_ms(1_700_000_000_000));
-    let recorder = Arc::new(
-        tokio::task::block_in_place(|| {
-            Recorder::start(
-                clock.clone(),
-                dir.path().join("recordings"),
-                moat_recording::Kek::from_bytes([3; 32]),
-                store.clone(),
-                tokio::runtime::Handle::current(),
-            )
-        })
-        .unwrap(),
-    );
-    let keys = crate::keys::Keys::load_or_create(dir.path()).unwrap();
-    let sign_in = Arc::new(AuthState::new(
-        &keys,
-        &config.auth,
-        crate::admin_password::AdminPassword::from_hash("x".into()),
-    ));
-    let zones = Arc::new(ZoneRegistry::default());
-    std::fs::create_dir_all(dir.path().join("welcome")).unwrap();
-    let runtime =
-        Current::new(build_runtime(&config, &[], &Grants::new(), &zones, dir.path(), 1).unwrap());
-    let parts = Parts {
-        runtime,
-        store,
-        recorder,
-        sign_in,
-        tls: None,
-        zones,
-        data_dir: dir.path().to_owned(),
-        workers: 1,
-        clock,
-        listeners: Vec::new(),
-    };
+    let config = moat_config::load_str(toml, None).unwrap();
+    let clock = Arc::new(FixedClock::at_ms(1_700_000_000_000));
     Fixture {
-        control: Control::new(parts, config, Vec::new(), Grants::new()),
+        control: Control::standalone(config, dir.path(), clock)
+            .await
+            .unwrap(),
         _dir: dir,
     }
 }
