@@ -89,6 +89,18 @@ impl AdminClient {
         self.call(http::Method::GET, path, None).await
     }
 
+    /// `method path` with a typed body (one of `api`'s request types),
+    /// the answer decoded as `T`.
+    pub async fn send<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_value(body).expect("API request bodies serialize");
+        self.call(method, path, Some(&body)).await
+    }
+
     /// `method path` with an optional JSON body, the answer decoded as `T`
     /// (use `serde_json::Value` for an answer without a body).
     pub async fn call<T: DeserializeOwned>(
