@@ -4,6 +4,10 @@
 //! The decisions (expiry, signatures, lockout arithmetic) are in
 //! `moat_policy`; this module holds their state between requests and runs
 //! the password hash off the worker threads.
+//!
+//! One file (a little over 500 lines with its tests) because sessions,
+//! lockout and the device cookie share one lock order and one set of
+//! cookie rules; splitting them would spread that over several files.
 
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};

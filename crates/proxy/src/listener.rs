@@ -4,6 +4,10 @@
 //! connection cap; each accepted connection is served on its own task
 //! ([`serve_connection`]), and errors from one connection are logged there,
 //! never passed up.
+//!
+//! One file (about 500 lines) because admission, the handshake and the
+//! connection's idle watchdog are one connection's life in order; the
+//! caps' bookkeeping itself is in `connections`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
