@@ -1,5 +1,8 @@
 //! The validated runtime configuration. Every value here has been checked;
 //! the server never re-validates.
+//!
+//! One file (over 500 lines, all type definitions) so the whole runtime
+//! config reads top to bottom in the order of the file format.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

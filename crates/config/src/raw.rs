@@ -4,6 +4,9 @@
 //! silently ignored. Defaults here are the secure defaults; `default.toml`
 //! documents each one. Sizes and durations are kept as written ([`Human`]) so
 //! validation can name the key when one does not parse.
+//!
+//! One file (over 500 lines, all type definitions) so the file format
+//! reads top to bottom in the order of `default.toml`.
 
 use serde::{Deserialize, Serialize};
 

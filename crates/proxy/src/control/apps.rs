@@ -7,7 +7,7 @@ use moat_config::App;
 use moat_store::Actor;
 use serde_json::Value;
 
-use super::{Control, ControlError, Inputs};
+use super::{Control, ControlError, Inputs, log_change};
 
 impl Control {
     /// Creates an API app; `definition` is what is stored (the normalised
@@ -24,12 +24,7 @@ impl Control {
             self.parts.store.create_app(actor, &name, definition).await
         })
         .await?;
-        tracing::info!(
-            app = name,
-            actor = actor.name,
-            source = actor.source,
-            "app created through the admin API"
-        );
+        log_change(actor, &name, "app created through the admin API", 1);
         Ok(())
     }
 
@@ -52,12 +47,7 @@ impl Control {
                 .map(drop)
         })
         .await?;
-        tracing::info!(
-            app = name,
-            actor = actor.name,
-            source = actor.source,
-            "app updated through the admin API"
-        );
+        log_change(actor, &name, "app updated through the admin API", 1);
         Ok(())
     }
 
@@ -68,12 +58,7 @@ impl Control {
             self.parts.store.delete_app(actor, name).await.map(drop)
         })
         .await?;
-        tracing::info!(
-            app = name,
-            actor = actor.name,
-            source = actor.source,
-            "app deleted through the admin API"
-        );
+        log_change(actor, name, "app deleted through the admin API", 1);
         Ok(())
     }
 
@@ -103,12 +88,7 @@ impl Control {
             .store
             .record(actor, "app.reload", name, None, None)
             .await?;
-        tracing::info!(
-            app = name,
-            actor = actor.name,
-            source = actor.source,
-            "app reloaded through the admin API"
-        );
+        log_change(actor, name, "app reloaded through the admin API", 1);
         Ok(())
     }
 

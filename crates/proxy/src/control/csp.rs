@@ -4,7 +4,7 @@
 
 use moat_store::Actor;
 
-use super::{Control, ControlError, load_csp_grants};
+use super::{Control, ControlError, load_csp_grants, log_change};
 
 /// Which requests or approvals a change names.
 #[derive(Debug, Clone, Default)]
@@ -68,12 +68,11 @@ impl Control {
         inputs.grants = load_csp_grants(&self.parts.store).await?;
         self.install(&inputs)
             .map_err(|e| ControlError::Internal(e.to_string()))?;
-        tracing::info!(
+        log_change(
+            actor,
             app,
-            actor = actor.name,
-            source = actor.source,
-            approved = pairs.len(),
-            "CSP requests approved through the admin API"
+            "CSP requests approved through the admin API",
+            pairs.len(),
         );
         Ok(pairs)
     }
@@ -104,12 +103,11 @@ impl Control {
         inputs.grants = load_csp_grants(&self.parts.store).await?;
         self.install(&inputs)
             .map_err(|e| ControlError::Internal(e.to_string()))?;
-        tracing::info!(
+        log_change(
+            actor,
             app,
-            actor = actor.name,
-            source = actor.source,
-            revoked = gone.len(),
-            "CSP approvals revoked through the admin API"
+            "CSP approvals revoked through the admin API",
+            gone.len(),
         );
         Ok(gone)
     }

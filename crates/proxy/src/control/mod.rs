@@ -325,6 +325,18 @@ pub enum ReloadError {
     Tls(#[from] crate::tls::TlsError),
 }
 
+/// The log line of an admin change (its audit entry is the store's):
+/// what, to which app, by whom from where, and how many items it named.
+fn log_change(actor: &moat_store::Actor, app: &str, what: &str, items: usize) {
+    tracing::info!(
+        app,
+        actor = actor.name,
+        source = actor.source,
+        items,
+        "{what}"
+    );
+}
+
 /// The runtime for a file config plus the API apps. The config file wins
 /// any clash; an API app it shadows is logged and not served.
 pub(crate) fn build_runtime(
