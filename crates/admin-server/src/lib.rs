@@ -34,7 +34,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -117,10 +117,6 @@ impl AdminApi for AdminServer {
                 socket::serve(listener, path, router, shutdown).await;
             }
         })
-    }
-
-    fn socket(&self) -> &Path {
-        &self.path
     }
 }
 

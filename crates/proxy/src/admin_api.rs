@@ -5,7 +5,6 @@
 //! authenticated requests of the opt-in HTTPS route.
 
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 
 use http::{Request, Response};
@@ -24,7 +23,4 @@ pub trait AdminApi: Send + Sync + 'static {
     /// Serves the API's own socket until `shutdown` turns true, then
     /// removes it.
     fn serve(&self, shutdown: watch::Receiver<bool>) -> BoxFuture<()>;
-
-    /// Where the socket is.
-    fn socket(&self) -> &Path;
 }

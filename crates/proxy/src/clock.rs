@@ -33,10 +33,6 @@ impl FixedClock {
     pub fn at_ms(ms: i64) -> FixedClock {
         FixedClock(std::sync::atomic::AtomicI64::new(ms))
     }
-
-    pub fn set_ms(&self, ms: i64) {
-        self.0.store(ms, std::sync::atomic::Ordering::SeqCst);
-    }
 }
 
 impl Clock for FixedClock {

@@ -4,7 +4,6 @@
 //! is sealed and indexed before the store closes, and the same data
 //! directory starts again with nothing left to recover.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use moat_proxy::admin_api::{AdminApi, BoxFuture};
@@ -18,7 +17,6 @@ use tokio::net::{TcpListener, TcpStream};
 /// An admin API that only notes what the gateway did with it.
 struct Witness {
     log: Arc<Mutex<Vec<&'static str>>>,
-    path: std::path::PathBuf,
 }
 
 impl AdminApi for Witness {
@@ -37,15 +35,12 @@ impl AdminApi for Witness {
             log.lock().unwrap().push("admin stopped");
         })
     }
-    fn socket(&self) -> &Path {
-        &self.path
-    }
 }
 
 fn witness(log: Arc<Mutex<Vec<&'static str>>>) -> AdminFactory {
-    Box::new(move |_control, path| {
+    Box::new(move |_control, _path| {
         Box::pin(async move {
-            let api: Arc<dyn AdminApi> = Arc::new(Witness { log, path });
+            let api: Arc<dyn AdminApi> = Arc::new(Witness { log });
             Ok(api)
         })
     })

@@ -194,9 +194,6 @@ mod tests {
         fn serve(&self, _: tokio::sync::watch::Receiver<bool>) -> BoxFuture<()> {
             Box::pin(async {})
         }
-        fn socket(&self) -> &std::path::Path {
-            std::path::Path::new("/nonexistent")
-        }
     }
 
     fn req(auth: Option<&str>) -> Request<http_body_util::Empty<bytes::Bytes>> {
