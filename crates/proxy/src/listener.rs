@@ -503,15 +503,12 @@ fn too_many_in_flight(conn: &ConnInfo) -> Response<Body> {
         Duration::from_secs(5),
         |suppressed| tracing::warn!(peer = %conn.peer, suppressed, "requests in flight per client (rate_limit.max_requests_in_flight_per_client) reached; answered 429"),
     );
-    let mut resp = crate::error::error_page(
+    crate::error::Rejection::client(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many requests from your address are in progress. Try again shortly.",
-    );
-    resp.headers_mut().insert(
-        http::header::RETRY_AFTER,
-        http::HeaderValue::from_static("1"),
-    );
-    resp
+    )
+    .retry_after(Duration::from_secs(1))
+    .into_response()
 }
 
 /// The address a bound listener ended up on (for port 0 in tests).

@@ -27,3 +27,38 @@ pub fn to_https<B>(req: &Request<B>, https_port: u16) -> Response<Body> {
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_request_goes_to_the_same_url_over_https() {
+        let req = Request::post("/a/b?c=1")
+            .header("host", "moat.example:8080")
+            .body(())
+            .unwrap();
+        let resp = to_https(&req, 8443);
+        assert_eq!(
+            resp.status(),
+            StatusCode::PERMANENT_REDIRECT,
+            "a POST stays a POST"
+        );
+        assert_eq!(
+            resp.headers()[header::LOCATION],
+            "https://moat.example:8443/a/b?c=1"
+        );
+        assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
+        let default_port = to_https(
+            &Request::get("/")
+                .header("host", "moat.example")
+                .body(())
+                .unwrap(),
+            443,
+        );
+        assert_eq!(
+            default_port.headers()[header::LOCATION],
+            "https://moat.example/"
+        );
+    }
+}

@@ -40,13 +40,11 @@ impl StaticApp {
         prefix: &str,
     ) -> Result<Response<Body>, Rejection> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            let mut resp = crate::error::error_page(
+            return Err(Rejection::client(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "This app only serves files (GET and HEAD).",
-            );
-            resp.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return Ok(resp);
+            )
+            .with_header(header::ALLOW, HeaderValue::from_static("GET, HEAD")));
         }
         let path = req.uri().path();
         let rest = if prefix == "/" {
@@ -276,4 +274,92 @@ fn accepts_html<B>(req: &Request<B>) -> bool {
 /// `/assets/app.js` names a file; `/settings/profile` is an app route.
 fn looks_like_file(segments: &[String]) -> bool {
     segments.last().is_some_and(|s| s.contains('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.html"), "<p>home</p>").unwrap();
+        std::fs::write(dir.path().join("app.js"), "let x = 1;").unwrap();
+        std::fs::write(dir.path().join(".env"), "SECRET=1").unwrap();
+        dir
+    }
+
+    async fn status(app: &StaticApp, method: Method, path: &str) -> (u16, Option<String>) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::ACCEPT, "text/html")
+            .body(())
+            .unwrap();
+        match app.serve(&req, "/site").await {
+            Ok(resp) => (
+                resp.status().as_u16(),
+                resp.headers()
+                    .get(header::CONTENT_TYPE)
+                    .or(resp.headers().get(header::LOCATION))
+                    .map(|v| v.to_str().unwrap().to_owned()),
+            ),
+            Err(r) => (r.status.as_u16(), None),
+        }
+    }
+
+    #[tokio::test]
+    async fn files_are_served_and_nothing_else() {
+        let dir = bundle();
+        let app = StaticApp::new(dir.path(), false).unwrap();
+        let (s, ct) = status(&app, Method::GET, "/site/app.js").await;
+        assert_eq!(s, 200);
+        assert!(ct.unwrap().contains("javascript"));
+        assert_eq!(
+            status(&app, Method::GET, "/site/").await.0,
+            200,
+            "the folder's index"
+        );
+        assert_eq!(
+            status(&app, Method::GET, "/site").await,
+            (308, Some("/site/".into())),
+            "a slash added"
+        );
+        assert_eq!(
+            status(&app, Method::GET, "/site/.env").await.0,
+            404,
+            "hidden files are not served"
+        );
+        assert_eq!(status(&app, Method::GET, "/site/missing").await.0, 404);
+        let req = Request::post("/site/app.js").body(()).unwrap();
+        let r = app.serve(&req, "/site").await.err().expect("refused");
+        assert_eq!(r.status, 405);
+        assert!(
+            r.headers
+                .iter()
+                .any(|(n, v)| n == header::ALLOW && v == "GET, HEAD")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_single_page_app_gets_its_index_for_unknown_pages() {
+        let dir = bundle();
+        let app = StaticApp::new(dir.path(), true).unwrap();
+        let (s, ct) = status(&app, Method::GET, "/site/some/route").await;
+        assert_eq!(s, 200);
+        assert!(ct.unwrap().starts_with("text/html"));
+    }
+
+    #[tokio::test]
+    async fn a_symlink_out_of_the_bundle_is_not_followed() {
+        let dir = bundle();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "no").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            dir.path().join("link.txt"),
+        )
+        .unwrap();
+        let app = StaticApp::new(dir.path(), false).unwrap();
+        assert_eq!(status(&app, Method::GET, "/site/link.txt").await.0, 404);
+    }
 }

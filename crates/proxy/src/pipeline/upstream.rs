@@ -383,3 +383,71 @@ where
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::testing;
+
+    fn upstream_of(rt: &crate::runtime::Runtime) -> Arc<AppRuntime> {
+        testing::app(rt, "app")
+    }
+
+    fn uri_for(extra: &str, path: &str) -> String {
+        let rt = testing::runtime(&format!(
+            "[[apps]]\nname = \"app\"\npath = \"/wiki\"\nupstream = \"http://127.0.0.1:9/base\"\n{extra}\n"
+        ));
+        let app = upstream_of(&rt);
+        let crate::runtime::AppKind::Upstream(up) = &app.kind else {
+            panic!("an upstream app");
+        };
+        up.upstream_uri(&path.parse().unwrap(), &app.prefix)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn the_upstream_uri_keeps_or_strips_the_mount() {
+        assert_eq!(
+            uri_for("", "/wiki/a?b=1"),
+            "http://127.0.0.1:9/base/wiki/a?b=1"
+        );
+        assert_eq!(
+            uri_for("strip_path = true", "/wiki/a?b=1"),
+            "http://127.0.0.1:9/base/a?b=1"
+        );
+        assert_eq!(
+            uri_for("strip_path = true", "/wiki"),
+            "http://127.0.0.1:9/base/"
+        );
+    }
+
+    #[test]
+    fn failures_are_told_apart() {
+        let none = BodyFault::default();
+        let r = classify(
+            Failure::Connect {
+                timed_out: true,
+                detail: "t".into(),
+            },
+            &none,
+        );
+        assert_eq!(
+            (r.status.as_u16(), r.side),
+            (504, crate::error::Side::Upstream)
+        );
+        let r = classify(
+            Failure::Connect {
+                timed_out: false,
+                detail: "refused".into(),
+            },
+            &none,
+        );
+        assert_eq!(
+            (r.status.as_u16(), r.side),
+            (502, crate::error::Side::Upstream)
+        );
+        let r = classify(Failure::Exchange("reset".into()), &none);
+        assert_eq!(r.status.as_u16(), 502);
+    }
+}
