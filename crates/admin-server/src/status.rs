@@ -3,7 +3,10 @@
 
 use axum::Json;
 use axum::extract::State;
-use moat_admin::api::{Listener, RecordingStorage, Status};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use moat_admin::api::{Certificate, Listener, RecordingStorage, Status};
+use moat_proxy::tls::{CertificateStatus, Source};
 
 use crate::Ctl;
 use crate::apps::summaries;
@@ -31,5 +34,44 @@ pub async fn status(State(control): State<Ctl>) -> Json<Status> {
             })
             .collect(),
         apps: summaries(&control.runtime().config),
+        certificates: control
+            .certificates()
+            .iter()
+            .map(|c| certificate(c, control.clock().now()))
+            .collect(),
     })
+}
+
+fn at(secs: i64) -> String {
+    moat_proxy::access_log::rfc3339(UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64))
+}
+
+fn certificate(c: &CertificateStatus, now: SystemTime) -> Certificate {
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Certificate {
+        source: c.source.name().to_owned(),
+        files: match &c.source {
+            Source::File { cert, key } => Some(vec![
+                cert.display().to_string(),
+                key.display().to_string(),
+            ]),
+            _ => None,
+        },
+        names: c.facts.names.clone(),
+        issuer: c.facts.issuer.clone(),
+        not_before: at(c.facts.not_before),
+        not_after: at(c.facts.not_after),
+        sha256: c.facts.sha256.clone(),
+        next_renewal: c.next_renewal.map(at),
+        // A failing renewal is overdue whenever its retry is.
+        expires_soon: moat_policy::renewal::expires_soon(
+            c.facts.not_after,
+            now,
+            c.next_renewal.filter(|_| c.error.is_none()),
+        ),
+        error: c.error.clone(),
+    }
 }

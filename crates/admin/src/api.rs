@@ -13,6 +13,38 @@ pub struct Status {
     /// Local storage for recordings.
     #[serde(default)]
     pub recording_storage: Option<RecordingStorage>,
+    /// Every certificate the HTTPS listener serves, in the order a
+    /// handshake considers them.
+    #[serde(default)]
+    pub certificates: Vec<Certificate>,
+}
+
+/// A served certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// `file`, `local CA` or `acme`.
+    pub source: String,
+    /// The certificate and key files, for `file`.
+    #[serde(default)]
+    pub files: Option<Vec<String>>,
+    /// Subject alternative names (DNS names and IP addresses).
+    pub names: Vec<String>,
+    pub issuer: String,
+    /// RFC 3339, UTC.
+    pub not_before: String,
+    pub not_after: String,
+    /// SHA-256 of the certificate, `AB:CD:…`.
+    pub sha256: String,
+    /// When moat next renews it (RFC 3339), for certificates moat renews.
+    #[serde(default)]
+    pub next_renewal: Option<String>,
+    /// Expires within 14 days (or has expired).
+    #[serde(default)]
+    pub expires_soon: bool,
+    /// The last renewal or reload failure; the certificate shown still
+    /// serves.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// The state of local recording storage.

@@ -343,9 +343,18 @@ pub struct Tls {
     /// How often certificate files are checked for changes; zero: only on
     /// SIGHUP.
     pub reload_interval: Duration,
-    /// Empty: a self-signed certificate kept in the data directory.
+    /// Empty: moat's local CA issues the certificate.
     pub certificates: Vec<CertificateFiles>,
+    pub local_ca: LocalCa,
     pub hsts: Hsts,
+}
+
+/// `[tls.local_ca]`: the CA in the data directory that issues moat's
+/// certificate when none is configured.
+#[derive(Debug, Clone)]
+pub struct LocalCa {
+    /// How long each leaf it issues is valid; renewed after two thirds.
+    pub leaf_lifetime: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,7 @@ pub enum Human {
 }
 
 impl Human {
-    fn s(s: &str) -> Human {
+    pub(crate) fn s(s: &str) -> Human {
         Human::Str(s.to_owned())
     }
 }
@@ -385,7 +385,22 @@ pub struct RawTls {
     pub redirect_http: bool,
     pub reload_interval: Human,
     pub certificates: Vec<RawCertificate>,
+    pub local_ca: RawLocalCa,
     pub hsts: RawHsts,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLocalCa {
+    pub leaf_lifetime: Human,
+}
+
+impl Default for RawLocalCa {
+    fn default() -> Self {
+        RawLocalCa {
+            leaf_lifetime: Human::s("7d"),
+        }
+    }
 }
 
 impl Default for RawTls {
@@ -398,6 +413,7 @@ impl Default for RawTls {
             redirect_http: true,
             reload_interval: Human::s("5s"),
             certificates: Vec::new(),
+            local_ca: RawLocalCa::default(),
             hsts: RawHsts::default(),
         }
     }

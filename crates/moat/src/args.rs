@@ -72,6 +72,49 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// moat's local certificate authority: show, export or trust its root.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+}
+
+/// Where the data directory is, as `moat serve` finds it.
+#[derive(Debug, clap::Args)]
+pub struct DataDir {
+    /// Config file whose data_dir to use.
+    #[arg(short, long, env = "MOAT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// State directory; overrides data_dir in the config.
+    #[arg(long, env = "MOAT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// The root's path, SHA-256 fingerprint, names it may issue for and
+    /// expiry.
+    Show {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Write the root certificate (PEM) to a file, or to standard output.
+    Export {
+        /// File to write; standard output without one.
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Install the root into the system trust store (Debian's
+    /// update-ca-certificates, as root), or print the commands that would.
+    Trust {
+        /// Only print the commands.
+        #[arg(long)]
+        print: bool,
+        #[command(flatten)]
+        dir: DataDir,
+    },
 }
 
 #[derive(Debug, Subcommand)]

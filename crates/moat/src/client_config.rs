@@ -8,7 +8,7 @@
 //! admin_user = "admin"
 //! [client]
 //! admin_password = "..."
-//! ca_file = "/etc/moat/ca.pem"   # trust this CA (e.g. the server's self-signed certificate)
+//! ca_file = "/etc/moat/ca.pem"   # trust this CA (e.g. the server's local CA: moat ca export)
 //! skip_cert_check = false        # do not verify the server at all (unsafe)
 //! ```
 

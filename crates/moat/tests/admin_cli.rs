@@ -299,7 +299,7 @@ async fn admin_api_over_tcp_is_absent_by_default() {
         &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
     )
     .await;
-    let http = moat_testkit::client::http1(&m.self_signed_cert());
+    let http = moat_testkit::client::http1(&m.local_ca_root());
     let resp = http
         .get(m.https_url("/_moat/api/v1/status"))
         .basic_auth("admin", Some("x"))
@@ -329,7 +329,7 @@ async fn admin_api_over_tcp_needs_credentials_and_throttles() {
         &format!("[security]\nadmin_over_tcp = true\nadmin_password_bcrypt = \"{TEST_HASH}\"\n\n{TEST_SERVER}"),
     )
     .await;
-    let http = moat_testkit::client::http1(&m.self_signed_cert());
+    let http = moat_testkit::client::http1(&m.local_ca_root());
     let url = m.https_url("/_moat/api/v1/status");
 
     let resp = http.get(&url).send().await.unwrap();
@@ -459,7 +459,7 @@ async fn cli_talks_to_a_remote_moat() {
         &cfg,
         format!(
             "server_uri = \"{uri}\"\nadmin_user = \"admin\"\n[client]\nadmin_password = \"admin-test-pass\"\nca_file = {:?}\n",
-            m.self_signed_cert().display().to_string()
+            m.local_ca_root().display().to_string()
         ),
     )
     .unwrap();
@@ -566,7 +566,7 @@ async fn app_lifecycle_persists_and_is_audited() {
         "{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"grafana\"\npath = \"/grafana\"\nupstream = \"http://{a}\"\n"
     );
     let mut m = Moat::start(BIN, &config).await;
-    let http = moat_testkit::client::http1(&m.self_signed_cert());
+    let http = moat_testkit::client::http1(&m.local_ca_root());
     let data = m.data_dir();
     let data = data.to_str().unwrap().to_owned();
     let cli = |args: &[&str]| {
@@ -694,7 +694,7 @@ async fn app_lifecycle_persists_and_is_audited() {
     assert!(out.status.success(), "{}", show(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["strip_path"], true);
-    let http = moat_testkit::client::http1(&m.self_signed_cert());
+    let http = moat_testkit::client::http1(&m.local_ca_root());
     assert_eq!(
         http.get(m.https_url("/wiki/page"))
             .send()

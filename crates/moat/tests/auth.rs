@@ -104,7 +104,7 @@ fn values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
 #[tokio::test]
 async fn login_page_session_cookie_and_sign_out() {
     let moat = start("", "").await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
 
     // A browser navigation is sent to the login page, remembering where to.
     let resp = http
@@ -203,7 +203,7 @@ async fn login_page_session_cookie_and_sign_out() {
 #[tokio::test]
 async fn cross_origin_sign_in_and_open_redirects_are_refused() {
     let moat = start("", "").await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     for (name, value) in [
         ("sec-fetch-site", "cross-site"),
         ("origin", "https://evil.example"),
@@ -235,7 +235,7 @@ async fn cross_origin_sign_in_and_open_redirects_are_refused() {
 async fn repeated_failures_lock_out_the_address_and_the_user() {
     // Trusting loopback lets the test speak for many client addresses.
     let moat = start("", "trusted_proxies = [\"127.0.0.1\"]\n").await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let attempt = |ip: String, password: &'static str| {
         let http = http.clone();
         let url = moat.https_url("/_moat/login");
@@ -277,7 +277,7 @@ async fn repeated_failures_lock_out_the_address_and_the_user() {
 #[tokio::test]
 async fn non_browser_clients_get_a_challenge_and_may_use_basic_over_tls() {
     let moat = start("", "").await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let resp = http.get(moat.https_url("/app/api")).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(
@@ -325,7 +325,7 @@ async fn non_browser_clients_get_a_challenge_and_may_use_basic_over_tls() {
 #[tokio::test]
 async fn spoofed_identity_headers_never_reach_an_open_app() {
     let moat = start("auth = \"none\"", "").await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let resp = http
         .get(moat.https_url("/app/x"))
         .header("x-moat-user", "root")
@@ -382,7 +382,7 @@ async fn idle_and_absolute_timeouts_end_sessions() {
         "[auth]\nidle_timeout = \"2s\"\nabsolute_timeout = \"5s\"\n",
     )
     .await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     // Used every second, a session outlives its idle timeout but not its
     // absolute one.
     let session = sign_in(&moat, &http).await;
@@ -402,7 +402,7 @@ async fn idle_and_absolute_timeouts_end_sessions() {
 #[tokio::test]
 async fn the_system_account_can_be_disabled() {
     let moat = start("", "[auth]\nsystem_account = false\n").await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let resp = post_login(&moat, &http, form("admin", PASSWORD, "/app/")).await;
     assert_eq!(resp.status(), 401);
     let page = http
@@ -421,7 +421,7 @@ async fn the_system_account_can_be_disabled() {
 #[tokio::test]
 async fn identity_jwt_verifies_with_the_published_key() {
     let moat = start("identity_jwt = true", "").await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let resp = http
         .get(moat.https_url("/app/x"))
         .basic_auth("admin", Some(PASSWORD))
@@ -487,7 +487,7 @@ async fn parallel_guesses_are_checked_one_at_a_time() {
         ),
     )
     .await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let mut tasks = Vec::new();
     for _ in 0..40 {
         let http = http.clone();
@@ -532,7 +532,7 @@ async fn parallel_guesses_are_checked_one_at_a_time() {
 #[tokio::test]
 async fn a_known_browser_is_not_locked_out_by_others() {
     let moat = start("", "trusted_proxies = [\"127.0.0.1\"]\n").await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let attempt = |ip: &'static str, password: &'static str, cookie: Option<String>| {
         let http = http.clone();
         let url = moat.https_url("/_moat/login");

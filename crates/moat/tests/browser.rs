@@ -282,7 +282,7 @@ async fn nonces_let_inline_scripts_run_under_a_strict_policy() {
     .await;
 
     // Each response has its own nonce, in the header and on the tags.
-    let http = moat_testkit::client::http1(&moat.self_signed_cert());
+    let http = moat_testkit::client::http1(&moat.local_ca_root());
     let mut seen = Vec::new();
     for _ in 0..2 {
         let r = http.get(moat.https_url("/legacy/")).send().await.unwrap();

@@ -91,7 +91,7 @@ fn show(o: &std::process::Output) -> String {
 }
 
 async fn visit(m: &Moat) {
-    let http = client::http1(&m.self_signed_cert());
+    let http = client::http1(&m.local_ca_root());
     let r = http.get(m.https_url("/rec/page")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }

@@ -191,7 +191,7 @@ async fn embedded_default_serves_the_welcome_app_behind_a_login() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let cert = data.join("tls/self-signed.crt");
+    let cert = data.join("tls/ca/root.crt");
     let http = loop {
         if cert.exists()
             && tokio::net::TcpStream::connect("127.0.0.1:8443")
@@ -354,7 +354,7 @@ async fn data_dir_from_config_and_common_log_format() {
         .unwrap()
         .to_owned();
     let port = https.rsplit(':').next().unwrap();
-    let http = client::http1(&dir.path().join("state/tls/self-signed.crt"));
+    let http = client::http1(&dir.path().join("state/tls/ca/root.crt"));
     let resp = http
         .get(format!("https://localhost:{port}/clf?secret=1"))
         .send()

@@ -43,7 +43,7 @@ async fn send(
     path: &str,
     headers: &[(&str, &str)],
 ) -> reqwest::Response {
-    let http = client::http1(&m.self_signed_cert());
+    let http = client::http1(&m.local_ca_root());
     let mut r = http.request(method, m.https_url(path));
     for (k, v) in headers {
         r = r.header(*k, *v);
@@ -341,7 +341,7 @@ async fn rate_limits_key_on_the_real_client_behind_a_trusted_proxy() {
         ),
     )
     .await;
-    let cert = m.self_signed_cert();
+    let cert = m.local_ca_root();
     let proxy = client::http1_from(&cert, "127.0.0.1".parse().unwrap());
     let untrusted = client::http1_from(&cert, "127.0.0.2".parse().unwrap());
     let get = |c: &reqwest::Client, path: &str, xff: &str| {
@@ -449,7 +449,7 @@ async fn delayed_bursts_are_served_and_the_rest_refused() {
         ),
     )
     .await;
-    let http = client::http1(&m.self_signed_cert());
+    let http = client::http1(&m.local_ca_root());
     // Four at once: one now, two queued (delay mode), one refused.
     let mut statuses: Vec<u16> =
         futures_util::future::join_all((0..4).map(|_| http.get(m.https_url("/app/x")).send()))

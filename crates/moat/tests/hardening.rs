@@ -117,7 +117,7 @@ async fn the_upstream_gets_the_canonical_path() {
     // Other apps never do.
     assert_eq!(raw(&moat, "GET", "/e/a%2fb", "").await.0, 400);
     // HTTP/2 requests are canonicalised the same way.
-    let resp = client::http2(&moat.self_signed_cert())
+    let resp = client::http2(&moat.local_ca_root())
         .get(moat.https_url("/e/a/b/%2e%2e/c"))
         .send()
         .await
@@ -197,7 +197,7 @@ async fn a_silent_tls_connection_is_closed() {
     let mut s = client::raw_https(&moat).await;
     let _ = read_to_close(&mut s, Duration::from_secs(20)).await;
     // HTTP/2: the preface and settings, then no stream.
-    let tls = client::tls_config(&moat.self_signed_cert(), &[b"h2"]);
+    let tls = client::tls_config(&moat.local_ca_root(), &[b"h2"]);
     let mut s = client::connect_tls(moat.https.unwrap(), std::sync::Arc::new(tls), "localhost")
         .await
         .unwrap();
@@ -221,7 +221,7 @@ async fn idle_keepalive_and_idle_http2_connections_are_closed() {
 
     // HTTP/2 through a real client: after the stream, the connection idles
     // and moat sends GOAWAY; the client's next request uses a new one.
-    let tls = client::tls_config(&moat.self_signed_cert(), &[b"h2"]);
+    let tls = client::tls_config(&moat.local_ca_root(), &[b"h2"]);
     let mut s = client::connect_tls(moat.https.unwrap(), std::sync::Arc::new(tls), "localhost")
         .await
         .unwrap();
@@ -283,7 +283,7 @@ async fn silent_connections_cannot_keep_a_client_out() {
     for _ in 0..4 {
         tls_silent.push(client::raw_https(&moat).await);
     }
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     for _ in 0..3 {
         assert_eq!(
             http.get(moat.https_url("/")).send().await.unwrap().status(),
@@ -324,7 +324,7 @@ async fn the_redirect_listener_cannot_starve_https() {
             .unwrap();
         held.push(sock.connect(moat.http.unwrap()).await.unwrap());
     }
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     assert_eq!(
         http.get(moat.https_url("/")).send().await.unwrap().status(),
         200
@@ -360,7 +360,7 @@ async fn concurrent_statuses(http: &reqwest::Client, url: &str, n: usize) -> Vec
 #[tokio::test]
 async fn one_client_cannot_hold_unbounded_requests_through_http2() {
     let moat = echo_moat("", "[rate_limit]\nmax_requests_in_flight_per_client = 3").await;
-    let http = client::http2(&moat.self_signed_cert());
+    let http = client::http2(&moat.local_ca_root());
     let statuses = concurrent_statuses(&http, &moat.https_url("/slow/1500"), 6).await;
     assert_eq!(statuses, [200, 200, 200, 429, 429, 429], "{statuses:?}");
     // Once they are done, the client is served again.
@@ -381,7 +381,7 @@ async fn a_busy_upstream_answers_503_after_a_bounded_wait() {
         ),
     )
     .await;
-    let http = client::http2(&moat.self_signed_cert());
+    let http = client::http2(&moat.local_ca_root());
     let statuses = concurrent_statuses(&http, &moat.https_url("/slow/3000"), 4).await;
     assert_eq!(statuses, [200, 200, 503, 503]);
     moat.wait_stderr("max_upstream_connections").await;
@@ -517,7 +517,7 @@ async fn csp_reports_have_a_budget_per_client() {
     let moat = echo_moat("", "").await;
     let post = |from: &'static str, app: &'static str| {
         let url = moat.https_url(&format!("/_moat/csp-report/{app}"));
-        let http = client::http1_from(&moat.self_signed_cert(), from.parse().unwrap());
+        let http = client::http1_from(&moat.local_ca_root(), from.parse().unwrap());
         async move {
             http.post(url)
                 .header("content-type", "application/reports+json")
@@ -576,7 +576,7 @@ async fn http2_settings_cap_concurrent_streams() {
         "",
     )
     .await;
-    let tls = client::tls_config(&moat.self_signed_cert(), &[b"h2"]);
+    let tls = client::tls_config(&moat.local_ca_root(), &[b"h2"]);
     let mut s = client::connect_tls(moat.https.unwrap(), std::sync::Arc::new(tls), "localhost")
         .await
         .unwrap();
@@ -610,7 +610,7 @@ async fn an_upstream_that_is_down_is_logged_with_a_count() {
         ),
     )
     .await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     for _ in 0..200 {
         assert_eq!(
             http.get(moat.https_url("/")).send().await.unwrap().status(),

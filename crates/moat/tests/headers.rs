@@ -54,7 +54,7 @@ async fn moat_is_authoritative_for_security_headers() {
         ),
     )
     .await;
-    let http = client::http1(&m.self_signed_cert());
+    let http = client::http1(&m.local_ca_root());
     let get = |path: String| {
         let http = http.clone();
         async move { http.get(path).send().await.unwrap() }
@@ -145,7 +145,7 @@ async fn csp_layers_compose_and_requests_wait_for_approval() {
     let mut m = Moat::start(BIN, &config).await;
     let data = m.data_dir().to_str().unwrap().to_owned();
     let csp_of = |m: &Moat| {
-        let http = client::http1(&m.self_signed_cert());
+        let http = client::http1(&m.local_ca_root());
         let url = m.https_url("/notes/");
         async move {
             let r = http.get(url).send().await.unwrap();
@@ -291,7 +291,7 @@ async fn report_only_and_bad_layers() {
         ),
     )
     .await;
-    let r = client::http1(&m.self_signed_cert())
+    let r = client::http1(&m.local_ca_root())
         .get(m.https_url("/try/x"))
         .send()
         .await
@@ -347,7 +347,7 @@ async fn violation_reports_are_bounded_deduplicated_and_listed() {
         ),
     )
     .await;
-    let http = client::http1(&m.self_signed_cert());
+    let http = client::http1(&m.local_ca_root());
     let post = |ct: &'static str, body: String, app: &'static str| {
         let http = http.clone();
         let url = m.https_url(&format!("/_moat/csp-report/{app}"));

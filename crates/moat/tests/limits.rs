@@ -26,7 +26,7 @@ async fn read_to_close<S: AsyncRead + Unpin>(s: &mut S, within: Duration) -> Str
 #[tokio::test]
 async fn long_uri_is_414() {
     let moat = echo_moat("max_uri_length = \"1KiB\"").await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let ok = format!("/{}", "a".repeat(1000));
     assert_eq!(
         http.get(moat.https_url(&ok)).send().await.unwrap().status(),
@@ -43,7 +43,7 @@ async fn long_uri_is_414() {
     );
     let long_query = format!("/?q={}", "a".repeat(1100));
     assert_eq!(
-        client::http2(&moat.self_signed_cert())
+        client::http2(&moat.local_ca_root())
             .get(moat.https_url(&long_query))
             .send()
             .await
@@ -57,8 +57,8 @@ async fn long_uri_is_414() {
 async fn large_headers_are_431() {
     let moat = echo_moat("max_header_size = \"4KiB\"").await;
     for http in [
-        client::http1(&moat.self_signed_cert()),
-        client::http2(&moat.self_signed_cert()),
+        client::http1(&moat.local_ca_root()),
+        client::http2(&moat.local_ca_root()),
     ] {
         assert_eq!(
             http.get(moat.https_url("/"))
@@ -94,7 +94,7 @@ async fn large_headers_are_431() {
 #[tokio::test]
 async fn body_over_limit_is_413() {
     let moat = echo_moat("").await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     // Declared length over the limit: refused before the body is read.
     let resp = http
         .post(moat.https_url("/"))
@@ -160,7 +160,7 @@ async fn connection_cap_closes_extra_connections() {
     let mut head = [0u8; 12];
     s.read_exact(&mut head).await.unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
-    let resp = client::http1(&moat.self_signed_cert())
+    let resp = client::http1(&moat.local_ca_root())
         .get(moat.https_url("/"))
         .send()
         .await
@@ -200,7 +200,7 @@ async fn slow_tls_handshake_is_cut_off() {
 async fn sigterm_drains_in_flight_requests() {
     let moat = echo_moat("shutdown_timeout = \"20s\"").await;
     let mut moat = moat;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let url = moat.https_url("/slow/1500");
     let in_flight = tokio::spawn({
         let http = http.clone();
@@ -233,7 +233,7 @@ async fn sigterm_drains_in_flight_requests() {
 #[tokio::test]
 async fn sigterm_deadline_cuts_stragglers() {
     let mut moat = echo_moat("shutdown_timeout = \"300ms\"").await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let url = moat.https_url("/slow/10000");
     let in_flight = tokio::spawn(async move { http.get(url).send().await.map(|r| r.status()) });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -255,7 +255,7 @@ async fn sighup_reloads_config_and_refuses_a_bad_one() {
         "{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/a\"\nupstream = \"http://{a}\"\n"
     );
     let moat = Moat::start(BIN, &base).await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     assert_eq!(
         http.get(moat.https_url("/b/x"))
             .send()

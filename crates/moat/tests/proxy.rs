@@ -50,7 +50,7 @@ upstream = \"http://{c}\"
         ),
     )
     .await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let get = |path: &str| http.get(moat.https_url(path)).send();
     assert_eq!(json(get("/x").await.unwrap()).await["upstream"], "a");
     assert_eq!(json(get("/grafanax").await.unwrap()).await["upstream"], "a");
@@ -88,7 +88,7 @@ async fn unmatched_request_is_404_page() {
         &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/a\"\nupstream = \"http://{a}\"\n"),
     )
     .await;
-    let resp = client::http1(&moat.self_signed_cert())
+    let resp = client::http1(&moat.local_ca_root())
         .get(moat.https_url("/elsewhere"))
         .send()
         .await
@@ -121,7 +121,7 @@ preserve_host = true
         ),
     )
     .await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let port = moat.https.unwrap().port();
     let v = json(http.get(moat.https_url("/s/x/y?z=1")).send().await.unwrap()).await;
     assert_eq!(v["uri"], "/base/x/y?z=1");
@@ -140,7 +140,7 @@ preserve_host = true
 async fn untrusted_peer_cannot_spoof_client_ip() {
     let a = upstream::echo("a").await;
     let moat = Moat::start(BIN, &format!("{TEST_SERVER}[security]\ntrusted_proxies = [\"10.0.0.0/8\"]\n[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n")).await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let v = json(
         http.get(moat.https_url("/"))
             .header("x-forwarded-for", "6.6.6.6")
@@ -173,7 +173,7 @@ async fn untrusted_peer_cannot_spoof_client_ip() {
 async fn trusted_proxy_chains_and_real_ip() {
     let a = upstream::echo("a").await;
     let moat = Moat::start(BIN, &format!("{TEST_SERVER}[security]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n")).await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     // Several trusted hops: the rightmost untrusted address is the client;
     // what the client itself prepended (6.6.6.6) is ignored.
     let v = json(
@@ -234,7 +234,7 @@ async fn hop_by_hop_and_fingerprint_headers_removed() {
         &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
     )
     .await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let v = json(
         http.get(moat.https_url("/"))
             .header("connection", "x-client-hop")
@@ -280,7 +280,7 @@ async fn hop_by_hop_and_fingerprint_headers_removed() {
 async fn large_bodies_stream_both_ways() {
     let a = upstream::echo("a").await;
     let moat = Moat::start(BIN, &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\nmax_body_size = \"1GiB\"\n")).await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     // Upload 64 MiB as a chunked stream of varying bytes.
     const CHUNKS: usize = 1024;
     let chunk = |i: usize| bytes::Bytes::from(vec![(i % 251) as u8; 64 * 1024]);
@@ -372,7 +372,7 @@ async fn http2_clients_are_served() {
         &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
     )
     .await;
-    let http = client::http2(&moat.self_signed_cert());
+    let http = client::http2(&moat.local_ca_root());
     let resp = http
         .post(moat.https_url("/h2?x=1"))
         .body("payload")
@@ -428,7 +428,7 @@ timeouts = {{ connect = \"1s\", response_header = \"300ms\", idle = \"10s\" }}
         ),
     )
     .await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let resp = http.get(moat.https_url("/dead/x")).send().await.unwrap();
     assert_eq!(resp.status(), 502);
     assert!(
@@ -480,7 +480,7 @@ async fn idle_upstream_body_is_cut() {
         tokio::time::sleep(Duration::from_secs(30)).await;
     });
     let moat = Moat::start(BIN, &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"stall\"\npath = \"/\"\nupstream = \"http://{addr}\"\ntimeouts = {{ idle = \"500ms\" }}\n")).await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let resp = http.get(moat.https_url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let body = tokio::time::timeout(Duration::from_secs(10), resp.bytes())
@@ -497,7 +497,7 @@ async fn h2c_upstream() {
         &format!("{TEST_SERVER}[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\nh2c = true\n"),
     )
     .await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let v = json(
         http.post(moat.https_url("/h2c"))
             .body("abc")
@@ -523,7 +523,7 @@ async fn upstream_connections_are_reused() {
         &format!("{TEST_SERVER}workers = 2\n[[apps]]\nauth = \"none\"\nname = \"a\"\npath = \"/\"\nupstream = \"http://{a}\"\n"),
     )
     .await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let mut peers = std::collections::HashSet::new();
     for _ in 0..30 {
         let v = json(http.get(moat.https_url("/")).send().await.unwrap()).await;
@@ -544,7 +544,7 @@ async fn upstream_closing_idle_connections_is_harmless() {
         ),
     )
     .await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     for i in 0..25 {
         let resp = http
             .get(moat.https_url(&format!("/{i}")))
@@ -573,7 +573,7 @@ async fn abandoned_response_does_not_poison_the_pool() {
         // A fresh client each time, dropped after the first chunk of a
         // large body: moat must not hand that half-read upstream connection
         // to the next request.
-        let http = client::http1(&moat.self_signed_cert());
+        let http = client::http1(&moat.local_ca_root());
         let resp = http
             .get(moat.https_url("/bytes/50000000"))
             .send()
@@ -583,7 +583,7 @@ async fn abandoned_response_does_not_poison_the_pool() {
         stream.next().await.unwrap().unwrap();
         drop(stream);
         drop(http);
-        let http = client::http1(&moat.self_signed_cert());
+        let http = client::http1(&moat.local_ca_root());
         let v = json(http.get(moat.https_url("/after")).send().await.unwrap()).await;
         assert_eq!(v["uri"], "/after");
     }

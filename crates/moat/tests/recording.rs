@@ -30,7 +30,7 @@ async fn recorded_moat(extra: &str) -> Moat {
 
 /// A visit: requests sharing the visit cookie moat sets.
 async fn visit(m: &Moat) -> String {
-    let http = client::http1(&m.self_signed_cert());
+    let http = client::http1(&m.local_ca_root());
     let first = http
         .get(m.https_url("/rec/start?token=abc"))
         .send()
@@ -279,7 +279,7 @@ async fn stopping_moat_closes_recordings_and_full_disks_refuse_sessions() {
     let list = json(&cli(&m, &["recordings", "list", "--json"]));
     assert_eq!(list[0]["state"], "complete", "{list}");
     assert_eq!(list[0]["closed_because"], "moat stopped");
-    let r = client::http1(&m.self_signed_cert())
+    let r = client::http1(&m.local_ca_root())
         .get(m.https_url("/rec/x"))
         .send()
         .await
@@ -388,7 +388,7 @@ async fn storage_states_follow_the_configured_minimum() {
         (state(&m) == "low storage").then_some(())
     })
     .await;
-    let r = client::http1(&m.self_signed_cert())
+    let r = client::http1(&m.local_ca_root())
         .get(m.https_url("/rec/x"))
         .send()
         .await

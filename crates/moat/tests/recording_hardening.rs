@@ -35,7 +35,7 @@ async fn recorded_exchanges_are_complete_and_in_order() {
         ),
     )
     .await;
-    let http = client::http1(&m.self_signed_cert());
+    let http = client::http1(&m.local_ca_root());
     let first = http.get(m.https_url("/a")).send().await.unwrap();
     let cookie = first.headers()["set-cookie"]
         .to_str()
@@ -209,7 +209,7 @@ async fn open_recordings_are_capped_per_client_and_shown_in_status() {
     )
     .await;
     // Each request without the visit cookie would start a recording.
-    let from = |ip: &str| client::http1_from(&m.self_signed_cert(), ip.parse().unwrap());
+    let from = |ip: &str| client::http1_from(&m.local_ca_root(), ip.parse().unwrap());
     let one = from("127.0.0.1");
     let mut statuses = Vec::new();
     for _ in 0..5 {
@@ -259,7 +259,7 @@ async fn no_credential_is_kept_in_any_form() {
         ),
     )
     .await;
-    let http = client::http1(&m.self_signed_cert());
+    let http = client::http1(&m.local_ca_root());
     let first = http
         .get(m.https_url("/bytes/3?password=querysecret&access_token=tok123&q=kept"))
         .header("x-api-key", "hdrsecret1")

@@ -62,7 +62,7 @@ async fn start() -> (Moat, tempfile::TempDir) {
 #[tokio::test]
 async fn content_types_head_and_methods() {
     let (moat, _root) = start().await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     for (path, ty) in [
         ("/notes/", "text/html; charset=utf-8"),
         ("/notes/app.js", "text/javascript; charset=utf-8"),
@@ -97,7 +97,7 @@ async fn content_types_head_and_methods() {
 #[tokio::test]
 async fn validators_give_304() {
     let (moat, _root) = start().await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let resp = http
         .get(moat.https_url("/notes/style.css"))
         .send()
@@ -144,7 +144,7 @@ async fn validators_give_304() {
 #[tokio::test]
 async fn precompressed_variants() {
     let (moat, _root) = start().await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let get = |enc: Option<&'static str>| {
         let mut r = http.get(moat.https_url("/notes/app.js"));
         if let Some(e) = enc {
@@ -179,7 +179,7 @@ async fn precompressed_variants() {
 #[tokio::test]
 async fn spa_fallback_and_folders() {
     let (moat, _root) = start().await;
-    let http = client::http1(&moat.self_signed_cert());
+    let http = client::http1(&moat.local_ca_root());
     let html = |p: &str| {
         http.get(moat.https_url(p))
             .header("accept", "text/html,application/xhtml+xml")

@@ -353,7 +353,7 @@ async fn http_redirects_to_https() {
         "no HSTS over plain HTTP"
     );
     // The HTTPS side carries HSTS.
-    let resp = client::http1(&moat.self_signed_cert())
+    let resp = client::http1(&moat.local_ca_root())
         .get(moat.https_url("/_moat/login"))
         .send()
         .await
@@ -369,7 +369,7 @@ async fn hsts_settings_and_plain_http_mode() {
     let moat =
         welcome("[tls.hsts]\nmax_age = \"730d\"\ninclude_subdomains = true\npreload = true\n")
             .await;
-    let resp = client::http1(&moat.self_signed_cert())
+    let resp = client::http1(&moat.local_ca_root())
         .get(moat.https_url("/_moat/login"))
         .send()
         .await

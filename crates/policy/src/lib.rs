@@ -35,6 +35,8 @@
 //! - [`redact`]: the credentials a recording never keeps (headers, query
 //!   parameters, JSON, form and multipart fields).
 //! - [`redirect`]: the HTTPS URL an HTTP request is redirected to.
+//! - [`renewal`]: when a certificate is renewed and a failed renewal
+//!   retried.
 //! - [`throttle`]: lockout after repeated failed authentication attempts.
 //! - [`units`]: parsing sizes (`16KiB`) and durations (`10s`) from config.
 
@@ -54,6 +56,7 @@ pub mod negotiate;
 pub mod rate_limit;
 pub mod redact;
 pub mod redirect;
+pub mod renewal;
 pub mod retention;
 pub mod route;
 pub mod sessions;

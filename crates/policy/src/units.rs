@@ -1,10 +1,27 @@
 //! Sizes and durations as admins write them in config: `16KiB`, `10MB`,
 //! `30s`, `5m`, `1h30m`, `365d`. Plain integers are bytes or seconds.
+//! Also the UTC calendar date of a Unix time, for logs and names.
 
 use std::time::Duration;
 
 /// Parses a byte size. Binary (`KiB`, `MiB`, `GiB`) and decimal (`KB`, `MB`,
 /// `GB`) units; `K`/`M`/`G` alone are binary, as in nginx.
+/// The UTC calendar date (year, month, day) of a day count since
+/// 1970-01-01 (the inverse of days-from-civil, after Howard Hinnant's
+/// public-domain algorithm).
+pub fn civil_date(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -159,5 +176,13 @@ mod tests {
         for d in ["30s", "5m", "2h", "365d", "250ms", "0s", "1m500ms"] {
             assert_eq!(format_duration(parse_duration(d).unwrap()), d);
         }
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(1_796_083_200 / 86_400), (2026, 12, 1));
+        assert_eq!(civil_date(951_782_400 / 86_400), (2000, 2, 29));
+        assert_eq!(civil_date(-1), (1969, 12, 31));
     }
 }

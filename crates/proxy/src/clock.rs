@@ -33,6 +33,11 @@ impl FixedClock {
     pub fn at_ms(ms: i64) -> FixedClock {
         FixedClock(std::sync::atomic::AtomicI64::new(ms))
     }
+
+    /// Moves the clock (a certificate renewal is due, say).
+    pub fn set_ms(&self, ms: i64) {
+        self.0.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Clock for FixedClock {

@@ -172,7 +172,12 @@ impl Gateway {
         )?);
 
         let tls_state = if config.tls.enabled {
-            Some(Arc::new(TlsState::new(&config, &data_dir)?))
+            Some(Arc::new(TlsState::new(
+                &config,
+                &data_dir,
+                &tls::app_hosts(&runtime.load().config),
+                clock.now(),
+            )?))
         } else {
             tracing::warn!(
                 "TLS is disabled (tls.enabled = false): apps are served over plain HTTP"
@@ -200,7 +205,7 @@ impl Gateway {
                 zones: zones.clone(),
                 data_dir: data_dir.clone(),
                 workers: workers.len(),
-                clock,
+                clock: clock.clone(),
                 listeners: bound
                     .iter()
                     .map(|(l, role)| ListenerInfo {
@@ -265,15 +270,10 @@ impl Gateway {
             store.clone(),
             shutdown_rx.clone(),
         ))];
-        if let Some(interval) = listening
-            .tls
-            .as_ref()
-            .map(|_| config.tls.reload_interval)
-            .filter(|d| !d.is_zero())
-        {
+        if listening.tls.is_some() {
             periodic.push(tokio::spawn(watch_certificates(
                 control.clone(),
-                interval,
+                config.tls.reload_interval,
                 shutdown_rx,
             )));
         }
@@ -312,7 +312,7 @@ impl Gateway {
     /// Reloads certificate files if any changed on disk. Returns whether a
     /// reload happened.
     pub fn reload_certificates(&self) -> Result<bool, GatewayError> {
-        Ok(self.control.reload_certificates()?)
+        Ok(self.control.maintain_certificates(true)?)
     }
 
     /// Stops accepting, lets in-flight requests finish for up to
@@ -450,11 +450,20 @@ async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, Gatewa
         .map_err(|source| GatewayError::Bind { addr, key, source })
 }
 
+/// Renews what moat issues and, every `reload_interval` (unless zero),
+/// reloads certificate files that changed. Renewal is checked at least
+/// once a minute even when file checks are off.
 async fn watch_certificates(
     control: Arc<Control>,
-    interval: Duration,
+    reload_interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let check_files = !reload_interval.is_zero();
+    let interval = if check_files {
+        reload_interval.min(Duration::from_secs(60))
+    } else {
+        Duration::from_secs(60)
+    };
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -464,7 +473,7 @@ async fn watch_certificates(
         }
         // A half-written file fails to load; the old certificate stays and
         // the next tick tries again.
-        if let Err(e) = control.reload_certificates() {
+        if let Err(e) = control.maintain_certificates(check_files) {
             tracing::error!(
                 "certificate reload failed, still serving the previous certificate: {e}"
             );

@@ -24,8 +24,8 @@
 //! - [`admin_api`]: the seam the admin API (its own crate) plugs into.
 //! - [`connections`]: the registry of open connections: caps, idle
 //!   timeouts, which connection gives way when a pool is full, the drain.
-//! - [`tls`]: rustls server config, SNI certificate choice, self-signed
-//!   certificates, certificate reload.
+//! - [`tls`]: rustls server config, SNI certificate choice, the local CA
+//!   and its renewals, certificate reload.
 //! - [`upstream_pool`]: keep-alive HTTP/1.1 connections to an upstream,
 //!   one idle list per worker.
 //! - [`body`], [`error`], [`access_log`], [`log_limit`], [`namespace`],

@@ -141,11 +141,11 @@ pub async fn connect_tls(
 }
 
 /// A raw HTTP/1.1 TLS connection to a moat's HTTPS listener, trusting its
-/// self-signed certificate.
+/// local CA's root.
 pub async fn raw_https(
     moat: &crate::Moat,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let tls = tls_config(&moat.self_signed_cert(), &[b"http/1.1"]);
+    let tls = tls_config(&moat.local_ca_root(), &[b"http/1.1"]);
     connect_tls(
         moat.https.expect("https listener"),
         Arc::new(tls),

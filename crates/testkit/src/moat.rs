@@ -87,9 +87,10 @@ impl Moat {
         self.data_dir().join("moat.sock")
     }
 
-    /// The self-signed certificate moat made (PEM).
-    pub fn self_signed_cert(&self) -> PathBuf {
-        self.data_dir().join("tls/self-signed.crt")
+    /// The root of moat's local CA (PEM), which its served certificate
+    /// chains to.
+    pub fn local_ca_root(&self) -> PathBuf {
+        self.data_dir().join("tls/ca/root.crt")
     }
 
     pub fn https_url(&self, path: &str) -> String {

@@ -4,9 +4,13 @@
 use std::time::Duration;
 
 use super::checker::Checker;
-use crate::model::{CertificateFiles, Hsts, Tls, TlsVersion};
+use crate::model::{CertificateFiles, Hsts, LocalCa, Tls, TlsVersion};
 use crate::raw::RawTls;
 use crate::tls_names;
+
+/// The longest leaf the local CA issues: short-lived certificates are the
+/// point of renewing them automatically.
+const MAX_LEAF_LIFETIME: Duration = Duration::from_secs(90 * 86_400);
 
 /// Keys are relative to `tls.`; messages and fixes still name other TLS
 /// keys in full (`tls.min_version`), as an admin reads them.
@@ -105,6 +109,18 @@ pub(super) fn validate(c: &mut Checker<'_>, t: &RawTls) -> Tls {
         }
         certificates.push(files);
     }
+    let leaf_lifetime = c.duration(
+        "local_ca.leaf_lifetime",
+        &t.local_ca.leaf_lifetime,
+        Duration::from_secs(3600),
+    );
+    if leaf_lifetime > MAX_LEAF_LIFETIME {
+        c.problem(
+            "local_ca.leaf_lifetime",
+            "is longer than 90 days",
+            "use a lifetime of days (the default is \"7d\"); moat renews the certificate itself",
+        );
+    }
     let max_age = c.duration("hsts.max_age", &t.hsts.max_age, Duration::ZERO);
     if t.hsts.preload && (max_age < Duration::from_secs(31_536_000) || !t.hsts.include_subdomains) {
         c.problem(
@@ -121,6 +137,7 @@ pub(super) fn validate(c: &mut Checker<'_>, t: &RawTls) -> Tls {
         redirect_http: t.redirect_http,
         reload_interval: c.duration("reload_interval", &t.reload_interval, Duration::ZERO),
         certificates,
+        local_ca: LocalCa { leaf_lifetime },
         hsts: Hsts {
             enabled: t.hsts.enabled,
             max_age,
@@ -172,6 +189,7 @@ mod tests {
             ..RawTls::default()
         };
         raw.hsts.preload = true;
+        raw.local_ca.leaf_lifetime = crate::raw::Human::s("400d");
         let (_, problems) = check(|c| validate(c, &raw));
         assert_problem(&problems, "min_version", "\"1.0\" is not supported");
         assert_problem(
@@ -192,6 +210,11 @@ mod tests {
             "/base/missing.pem does not exist or is not a file",
         );
         assert_problem(&problems, "hsts.preload", "preload lists require max_age");
-        assert_eq!(problems.len(), 7, "{problems:#?}");
+        assert_problem(
+            &problems,
+            "local_ca.leaf_lifetime",
+            "is longer than 90 days",
+        );
+        assert_eq!(problems.len(), 8, "{problems:#?}");
     }
 }

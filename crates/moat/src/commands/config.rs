@@ -27,8 +27,7 @@ pub fn check(file: &Path) -> anyhow::Result<ExitCode> {
     // Certificates are checked the way the server loads them, so a key that
     // does not match its certificate is caught here too.
     if config.tls.enabled && !config.tls.certificates.is_empty() {
-        let provider = moat_proxy::tls::provider(&config.tls)?;
-        if let Err(e) = moat_proxy::tls::CertStore::load(&config.tls.certificates, &provider) {
+        if let Err(e) = moat_proxy::tls::check_files(&config.tls) {
             eprintln!("{}: {e}", file.display());
             return Ok(ExitCode::from(1));
         }

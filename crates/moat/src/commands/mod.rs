@@ -5,11 +5,13 @@
 //! paths (`moat_admin::api`), and prints the answer as a table or JSON.
 //!
 //! One file per command group: `status`, `apps`, `csp`, `buckets`,
-//! `recordings`, `audit`, `config`; `text` holds the tables.
+//! `recordings`, `audit`, `config`, `ca` (local files, no server); `text`
+//! holds the tables.
 
 mod apps;
 mod audit;
 mod buckets;
+mod ca;
 mod config;
 mod csp;
 mod recordings;
@@ -38,6 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bucket { command } => buckets::run(command),
         Command::Recordings { command } => Ok(recordings::run(command)),
         Command::Audit { command } => Ok(audit::run(command)),
+        Command::Ca { command } => ca::run(command),
     }
 }
 

@@ -1,7 +1,9 @@
 //! How answers are printed for people: aligned tables and short
 //! summaries (`--json` prints the API's JSON instead).
 
-use moat_admin::api::{AppDetail, AppSummary, AuditEntry, CspExplain, RecordingSummary, Status};
+use moat_admin::api::{
+    AppDetail, AppSummary, AuditEntry, Certificate, CspExplain, RecordingSummary, Status,
+};
 
 pub fn csp(c: &CspExplain) -> String {
     let mut out = format!("{} of app {}:\n  {}\n\n", c.header, c.app, c.policy);
@@ -114,8 +116,43 @@ pub fn status(s: &Status) -> String {
             .map(|l| vec![l.address.clone(), l.role.clone()])
             .collect(),
     ));
+    if !s.certificates.is_empty() {
+        out.push('\n');
+        out.push_str(&certificates(&s.certificates));
+    }
     out.push('\n');
     out.push_str(&apps(&s.apps));
+    out
+}
+
+pub fn certificates(certs: &[Certificate]) -> String {
+    let mut out = table(
+        &["CERTIFICATE", "SOURCE", "NOT AFTER", "NEXT RENEWAL", "ISSUER"],
+        certs
+            .iter()
+            .map(|c| {
+                let mut not_after = c.not_after.clone();
+                if c.expires_soon {
+                    not_after.push_str(" (expires soon)");
+                }
+                vec![
+                    c.names.join(", "),
+                    c.source.clone(),
+                    not_after,
+                    c.next_renewal.clone().unwrap_or_else(|| "-".into()),
+                    c.issuer.clone(),
+                ]
+            })
+            .collect(),
+    );
+    for c in certs {
+        if let Some(e) = &c.error {
+            out.push_str(&format!(
+                "certificate for {}: {e} (the certificate above still serves)\n",
+                c.names.join(", ")
+            ));
+        }
+    }
     out
 }
 

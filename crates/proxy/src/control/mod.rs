@@ -241,6 +241,11 @@ impl Control {
     pub(crate) fn install(&self, inputs: &Inputs) -> Result<(), RuntimeError> {
         let runtime = self.build(inputs)?;
         self.parts.runtime.publish(runtime);
+        // An app's new host name goes into the local CA's leaf now, not at
+        // the next periodic check.
+        if let Err(e) = self.maintain_certificates(false) {
+            tracing::error!("certificate check failed, still serving the previous certificate: {e}");
+        }
         Ok(())
     }
 
@@ -287,7 +292,11 @@ impl Control {
         )?;
         if let Some(tls) = &self.parts.tls {
             if config.tls.enabled {
-                tls.reconfigure(&config, &self.parts.data_dir)?;
+                tls.reconfigure(
+                    &config,
+                    &crate::tls::app_hosts(&runtime.config),
+                    self.parts.clock.now(),
+                )?;
             }
         }
         // A configured hash replaces the current password; without one,
@@ -307,13 +316,31 @@ impl Control {
         Ok(())
     }
 
-    /// Reloads certificate files if any changed on disk. Returns whether a
-    /// reload happened.
-    pub fn reload_certificates(&self) -> Result<bool, crate::tls::TlsError> {
+    /// The periodic certificate check: renews what moat issues when due,
+    /// reloads certificate files that changed on disk (with
+    /// `check_files`). Returns whether the served certificates changed.
+    pub fn maintain_certificates(&self, check_files: bool) -> Result<bool, crate::tls::TlsError> {
         match &self.parts.tls {
-            Some(tls) => tls.reload_if_changed(&self.parts.runtime.load().config),
+            Some(tls) => {
+                let runtime = self.parts.runtime.load();
+                tls.maintain(
+                    &runtime.config,
+                    &crate::tls::app_hosts(&runtime.config),
+                    self.parts.clock.now(),
+                    check_files,
+                )
+            }
             None => Ok(false),
         }
+    }
+
+    /// Every certificate served, for status.
+    pub fn certificates(&self) -> Vec<crate::tls::CertificateStatus> {
+        self.parts
+            .tls
+            .as_ref()
+            .map(|t| t.certificates())
+            .unwrap_or_default()
     }
 }
 
