@@ -54,24 +54,29 @@ fn certificate(c: &CertificateStatus, now: SystemTime) -> Certificate {
     Certificate {
         source: c.source.name().to_owned(),
         files: match &c.source {
-            Source::File { cert, key } => Some(vec![
-                cert.display().to_string(),
-                key.display().to_string(),
-            ]),
+            Source::File { cert, key } => {
+                Some(vec![cert.display().to_string(), key.display().to_string()])
+            }
             _ => None,
         },
-        names: c.facts.names.clone(),
-        issuer: c.facts.issuer.clone(),
-        not_before: at(c.facts.not_before),
-        not_after: at(c.facts.not_after),
-        sha256: c.facts.sha256.clone(),
+        names: c.names.clone(),
+        issuer: c.facts.as_ref().map(|f| f.issuer.clone()),
+        not_before: c.facts.as_ref().map(|f| at(f.not_before)),
+        not_after: c.facts.as_ref().map(|f| at(f.not_after)),
+        sha256: c.facts.as_ref().map(|f| f.sha256.clone()),
+        directory: match &c.source {
+            Source::Acme { directory, .. } => Some(directory.clone()),
+            _ => None,
+        },
         next_renewal: c.next_renewal.map(at),
         // A failing renewal is overdue whenever its retry is.
-        expires_soon: moat_policy::renewal::expires_soon(
-            c.facts.not_after,
-            now,
-            c.next_renewal.filter(|_| c.error.is_none()),
-        ),
+        expires_soon: c.facts.as_ref().is_some_and(|f| {
+            moat_policy::renewal::expires_soon(
+                f.not_after,
+                now,
+                c.next_renewal.filter(|_| c.error.is_none()),
+            )
+        }),
         error: c.error.clone(),
     }
 }

@@ -27,14 +27,23 @@ pub struct Certificate {
     /// The certificate and key files, for `file`.
     #[serde(default)]
     pub files: Option<Vec<String>>,
-    /// Subject alternative names (DNS names and IP addresses).
+    /// Subject alternative names (DNS names and IP addresses); for an
+    /// ACME certificate not obtained yet, the names it is ordered for.
     pub names: Vec<String>,
-    pub issuer: String,
+    /// The rest is absent for an ACME certificate not obtained yet.
+    #[serde(default)]
+    pub issuer: Option<String>,
     /// RFC 3339, UTC.
-    pub not_before: String,
-    pub not_after: String,
+    #[serde(default)]
+    pub not_before: Option<String>,
+    #[serde(default)]
+    pub not_after: Option<String>,
     /// SHA-256 of the certificate, `AB:CD:…`.
-    pub sha256: String,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// The ACME directory, for `acme`.
+    #[serde(default)]
+    pub directory: Option<String>,
     /// When moat next renews it (RFC 3339), for certificates moat renews.
     #[serde(default)]
     pub next_renewal: Option<String>,

@@ -346,7 +346,68 @@ pub struct Tls {
     /// Empty: moat's local CA issues the certificate.
     pub certificates: Vec<CertificateFiles>,
     pub local_ca: LocalCa,
+    /// `[[tls.acme]]`: certificates moat obtains and renews over ACME.
+    pub acme: Vec<AcmeCertificate>,
+    /// Also obtain one ACME certificate per app host name, with
+    /// `[tls.acme_defaults]`.
+    pub acme_for_app_hosts: bool,
+    pub acme_defaults: AcmeAccount,
     pub hsts: Hsts,
+}
+
+/// One certificate moat obtains over ACME (RFC 8555) and renews.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeCertificate {
+    /// Lower-case DNS names; the first names the certificate's folder.
+    pub domains: Vec<String>,
+    pub account: AcmeAccount,
+}
+
+/// Where and how a certificate is ordered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeAccount {
+    /// The ACME directory URL.
+    pub directory: String,
+    pub email: Option<String>,
+    pub challenge: AcmeChallenge,
+    /// External account binding, for CAs that require one.
+    pub eab: Option<ExternalAccountBinding>,
+    /// Trust this CA (PEM) for the directory's own HTTPS instead of the
+    /// system's roots: a private ACME CA, or a test CA such as Pebble.
+    pub directory_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// Answered on the HTTP listener, before its redirect.
+    Http01,
+    /// Answered on the HTTPS listener, to handshakes offering `acme-tls/1`.
+    TlsAlpn01,
+}
+
+impl AcmeChallenge {
+    pub fn name(self) -> &'static str {
+        match self {
+            AcmeChallenge::Http01 => "http-01",
+            AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct ExternalAccountBinding {
+    pub kid: String,
+    /// The CA's base64url HMAC key, as given. SECURITY: never printed.
+    pub hmac_key: String,
+}
+
+impl std::fmt::Debug for ExternalAccountBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExternalAccountBinding")
+            .field("kid", &self.kid)
+            .field("hmac_key", &"[redacted]")
+            .finish()
+    }
 }
 
 /// `[tls.local_ca]`: the CA in the data directory that issues moat's

@@ -386,7 +386,48 @@ pub struct RawTls {
     pub reload_interval: Human,
     pub certificates: Vec<RawCertificate>,
     pub local_ca: RawLocalCa,
+    pub acme: Vec<RawAcme>,
+    pub acme_for_app_hosts: bool,
+    pub acme_defaults: RawAcmeAccount,
     pub hsts: RawHsts,
+}
+
+/// `[[tls.acme]]`: the domains, and any account key that differs from
+/// `[tls.acme_defaults]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAcme {
+    pub domains: Vec<String>,
+    pub directory: Option<String>,
+    pub email: Option<String>,
+    pub challenge: Option<String>,
+    pub eab_kid: Option<String>,
+    pub eab_hmac_key: Option<String>,
+    pub directory_ca: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAcmeAccount {
+    pub directory: String,
+    pub email: String,
+    pub challenge: String,
+    pub eab_kid: String,
+    pub eab_hmac_key: String,
+    pub directory_ca: String,
+}
+
+impl Default for RawAcmeAccount {
+    fn default() -> Self {
+        RawAcmeAccount {
+            directory: "letsencrypt".into(),
+            email: String::new(),
+            challenge: "http-01".into(),
+            eab_kid: String::new(),
+            eab_hmac_key: String::new(),
+            directory_ca: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -414,6 +455,9 @@ impl Default for RawTls {
             reload_interval: Human::s("5s"),
             certificates: Vec::new(),
             local_ca: RawLocalCa::default(),
+            acme: Vec::new(),
+            acme_for_app_hosts: false,
+            acme_defaults: RawAcmeAccount::default(),
             hsts: RawHsts::default(),
         }
     }

@@ -62,7 +62,10 @@ async fn served_chain_verifies_against_the_exported_root_and_passes_mozilla_scan
         .collect();
     assert!(text.contains(&fingerprint.join(":")), "{text}");
     assert!(text.contains("tls/ca/root.crt"), "{text}");
-    assert!(text.contains("issues for: localhost, test, internal"), "{text}");
+    assert!(
+        text.contains("issues for: localhost, test, internal"),
+        "{text}"
+    );
 
     // A client trusting only the exported root accepts the served chain,
     // by name and by loopback address.
@@ -129,10 +132,16 @@ async fn an_old_self_signed_pair_moves_to_the_local_ca_and_status_lists_it() {
     assert_eq!(certs.len(), 1, "{status:#}");
     let c = &certs[0];
     assert_eq!(c["source"], "local CA");
-    assert_eq!(c["names"], serde_json::json!(["localhost", "127.0.0.1", "::1"]));
+    assert_eq!(
+        c["names"],
+        serde_json::json!(["localhost", "127.0.0.1", "::1"])
+    );
     assert!(c["issuer"].as_str().unwrap().contains("moat local CA"));
     assert!(c["next_renewal"].as_str().unwrap() < c["not_after"].as_str().unwrap());
-    assert_eq!(c["expires_soon"], false, "renewed on time, so not a warning");
+    assert_eq!(
+        c["expires_soon"], false,
+        "renewed on time, so not a warning"
+    );
     let table = String::from_utf8_lossy(&cli::against(BIN, &moat, &["status"]).stdout).into_owned();
     assert!(table.contains("localhost, 127.0.0.1, ::1"), "{table}");
     assert!(table.contains("local CA"), "{table}");
@@ -159,7 +168,13 @@ fn ca_commands_explain_what_they_cannot_do() {
     std::fs::rename(&cert.cert, ca.join("root.crt")).unwrap();
     let out = cli::run(
         BIN,
-        &["ca", "trust", "--print", "--data-dir", dir.path().to_str().unwrap()],
+        &[
+            "ca",
+            "trust",
+            "--print",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
     );
     assert!(out.status.success(), "{}", cli::show(&out));
     let text = String::from_utf8_lossy(&out.stdout);

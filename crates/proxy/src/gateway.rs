@@ -274,8 +274,9 @@ impl Gateway {
             periodic.push(tokio::spawn(watch_certificates(
                 control.clone(),
                 config.tls.reload_interval,
-                shutdown_rx,
+                shutdown_rx.clone(),
             )));
+            periodic.push(tokio::spawn(run_acme(control.clone(), shutdown_rx)));
         }
 
         Ok(Gateway {
@@ -477,6 +478,29 @@ async fn watch_certificates(
             tracing::error!(
                 "certificate reload failed, still serving the previous certificate: {e}"
             );
+        }
+    }
+}
+
+/// Orders ACME certificates when they are due: at start for those not on
+/// disk, at renewal, at the retry after a failure. Sleeps until the next
+/// attempt (looking again at least every minute, since the clock's time
+/// and the timer's may part), or until a check or reload wakes it. An
+/// order in progress when moat stops is abandoned; nothing of it is kept.
+async fn run_acme(control: Arc<Control>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let next = tokio::select! {
+            n = control.acme_round() => n,
+            _ = shutdown.changed() => return,
+        };
+        let now = control.clock().now_ms() / 1000;
+        let wait = next
+            .map(|at| Duration::from_secs((at - now).clamp(1, 60) as u64))
+            .unwrap_or(Duration::from_secs(60));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = control.acme_woken() => {}
+            _ = shutdown.changed() => return,
         }
     }
 }

@@ -23,7 +23,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 
 use crate::access_log::{AccessLog, Entry};
 use crate::body::{self, Body};
@@ -290,15 +290,15 @@ async fn serve_tls(
     let Some(tls) = shared.tls.as_ref() else {
         return;
     };
-    let acceptor = TlsAcceptor::from(tls.server_config.load_full());
     let timeout = shared.runtime.peek().config.server.tls_handshake_timeout;
-    let handshake = tokio::time::timeout(timeout, acceptor.accept(stream));
+    let handshake = tokio::time::timeout(timeout, handshake(stream, tls));
     let result = tokio::select! {
         r = handshake => r,
         _ = permit.slot.tracked.evicted() => return,
     };
     match result {
-        Ok(Ok(tls_stream)) => {
+        Ok(Ok(None)) => {}
+        Ok(Ok(Some(tls_stream))) => {
             let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
             serve_connection_as(
                 TokioIo::new(tls_stream),
@@ -314,6 +314,36 @@ async fn serve_tls(
         Ok(Err(e)) => tracing::debug!(peer = %conn.peer, "TLS handshake failed: {e}"),
         Err(_) => tracing::debug!(peer = %conn.peer, "TLS handshake timed out"),
     }
+}
+
+/// The TLS handshake. The ClientHello is read first: a handshake that
+/// offers only `acme-tls/1` for a name with an open tls-alpn-01 challenge
+/// gets the challenge certificate and nothing else (RFC 8737), and the
+/// connection ends there (`None`); every other gets the server config.
+async fn handshake(
+    stream: TcpStream,
+    tls: &TlsState,
+) -> std::io::Result<Option<tokio_rustls::server::TlsStream<TcpStream>>> {
+    let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
+    let hello = start.client_hello();
+    let acme = hello
+        .alpn()
+        .is_some_and(|mut protocols| {
+            protocols.next() == Some(crate::tls::acme::challenge::ACME_TLS_ALPN)
+                && protocols.next().is_none()
+        })
+        .then(|| hello.server_name().and_then(|n| tls.challenges().alpn(n)))
+        .flatten();
+    if let Some(config) = acme {
+        let mut s = start.into_stream(config).await?;
+        // The CA only needs the handshake; close cleanly.
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut s).await;
+        return Ok(None);
+    }
+    start
+        .into_stream(tls.server_config.load_full())
+        .await
+        .map(Some)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,7 +432,12 @@ async fn serve_connection_as<I>(
         async move {
             let resp = match role {
                 Role::RedirectToHttps { https_port } => {
-                    let resp = pipeline::redirect::to_https(&req, https_port);
+                    // An open http-01 challenge is answered before the
+                    // redirect (RFC 8555 §8.3: the CA asks over plain HTTP).
+                    let resp = match acme_http01(&shared, &req) {
+                        Some(answer) => answer,
+                        None => pipeline::redirect::to_https(&req, https_port),
+                    };
                     shared.log_redirect(&req, &conn, resp.status());
                     resp
                 }
@@ -494,6 +529,20 @@ async fn serve_connection_as<I>(
             }
         }
     }
+}
+
+/// The key authorization for `GET /.well-known/acme-challenge/TOKEN`, when
+/// an order of this moat's has that token open.
+fn acme_http01<B>(shared: &Listening, req: &http::Request<B>) -> Option<Response<Body>> {
+    let challenges = shared.tls.as_ref()?.challenges();
+    if req.method() != http::Method::GET || !challenges.any_http01() {
+        return None;
+    }
+    let answer = challenges.http01(req.uri().path())?;
+    Response::builder()
+        .header(http::header::CONTENT_TYPE, "application/octet-stream")
+        .body(body::full(answer))
+        .ok()
 }
 
 fn too_many_in_flight(conn: &ConnInfo) -> Response<Body> {

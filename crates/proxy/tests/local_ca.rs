@@ -20,7 +20,11 @@ use tokio_rustls::client::TlsStream;
 struct NoAdmin;
 
 impl AdminApi for NoAdmin {
-    fn handle(&self, _: http::Request<Body>, _: moat_store::Actor) -> BoxFuture<http::Response<Body>> {
+    fn handle(
+        &self,
+        _: http::Request<Body>,
+        _: moat_store::Actor,
+    ) -> BoxFuture<http::Response<Body>> {
         Box::pin(async { http::Response::new(moat_proxy::body::empty()) })
     }
     fn serve(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> BoxFuture<()> {
@@ -40,7 +44,11 @@ fn no_admin() -> AdminFactory {
 }
 
 /// A TLS connection that trusts only `root`, verified at the real time.
-async fn connect(addr: std::net::SocketAddr, root: &CertificateDer<'static>, sni: &str) -> TlsStream<TcpStream> {
+async fn connect(
+    addr: std::net::SocketAddr,
+    root: &CertificateDer<'static>,
+    sni: &str,
+) -> TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root.clone()).unwrap();
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -71,7 +79,11 @@ async fn request(s: &mut TlsStream<TcpStream>) -> String {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = s.read(&mut buf).await.unwrap();
-        assert!(n > 0, "connection closed: {}", String::from_utf8_lossy(&got));
+        assert!(
+            n > 0,
+            "connection closed: {}",
+            String::from_utf8_lossy(&got)
+        );
         got.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&got);
         if let Some((head, body)) = text.split_once("\r\n\r\n") {
@@ -105,7 +117,9 @@ async fn leaf_is_trusted_through_the_root_and_renewed_without_dropping_connectio
     // still valid now for a client on the real clock, and due for renewal
     // once the gateway's clock catches up.
     let real_now = SystemTime::now();
-    let clock = Arc::new(FixedClock::at_ms(ms(real_now - Duration::from_secs(60 * 3600))));
+    let clock = Arc::new(FixedClock::at_ms(ms(
+        real_now - Duration::from_secs(60 * 3600)
+    )));
     let gateway = Gateway::start_with_clock(
         config,
         dir.path().to_owned(),
@@ -130,8 +144,18 @@ async fn leaf_is_trusted_through_the_root_and_renewed_without_dropping_connectio
     let first = gateway.control().certificates();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].source, moat_proxy::tls::Source::LocalCa);
-    assert_eq!(first[0].facts.not_after - first[0].facts.not_before, 3 * 86_400 + 60);
-    assert!(first[0].facts.names.contains(&"notes.home.arpa".to_owned()));
+    assert_eq!(
+        first[0].facts.as_ref().unwrap().not_after - first[0].facts.as_ref().unwrap().not_before,
+        3 * 86_400 + 60
+    );
+    assert!(
+        first[0]
+            .facts
+            .as_ref()
+            .unwrap()
+            .names
+            .contains(&"notes.home.arpa".to_owned())
+    );
 
     // Not due yet: nothing changes.
     assert!(!gateway.reload_certificates().unwrap());
@@ -139,7 +163,10 @@ async fn leaf_is_trusted_through_the_root_and_renewed_without_dropping_connectio
     clock.set_ms(ms(real_now));
     assert!(gateway.reload_certificates().unwrap());
     let renewed = gateway.control().certificates();
-    assert_ne!(renewed[0].facts.sha256, first[0].facts.sha256);
+    assert_ne!(
+        renewed[0].facts.as_ref().unwrap().sha256,
+        first[0].facts.as_ref().unwrap().sha256
+    );
     assert!(renewed[0].next_renewal.unwrap() > first[0].next_renewal.unwrap());
 
     let new = connect(addr, &root, "localhost").await;

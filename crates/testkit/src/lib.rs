@@ -10,12 +10,14 @@
 //! - [`client`]: TLS client configs and reqwest clients for a moat.
 //! - [`certs`]: certificates for test host names.
 //! - [`browser`]: headless Chromium driven through chromedriver.
+//! - [`pebble`]: the ACME test CA and its mock DNS server.
 
 pub mod browser;
 pub mod certs;
 pub mod cli;
 pub mod client;
 pub mod moat;
+pub mod pebble;
 pub mod upstream;
 
 pub use moat::Moat;

@@ -14,6 +14,7 @@
 //! - `apps`: one app (its upstream URL, static bundle and recording
 //!   settings in files of their own); also [`validate_api_app`].
 
+mod acme;
 mod apps;
 mod auth;
 mod checker;
@@ -72,6 +73,26 @@ pub(crate) fn validate_with(
             "server.http",
             "is empty but TLS is disabled, so nothing would listen",
             "give an address such as \"127.0.0.1:8080\"",
+        );
+    }
+    let acme_http01 = tls.acme_for_app_hosts
+        && tls.acme_defaults.challenge == AcmeChallenge::Http01
+        || tls
+            .acme
+            .iter()
+            .any(|a| a.account.challenge == AcmeChallenge::Http01);
+    let uses_acme = tls.acme_for_app_hosts || !tls.acme.is_empty();
+    if uses_acme && !tls.enabled {
+        c.problem(
+            "tls.enabled",
+            "is false but ACME certificates are configured",
+            "turn TLS on, or remove [[tls.acme]] and tls.acme_for_app_hosts",
+        );
+    } else if acme_http01 && (server.http.is_none() || !tls.redirect_http) {
+        c.problem(
+            "tls.acme",
+            "the http-01 challenge is answered on the HTTP listener, which is not started (server.http is empty or tls.redirect_http is false)",
+            "set server.http (port 80 for a public CA) and tls.redirect_http = true, or use challenge = \"tls-alpn-01\"",
         );
     }
     let security = c.scope("security.", |c| security::validate(c, &raw.security));

@@ -121,6 +121,7 @@ pub(super) fn validate(c: &mut Checker<'_>, t: &RawTls) -> Tls {
             "use a lifetime of days (the default is \"7d\"); moat renews the certificate itself",
         );
     }
+    let (acme, acme_defaults) = super::acme::validate(c, &t.acme, &t.acme_defaults);
     let max_age = c.duration("hsts.max_age", &t.hsts.max_age, Duration::ZERO);
     if t.hsts.preload && (max_age < Duration::from_secs(31_536_000) || !t.hsts.include_subdomains) {
         c.problem(
@@ -138,6 +139,9 @@ pub(super) fn validate(c: &mut Checker<'_>, t: &RawTls) -> Tls {
         reload_interval: c.duration("reload_interval", &t.reload_interval, Duration::ZERO),
         certificates,
         local_ca: LocalCa { leaf_lifetime },
+        acme,
+        acme_for_app_hosts: t.acme_for_app_hosts,
+        acme_defaults,
         hsts: Hsts {
             enabled: t.hsts.enabled,
             max_age,

@@ -30,7 +30,8 @@ pub fn run(command: CaCommand) -> anyhow::Result<ExitCode> {
             let Some(root) = root(&dir)? else {
                 return Ok(ExitCode::from(1));
             };
-            let pem = std::fs::read(&root).with_context(|| format!("reading {}", root.display()))?;
+            let pem =
+                std::fs::read(&root).with_context(|| format!("reading {}", root.display()))?;
             match out {
                 Some(path) => {
                     std::fs::write(&path, &pem)
@@ -146,7 +147,10 @@ fn trust(root: &Path, print_only: bool) -> anyhow::Result<ExitCode> {
         .status()
         .context("running update-ca-certificates")?;
     if !status.success() {
-        eprintln!("moat: update-ca-certificates failed ({status}); {} is in place, run it again by hand", target.display());
+        eprintln!(
+            "moat: update-ca-certificates failed ({status}); {} is in place, run it again by hand",
+            target.display()
+        );
         return Ok(ExitCode::from(1));
     }
     println!(

@@ -127,11 +127,20 @@ pub fn status(s: &Status) -> String {
 
 pub fn certificates(certs: &[Certificate]) -> String {
     let mut out = table(
-        &["CERTIFICATE", "SOURCE", "NOT AFTER", "NEXT RENEWAL", "ISSUER"],
+        &[
+            "CERTIFICATE",
+            "SOURCE",
+            "NOT AFTER",
+            "NEXT RENEWAL",
+            "ISSUER",
+        ],
         certs
             .iter()
             .map(|c| {
-                let mut not_after = c.not_after.clone();
+                let mut not_after = c
+                    .not_after
+                    .clone()
+                    .unwrap_or_else(|| "(not obtained yet)".into());
                 if c.expires_soon {
                     not_after.push_str(" (expires soon)");
                 }
@@ -140,7 +149,7 @@ pub fn certificates(certs: &[Certificate]) -> String {
                     c.source.clone(),
                     not_after,
                     c.next_renewal.clone().unwrap_or_else(|| "-".into()),
-                    c.issuer.clone(),
+                    c.issuer.clone().unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect(),
@@ -148,8 +157,13 @@ pub fn certificates(certs: &[Certificate]) -> String {
     for c in certs {
         if let Some(e) = &c.error {
             out.push_str(&format!(
-                "certificate for {}: {e} (the certificate above still serves)\n",
-                c.names.join(", ")
+                "certificate for {}: {e}{}\n",
+                c.names.join(", "),
+                if c.not_after.is_some() {
+                    " (the certificate above still serves)"
+                } else {
+                    ""
+                }
             ));
         }
     }

@@ -244,7 +244,9 @@ impl Control {
         // An app's new host name goes into the local CA's leaf now, not at
         // the next periodic check.
         if let Err(e) = self.maintain_certificates(false) {
-            tracing::error!("certificate check failed, still serving the previous certificate: {e}");
+            tracing::error!(
+                "certificate check failed, still serving the previous certificate: {e}"
+            );
         }
         Ok(())
     }
@@ -331,6 +333,35 @@ impl Control {
                 )
             }
             None => Ok(false),
+        }
+    }
+
+    /// Orders every ACME certificate that is due, one after another, and
+    /// installs each result. Returns the Unix second of the next attempt
+    /// (None: nothing waits), and with no TLS, None.
+    pub async fn acme_round(&self) -> Option<i64> {
+        let tls = self.parts.tls.as_ref()?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        for spec in tls.acme_due(self.parts.clock.now()) {
+            tracing::info!(
+                names = spec.domains.join(", "),
+                directory = spec.account.directory,
+                "ordering a certificate over ACME"
+            );
+            let result =
+                crate::tls::acme::order::obtain(tls.data_dir(), &spec, tls.challenges(), &provider)
+                    .await;
+            tls.acme_finished(&spec, result, self.parts.clock.now());
+        }
+        tls.acme_next_attempt()
+    }
+
+    /// Resolves when an ACME certificate may have become due (never
+    /// without TLS).
+    pub async fn acme_woken(&self) {
+        match &self.parts.tls {
+            Some(tls) => tls.acme_woken().await,
+            None => std::future::pending().await,
         }
     }
 

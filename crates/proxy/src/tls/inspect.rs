@@ -27,8 +27,8 @@ pub struct CertificateFacts {
 }
 
 pub fn inspect(der: &CertificateDer<'_>) -> Result<CertificateFacts, String> {
-    let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| format!("not a valid X.509 certificate: {e}"))?;
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|e| format!("not a valid X.509 certificate: {e}"))?;
     let mut names = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for n in &san.value.general_names {
@@ -197,10 +197,12 @@ mod tests {
         assert!(p.permits("::1"));
         assert!(!p.permits("::2"));
         assert!(Permitted::default().permits("anything.example"));
-        assert!(!Permitted {
-            subtrees: Some(vec![])
-        }
-        .permits("localhost"));
+        assert!(
+            !Permitted {
+                subtrees: Some(vec![])
+            }
+            .permits("localhost")
+        );
     }
 
     #[test]

@@ -140,7 +140,9 @@ impl LocalCa {
             .map_err(|e| err(&files.key, format!("cannot read: {e}")))?;
         let key = KeyPair::from_pem(&pem)
             .map_err(|e| err(&files.key, format!("not a usable private key: {e}")))?;
-        if rcgen::PublicKeyData::subject_public_key_info(&key) != spki_of(&root).map_err(|e| err(&files.cert, e))? {
+        if rcgen::PublicKeyData::subject_public_key_info(&key)
+            != spki_of(&root).map_err(|e| err(&files.cert, e))?
+        {
             return Err(err(
                 &files.key,
                 format!("is not the key of {}", files.cert.display()),
@@ -170,7 +172,8 @@ impl LocalCa {
         params.serial_number = Some(random_serial()?);
         params.not_before = (now - BACKDATE).into();
         params.not_after = (now + ROOT_LIFETIME).into();
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+        let key =
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
         let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
         super::create_private_dir(&files.dir).map_err(|e| e.to_string())?;
         // The key first, under a temporary name: a crash between the two
@@ -222,8 +225,8 @@ impl LocalCa {
         params.serial_number = Some(random_serial().map_err(err)?);
         params.not_before = (now - BACKDATE).into();
         params.not_after = (now + lifetime).into();
-        let leaf_key =
-            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| err(e.to_string()))?;
+        let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| err(e.to_string()))?;
         let issuer =
             Issuer::from_ca_cert_der(&self.root, &self.key).map_err(|e| err(e.to_string()))?;
         let leaf = params
@@ -458,13 +461,7 @@ mod tests {
         for name in LOOPBACK_NAMES {
             let name = rustls::pki_types::ServerName::try_from(name).unwrap();
             verifier
-                .verify_server_cert(
-                    der,
-                    &[],
-                    &name,
-                    &[],
-                    rustls::pki_types::UnixTime::now(),
-                )
+                .verify_server_cert(der, &[], &name, &[], rustls::pki_types::UnixTime::now())
                 .unwrap_or_else(|e| panic!("{name:?}: {e}"));
         }
     }

@@ -2,6 +2,7 @@
 //! SNI, the local CA's certificate, and reloading certificate files.
 //!
 //! - [`local_ca`]: the CA in the data directory and the leaves it issues.
+//! - [`acme`]: certificates ordered from an ACME CA and renewed.
 //! - [`inspect`]: what a certificate says (names, validity, fingerprint).
 //!
 //! The certificate store sits behind an [`ArcSwap`], so a reload replaces it
@@ -25,6 +26,7 @@ use rustls::server::{
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, server::ProducesTickets};
 
+pub mod acme;
 pub mod inspect;
 pub mod local_ca;
 
@@ -56,6 +58,11 @@ pub enum Source {
     File { cert: PathBuf, key: PathBuf },
     /// moat's local CA, renewed by moat.
     LocalCa,
+    /// `[[tls.acme]]` (or an app's host): ordered and renewed by moat.
+    Acme {
+        domains: Vec<String>,
+        directory: String,
+    },
 }
 
 impl Source {
@@ -63,6 +70,7 @@ impl Source {
         match self {
             Source::File { .. } => "file",
             Source::LocalCa => "local CA",
+            Source::Acme { .. } => "acme",
         }
     }
 }
@@ -79,15 +87,18 @@ struct Served {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateStatus {
     pub source: Source,
-    pub facts: CertificateFacts,
+    /// The names it is (or, not obtained yet, will be) for.
+    pub names: Vec<String>,
+    /// None: an ACME certificate not obtained yet.
+    pub facts: Option<CertificateFacts>,
     /// Unix seconds of the next renewal, for certificates moat renews.
     pub next_renewal: Option<i64>,
     /// The last renewal or reload failure, while the old one still serves.
     pub error: Option<String>,
 }
 
-/// The certificates handshakes choose from, in order: files, then the
-/// local CA's leaf.
+/// The certificates handshakes choose from, in order: files, ACME, then
+/// the local CA's leaf.
 pub struct CertStore {
     entries: Vec<Served>,
 }
@@ -249,6 +260,7 @@ struct LocalLeaf {
 #[derive(Default)]
 struct Sources {
     files: Vec<FileCert>,
+    acme: Vec<acme::Slot>,
     local: Option<LocalLeaf>,
     /// Fingerprints warned about expiring, with the day (Unix days) of
     /// the warning: once a day each.
@@ -259,6 +271,7 @@ struct Sources {
 impl Sources {
     fn store(&self) -> CertStore {
         let mut entries: Vec<Served> = self.files.iter().map(|f| f.served.clone()).collect();
+        entries.extend(self.acme.iter().filter_map(|a| a.served.clone()));
         entries.extend(self.local.iter().map(|l| l.served.clone()));
         CertStore { entries }
     }
@@ -272,6 +285,10 @@ pub struct TlsState {
     resumption: Resumption,
     sources: Mutex<Sources>,
     data_dir: PathBuf,
+    challenges: Arc<acme::challenge::Challenges>,
+    /// Woken when an ACME certificate may have become due (a check, a
+    /// reload), so the ACME task need not poll.
+    acme_wake: tokio::sync::Notify,
 }
 
 fn unix(t: SystemTime) -> i64 {
@@ -292,6 +309,7 @@ impl TlsState {
         let provider = provider(&config.tls)?;
         let mut sources = Sources::default();
         sources.files = load_files(&config.tls.certificates, &provider)?;
+        sync_acme(&mut sources.acme, config, data_dir, &provider, unix(now));
         if config.tls.certificates.is_empty() {
             let ca = LocalCa::load_or_create(data_dir, hosts, now)?;
             sources.local = Some(issue_leaf(ca, &config.tls, hosts, now, &provider)?);
@@ -311,6 +329,8 @@ impl TlsState {
             resumption,
             sources: Mutex::new(sources),
             data_dir: data_dir.to_owned(),
+            challenges: Default::default(),
+            acme_wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -344,8 +364,16 @@ impl TlsState {
         sources.files = files;
         sources.local = local;
         sources.file_error = None;
+        sync_acme(
+            &mut sources.acme,
+            config,
+            &self.data_dir,
+            &provider,
+            unix(now),
+        );
         self.resolver.replace(sources.store());
         self.server_config.store(Arc::new(sc));
+        self.acme_wake.notify_one();
         Ok(())
     }
 
@@ -419,11 +447,81 @@ impl TlsState {
                 }
             }
         }
+        let acme_before = sources.acme.len();
+        sync_acme(&mut sources.acme, config, &self.data_dir, &provider, now_s);
+        changed |= sources.acme.len() != acme_before;
         if changed {
             self.resolver.replace(sources.store());
         }
+        if sources
+            .acme
+            .iter()
+            .any(|a| !a.running && now_s >= a.next_attempt)
+        {
+            self.acme_wake.notify_one();
+        }
         warn_of_expiry(&mut sources, now_s);
         result.map(|()| changed)
+    }
+
+    /// The ACME certificates due for an order at `now`, marked as running.
+    pub fn acme_due(&self, now: SystemTime) -> Vec<moat_config::AcmeCertificate> {
+        let now = unix(now);
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        sources
+            .acme
+            .iter_mut()
+            .filter(|a| !a.running && now >= a.next_attempt)
+            .map(|a| {
+                a.running = true;
+                a.spec.clone()
+            })
+            .collect()
+    }
+
+    /// Installs the result of an order for `spec` (if the config still
+    /// wants it). Returns whether a new certificate serves.
+    pub fn acme_finished(
+        &self,
+        spec: &moat_config::AcmeCertificate,
+        result: Result<acme::order::Obtained, acme::order::Failure>,
+        now: SystemTime,
+    ) -> bool {
+        let provider = rustls::crypto::ring::default_provider();
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(slot) = sources.acme.iter_mut().find(|a| a.spec == *spec) else {
+            return false;
+        };
+        let installed = slot.finish(&self.data_dir, result, &provider, unix(now));
+        if installed {
+            self.resolver.replace(sources.store());
+        }
+        installed
+    }
+
+    /// Unix seconds of the next ACME order, if any is waiting.
+    pub fn acme_next_attempt(&self) -> Option<i64> {
+        let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        sources
+            .acme
+            .iter()
+            .filter(|a| !a.running)
+            .map(|a| a.next_attempt)
+            .min()
+    }
+
+    /// Resolves when an ACME certificate may have become due.
+    pub async fn acme_woken(&self) {
+        self.acme_wake.notified().await
+    }
+
+    /// The answers to open ACME challenges.
+    pub fn challenges(&self) -> &Arc<acme::challenge::Challenges> {
+        &self.challenges
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// Every certificate served, in the order handshakes consider them.
@@ -434,15 +532,29 @@ impl TlsState {
             .iter()
             .map(|f| CertificateStatus {
                 source: f.served.source.clone(),
-                facts: f.served.facts.clone(),
+                names: f.served.facts.names.clone(),
+                facts: Some(f.served.facts.clone()),
                 next_renewal: None,
                 error: sources.file_error.clone(),
             })
             .collect();
+        for a in &sources.acme {
+            out.push(CertificateStatus {
+                source: Source::Acme {
+                    domains: a.spec.domains.clone(),
+                    directory: a.spec.account.directory.clone(),
+                },
+                names: a.spec.domains.clone(),
+                facts: a.served.as_ref().map(|s| s.facts.clone()),
+                next_renewal: Some(a.next_attempt),
+                error: a.error.clone(),
+            });
+        }
         if let Some(l) = &sources.local {
             out.push(CertificateStatus {
                 source: Source::LocalCa,
-                facts: l.served.facts.clone(),
+                names: l.served.facts.names.clone(),
+                facts: Some(l.served.facts.clone()),
                 next_renewal: Some(match &l.failure {
                     Some((retry, _)) => *retry,
                     None => l.renew_at,
@@ -479,7 +591,8 @@ fn issue(
             "the local CA's root is not allowed to issue for this host (its name constraints were set when it was made): configure a certificate or ACME for it, or move the CA's folder aside to make a new root"
         );
     }
-    let renew_at = moat_policy::renewal::two_thirds(issued.facts.not_before, issued.facts.not_after);
+    let renew_at =
+        moat_policy::renewal::two_thirds(issued.facts.not_before, issued.facts.not_after);
     Ok((
         Served {
             key: issued.key,
@@ -512,10 +625,15 @@ fn issue_leaf(
 fn warn_of_expiry(sources: &mut Sources, now: i64) {
     let today = now.div_euclid(86_400);
     let mut soon = Vec::new();
+    let acme = sources.acme.iter().filter_map(|a| {
+        let renew_at = (a.failures == 0).then_some(a.next_attempt);
+        a.served.as_ref().map(|s| (s, renew_at))
+    });
     for (s, renew_at) in sources
         .files
         .iter()
         .map(|f| (&f.served, None))
+        .chain(acme)
         .chain(sources.local.iter().map(|l| (&l.served, Some(l.renew_at))))
     {
         if moat_policy::renewal::expires_soon(s.facts.not_after, now, renew_at) {
@@ -534,9 +652,40 @@ fn warn_of_expiry(sources: &mut Sources, now: i64) {
         sources.warned.insert(sha, today);
         let days = (not_after - now) as f64 / 86_400.0;
         if days <= 0.0 {
-            tracing::error!(names, source, "a served certificate has expired; clients refuse it");
+            tracing::error!(
+                names,
+                source,
+                "a served certificate has expired; clients refuse it"
+            );
         } else {
-            tracing::warn!(names, source, days_left = format!("{days:.1}"), "a served certificate expires within 14 days");
+            tracing::warn!(
+                names,
+                source,
+                days_left = format!("{days:.1}"),
+                "a served certificate expires within 14 days"
+            );
+        }
+    }
+}
+
+/// Makes `slots` the certificates `config` wants: a slot whose spec is
+/// unchanged keeps its state; a new one starts from what is on disk.
+fn sync_acme(
+    slots: &mut Vec<acme::Slot>,
+    config: &moat_config::Config,
+    data_dir: &Path,
+    provider: &CryptoProvider,
+    now: i64,
+) {
+    let wanted = acme::wanted(config);
+    if slots.len() == wanted.len() && slots.iter().zip(&wanted).all(|(s, w)| s.spec == *w) {
+        return;
+    }
+    let mut old = std::mem::take(slots);
+    for spec in wanted {
+        match old.iter().position(|s| s.spec == spec) {
+            Some(i) => slots.push(old.swap_remove(i)),
+            None => slots.push(acme::Slot::load(data_dir, spec, provider, now)),
         }
     }
 }
@@ -667,7 +816,10 @@ mod tests {
         let renew_at = first[0].next_renewal.unwrap();
         assert_eq!(
             renew_at,
-            moat_policy::renewal::two_thirds(first[0].facts.not_before, first[0].facts.not_after)
+            moat_policy::renewal::two_thirds(
+                first[0].facts.as_ref().unwrap().not_before,
+                first[0].facts.as_ref().unwrap().not_after
+            )
         );
         // Before two thirds nothing changes; after, a new leaf serves.
         let before = SystemTime::UNIX_EPOCH + Duration::from_secs(renew_at as u64 - 10);
@@ -676,12 +828,19 @@ mod tests {
         let after = SystemTime::UNIX_EPOCH + Duration::from_secs(renew_at as u64);
         assert!(tls.maintain(&config, &[], after, true).unwrap());
         let second = tls.certificates();
-        assert_ne!(second[0].facts.sha256, first[0].facts.sha256);
+        assert_ne!(
+            second[0].facts.as_ref().unwrap().sha256,
+            first[0].facts.as_ref().unwrap().sha256
+        );
         assert!(second[0].next_renewal.unwrap() > renew_at);
         // A new app host is added to the leaf at the next check.
         let hosts = vec!["notes.lan".to_owned()];
         assert!(tls.maintain(&config, &hosts, after, true).unwrap());
-        assert!(tls.certificates()[0].facts.names.contains(&"notes.lan".to_owned()));
+        assert!(
+            tls.certificates()[0]
+                .names
+                .contains(&"notes.lan".to_owned())
+        );
         assert!(!tls.maintain(&config, &hosts, after, true).unwrap());
         let store = tls.resolver.store.load();
         assert!(store.choose(Some("notes.lan")).is_some());

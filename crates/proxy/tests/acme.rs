@@ -1,0 +1,380 @@
+//! ACME against Pebble (the RFC 8555 test CA), on real sockets: moat
+//! obtains a certificate through http-01 and through tls-alpn-01, serves
+//! it to a client that trusts only Pebble's root, renews it when the
+//! gateway's clock reaches the renewal time (open connections keep
+//! theirs), keeps serving it while Pebble is down (the error and the next
+//! attempt in the status), and reports a refused challenge, an unreachable
+//! directory and a directory that is not ACME, each with the local CA's
+//! certificate still serving.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use moat_proxy::admin_api::{AdminApi, BoxFuture};
+use moat_proxy::admin_password::AdminPassword;
+use moat_proxy::body::Body;
+use moat_proxy::clock::FixedClock;
+use moat_proxy::tls::{CertificateStatus, Source};
+use moat_proxy::{AdminFactory, Gateway};
+use moat_testkit::pebble::Pebble;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+struct NoAdmin;
+
+impl AdminApi for NoAdmin {
+    fn handle(
+        &self,
+        _: http::Request<Body>,
+        _: moat_store::Actor,
+    ) -> BoxFuture<http::Response<Body>> {
+        Box::pin(async { http::Response::new(moat_proxy::body::empty()) })
+    }
+    fn serve(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> BoxFuture<()> {
+        Box::pin(async move {
+            let _ = shutdown.changed().await;
+        })
+    }
+}
+
+fn no_admin() -> AdminFactory {
+    Box::new(|_control, _path| {
+        Box::pin(async {
+            let api: Arc<dyn AdminApi> = Arc::new(NoAdmin);
+            Ok(api)
+        })
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+struct Setup {
+    gateway: Gateway,
+    clock: Arc<FixedClock>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(toml: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let config = moat_config::load_str(toml, None).unwrap();
+    let clock = Arc::new(FixedClock::at_ms(ms(SystemTime::now())));
+    let gateway = Gateway::start_with_clock(
+        config,
+        dir.path().to_owned(),
+        AdminPassword::from_hash(String::new()),
+        no_admin(),
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    Setup {
+        gateway,
+        clock,
+        _dir: dir,
+    }
+}
+
+fn acme_status(g: &Gateway) -> CertificateStatus {
+    g.control()
+        .certificates()
+        .into_iter()
+        .find(|c| matches!(c.source, Source::Acme { .. }))
+        .expect("an ACME certificate in the status")
+}
+
+/// Waits until the ACME certificate's status satisfies `done`.
+async fn wait_status(
+    g: &Gateway,
+    what: &str,
+    pebble: &Pebble,
+    done: impl Fn(&CertificateStatus) -> bool,
+) -> CertificateStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = acme_status(g);
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {s:#?}\npebble:\n{}",
+            pebble.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn connect(addr: std::net::SocketAddr, root_pem: &str, sni: &str) -> TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
+        .await
+        .unwrap_or_else(|e| panic!("TLS to {sni} trusting Pebble's root: {e}"))
+}
+
+fn leaf_sha(s: &TlsStream<TcpStream>) -> String {
+    moat_proxy::tls::inspect::fingerprint(&s.get_ref().1.peer_certificates().unwrap()[0])
+}
+
+async fn login_page(s: &mut TlsStream<TcpStream>, host: &str) -> String {
+    s.write_all(format!("GET /_moat/login HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed");
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                return head.lines().next().unwrap().to_owned();
+            }
+        }
+    }
+}
+
+fn sha(s: &CertificateStatus) -> Option<String> {
+    s.facts.as_ref().map(|f| f.sha256.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http01_obtains_renews_and_keeps_serving_while_the_ca_is_down() {
+    let (https, http) = (free_port(), free_port());
+    let mut pebble = Pebble::start(http, https, 86_400).await;
+    let toml = format!(
+        "[server]\nhttps = \"127.0.0.1:{https}\"\nhttp = \"127.0.0.1:{http}\"\nworkers = 1\n\
+         [tls]\nreload_interval = \"0s\"\n\
+         [[tls.acme]]\ndomains = [\"shop.example.test\", \"www.shop.example.test\"]\n\
+         directory = \"{}\"\ndirectory_ca = \"{}\"\nemail = \"ops@example.test\"\n",
+        pebble.directory(),
+        pebble.directory_ca.display()
+    );
+    let s = start(&toml).await;
+    let g = &s.gateway;
+    let first = wait_status(g, "obtained", &pebble, |c| c.facts.is_some()).await;
+    assert_eq!(first.error, None);
+    let facts = first.facts.clone().unwrap();
+    assert!(facts.issuer.contains("Pebble"), "{facts:?}");
+    assert_eq!(facts.not_after - facts.not_before, 86_400 - 1, "{facts:?}");
+    let renew_at = first.next_renewal.unwrap();
+    let spread = 86_400 / 20 + 1;
+    let two_thirds = moat_policy::renewal::two_thirds(facts.not_before, facts.not_after);
+    assert!((renew_at - two_thirds).abs() <= spread, "{first:#?}");
+
+    // A client that trusts only Pebble's root accepts it for both names;
+    // it is on disk for the next start.
+    let root = pebble.root_pem().await;
+    let mut old = connect(g.https_addr.unwrap(), &root, "shop.example.test").await;
+    assert_eq!(Some(leaf_sha(&old)), sha(&first));
+    let www = connect(g.https_addr.unwrap(), &root, "www.shop.example.test").await;
+    assert_eq!(Some(leaf_sha(&www)), sha(&first));
+    assert!(
+        login_page(&mut old, "shop.example.test")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    let stored = std::fs::read_dir(g.data_dir().join("tls/acme"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("shop.example.test/cert.pem"))
+        .find(|p| p.exists())
+        .expect("the certificate is stored");
+    assert!(
+        std::fs::read_to_string(stored)
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    // Nothing else changed: the local CA still serves names ACME does not.
+    assert!(
+        g.control()
+            .certificates()
+            .iter()
+            .any(|c| c.source == Source::LocalCa)
+    );
+
+    // The gateway's clock reaches the renewal time: a new certificate, and
+    // the connection opened before keeps working.
+    s.clock.set_ms(renew_at * 1000);
+    g.reload_certificates().unwrap();
+    let renewed = wait_status(g, "renewed", &pebble, |c| sha(c) != sha(&first)).await;
+    s.clock.set_ms(ms(SystemTime::now()));
+    assert_eq!(renewed.error, None);
+    let new = connect(g.https_addr.unwrap(), &root, "shop.example.test").await;
+    assert_eq!(Some(leaf_sha(&new)), sha(&renewed));
+    assert!(
+        login_page(&mut old, "shop.example.test")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+
+    // Pebble is down when the next renewal is due: the error and the next
+    // attempt show, and the certificate keeps serving.
+    pebble.stop();
+    let due = renewed.next_renewal.unwrap();
+    s.clock.set_ms(due * 1000);
+    g.reload_certificates().unwrap();
+    let failed = wait_status(g, "failure reported", &pebble, |c| c.error.is_some()).await;
+    s.clock.set_ms(ms(SystemTime::now()));
+    assert_eq!(sha(&failed), sha(&renewed), "the old certificate stays");
+    let error = failed.error.clone().unwrap();
+    assert!(error.contains("reachable"), "{error}");
+    assert_eq!(
+        failed.next_renewal,
+        Some(due + 60),
+        "retried after a minute"
+    );
+    let still = connect(g.https_addr.unwrap(), &root, "shop.example.test").await;
+    assert_eq!(Some(leaf_sha(&still)), sha(&renewed));
+
+    // Pebble is back (with a new root, and no memory of moat's account):
+    // the retry registers again and renews.
+    pebble.restart().await;
+    s.clock.set_ms((due + 60) * 1000);
+    g.reload_certificates().unwrap();
+    let recovered = wait_status(g, "recovered", &pebble, |c| {
+        c.error.is_none() && sha(c) != sha(&renewed)
+    })
+    .await;
+    s.clock.set_ms(ms(SystemTime::now()));
+    let root = pebble.root_pem().await;
+    let after = connect(g.https_addr.unwrap(), &root, "shop.example.test").await;
+    assert_eq!(Some(leaf_sha(&after)), sha(&recovered));
+    s.gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_alpn01_obtains_on_the_https_listener_alone() {
+    let https = free_port();
+    // No HTTP listener: only the TLS-ALPN answer can prove the name.
+    let pebble = Pebble::start(free_port(), https, 86_400).await;
+    let toml = format!(
+        "[server]\nhttps = \"127.0.0.1:{https}\"\nhttp = \"\"\nworkers = 1\n\
+         [tls]\nreload_interval = \"0s\"\nredirect_http = false\n\
+         [[tls.acme]]\ndomains = [\"alpn.example.test\"]\nchallenge = \"tls-alpn-01\"\n\
+         directory = \"{}\"\ndirectory_ca = \"{}\"\n",
+        pebble.directory(),
+        pebble.directory_ca.display()
+    );
+    let s = start(&toml).await;
+    let got = wait_status(&s.gateway, "obtained", &pebble, |c| c.facts.is_some()).await;
+    assert_eq!(got.error, None);
+    let root = pebble.root_pem().await;
+    let mut c = connect(s.gateway.https_addr.unwrap(), &root, "alpn.example.test").await;
+    assert_eq!(Some(leaf_sha(&c)), sha(&got));
+    assert!(
+        login_page(&mut c, "alpn.example.test")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    // The challenge answer is gone once the order is done: a handshake
+    // offering only acme-tls/1 now fails instead of getting it.
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    let tcp = TcpStream::connect(s.gateway.https_addr.unwrap())
+        .await
+        .unwrap();
+    let r = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("alpn.example.test").unwrap(), tcp)
+        .await;
+    assert!(r.is_err());
+    s.gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_unreachable_and_malformed_cas_are_reported_and_nothing_breaks() {
+    let (https, http) = (free_port(), free_port());
+    // Pebble validates http-01 on a port where nothing listens.
+    let pebble = Pebble::start(free_port(), https, 86_400).await;
+    let toml = format!(
+        "[server]\nhttps = \"127.0.0.1:{https}\"\nhttp = \"127.0.0.1:{http}\"\nworkers = 1\n\
+         [tls]\nreload_interval = \"0s\"\n\
+         [[tls.acme]]\ndomains = [\"refused.example.test\"]\ndirectory = \"{dir}\"\ndirectory_ca = \"{ca}\"\n\
+         [[tls.acme]]\ndomains = [\"down.example.test\"]\ndirectory = \"https://127.0.0.1:1/dir\"\ndirectory_ca = \"{ca}\"\n\
+         [[tls.acme]]\ndomains = [\"html.example.test\"]\ndirectory = \"https://{mgmt}/roots/0\"\ndirectory_ca = \"{ca}\"\n",
+        dir = pebble.directory(),
+        ca = pebble.directory_ca.display(),
+        mgmt = pebble.management,
+    );
+    let s = start(&toml).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let errors = loop {
+        let errors: Vec<(String, String)> = s
+            .gateway
+            .control()
+            .certificates()
+            .into_iter()
+            .filter_map(|c| c.error.map(|e| (c.names[0].clone(), e)))
+            .collect();
+        if errors.len() == 3 {
+            break errors;
+        }
+        assert!(Instant::now() < deadline, "{errors:#?}\n{}", pebble.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let error = |name: &str| &errors.iter().find(|(n, _)| n == name).unwrap().1;
+    let refused = error("refused.example.test");
+    assert!(
+        refused.contains("refused the http-01 challenge"),
+        "{refused}"
+    );
+    assert!(refused.contains("port 80"), "{refused}");
+    let down = error("down.example.test");
+    assert!(down.contains("reachable"), "{down}");
+    let html = error("html.example.test");
+    assert!(html.contains("check the directory URL"), "{html}");
+    for c in s.gateway.control().certificates() {
+        if matches!(c.source, Source::Acme { .. }) {
+            assert!(c.facts.is_none());
+        }
+    }
+    // The local CA's certificate serves every name meanwhile.
+    let root = std::fs::read_to_string(s.gateway.data_dir().join("tls/ca/root.crt")).unwrap();
+    let mut c = connect(s.gateway.https_addr.unwrap(), &root, "localhost").await;
+    assert!(
+        login_page(&mut c, "localhost")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    s.gateway.shutdown().await;
+}
