@@ -533,6 +533,29 @@ pub struct App {
     pub allow_encoded_slashes: bool,
     /// Lower-case names of request headers with `_` that reach the app.
     pub allow_underscore_headers: Vec<String>,
+    /// `[apps.client_certs]`: client certificates (mutual TLS).
+    pub client_certs: Option<ClientCerts>,
+}
+
+/// An app's client certificates: the CA that issues them, whether one is
+/// required, and the revocation list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCerts {
+    /// PEM file of the CA certificates client certificates must chain to.
+    pub ca: std::path::PathBuf,
+    pub mode: ClientCertMode,
+    /// A CRL (PEM or DER) of revoked certificates, reloaded when it changes.
+    pub crl: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCertMode {
+    /// No valid certificate, no access.
+    Require,
+    /// A certificate is asked for; without one the request goes on (and
+    /// the app's other sign-in applies). A certificate that is presented
+    /// must be valid.
+    Optional,
 }
 
 /// Who may reach an app.
@@ -542,12 +565,16 @@ pub enum AppAuth {
     None,
     /// People signed in through moat (its login page, or HTTP Basic).
     System,
+    /// The holder of a valid client certificate, named by its SAN email,
+    /// else its subject's common name.
+    Cert,
 }
 
 impl AppAuth {
     pub fn as_str(self) -> &'static str {
         match self {
             AppAuth::None => "none",
+            AppAuth::Cert => "cert",
             AppAuth::System => "system",
         }
     }

@@ -572,7 +572,8 @@ pub struct RawApp {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_upstream_connections: Option<i64>,
     pub timeouts: RawTimeouts,
-    /// `"system"` (moat's login; the default when absent) or `"none"`.
+    /// `"system"` (moat's login; the default when absent), `"none"`, or
+    /// `"cert"` (a client certificate).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<String>,
     pub identity_jwt: bool,
@@ -583,6 +584,18 @@ pub struct RawApp {
     pub security: RawAppSecurity,
     pub rate_limit: Vec<RawAppLimit>,
     pub recording: RawAppRecording,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certs: Option<RawClientCerts>,
+}
+
+/// `[apps.client_certs]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawClientCerts {
+    pub ca: String,
+    /// `"require"` (the default) or `"optional"`.
+    pub mode: Option<String>,
+    pub crl: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -218,6 +218,9 @@ impl Gateway {
             api_apps,
             csp_grants,
         ));
+        // The TLS side of the apps (client-certificate handshakes) is set
+        // the way every later change sets it.
+        control.serve_current();
         let admin_api = admin(control.clone(), admin_path.clone())
             .await
             .map_err(|source| GatewayError::AdminSocket {

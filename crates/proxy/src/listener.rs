@@ -179,6 +179,7 @@ pub async fn accept_loop(
             peer,
             local,
             tls: matches!(role, Role::Apps { tls: true }),
+            client_cert: None,
         };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
@@ -281,7 +282,7 @@ fn is_uncapped(config: &moat_config::Config, ip: IpAddr) -> bool {
 
 async fn serve_tls(
     stream: TcpStream,
-    conn: ConnInfo,
+    mut conn: ConnInfo,
     role: Role,
     shared: Arc<Listening>,
     shutdown: watch::Receiver<bool>,
@@ -299,7 +300,13 @@ async fn serve_tls(
     match result {
         Ok(Ok(None)) => {}
         Ok(Ok(Some(tls_stream))) => {
-            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            let session = tls_stream.get_ref().1;
+            let h2 = session.alpn_protocol() == Some(b"h2");
+            if let Some(chain) = session.peer_certificates() {
+                conn.client_cert = Some(Arc::new(crate::tls::client_auth::PeerCert::new(
+                    chain.iter().map(|c| c.clone().into_owned()).collect(),
+                )));
+            }
             serve_connection_as(
                 TokioIo::new(tls_stream),
                 conn,
@@ -319,7 +326,8 @@ async fn serve_tls(
 /// The TLS handshake. The ClientHello is read first: a handshake that
 /// offers only `acme-tls/1` for a name with an open tls-alpn-01 challenge
 /// gets the challenge certificate and nothing else (RFC 8737), and the
-/// connection ends there (`None`); every other gets the server config.
+/// connection ends there (`None`); every other gets the server config for
+/// its SNI name (asking for a client certificate where an app wants one).
 async fn handshake(
     stream: TcpStream,
     tls: &TlsState,
@@ -340,10 +348,8 @@ async fn handshake(
         let _ = tokio::io::AsyncWriteExt::shutdown(&mut s).await;
         return Ok(None);
     }
-    start
-        .into_stream(tls.server_config.load_full())
-        .await
-        .map(Some)
+    let config = tls.config_for(hello.server_name());
+    start.into_stream(config).await.map(Some)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

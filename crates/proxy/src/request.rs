@@ -19,6 +19,9 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub tls: bool,
+    /// The client certificate chain presented in the TLS handshake, not
+    /// yet judged (see `tls::client_auth`).
+    pub client_cert: Option<Arc<crate::tls::client_auth::PeerCert>>,
 }
 
 /// What earlier stages learned about a request, for later stages and logs.
@@ -44,6 +47,8 @@ pub struct RequestCtx {
     /// For an app that allows encoded slashes: the path as a decoding
     /// upstream reads it (guards check both readings).
     pub decoded_path: Option<String>,
+    /// The connection's client certificate, for the stage that judges it.
+    pub client_cert: Option<Arc<crate::tls::client_auth::PeerCert>>,
 }
 
 impl RequestCtx {
@@ -62,6 +67,7 @@ impl RequestCtx {
             set_cookies: Vec::new(),
             conn_id: conn.id,
             decoded_path: None,
+            client_cert: conn.client_cert.clone(),
         }
     }
 

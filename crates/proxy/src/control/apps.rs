@@ -138,7 +138,7 @@ impl Control {
             .map_err(|e| ControlError::InvalidValue(e.to_string()))?;
         write.await?;
         *inputs = next;
-        self.parts.runtime.publish(runtime);
+        self.serve(runtime);
         Ok(())
     }
 }

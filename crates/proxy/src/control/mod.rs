@@ -240,15 +240,39 @@ impl Control {
     /// Builds and serves the runtime `inputs` give.
     pub(crate) fn install(&self, inputs: &Inputs) -> Result<(), RuntimeError> {
         let runtime = self.build(inputs)?;
+        self.serve(runtime);
+        Ok(())
+    }
+
+    /// Brings TLS in line with the runtime served now (also at start):
+    /// which handshakes ask for a client certificate, and with which CA
+    /// names as hints.
+    pub(crate) fn serve_current(&self) {
+        let Some(tls) = &self.parts.tls else {
+            return;
+        };
+        let runtime = self.parts.runtime.load();
+        let hints: Vec<rustls::DistinguishedName> = runtime
+            .client_cas
+            .iter()
+            .flat_map(|c| c.subjects().iter().cloned())
+            .collect();
+        if let Err(e) = tls.set_client_auth(runtime.client_auth.clone(), hints) {
+            tracing::error!("client certificates: {e}");
+        }
+    }
+
+    /// Serves `runtime`, and brings TLS in line with its apps: client
+    /// certificates, and (now, not at the next periodic check) an app's
+    /// new host name in the local CA's leaf or its ACME certificate.
+    pub(crate) fn serve(&self, runtime: Runtime) {
         self.parts.runtime.publish(runtime);
-        // An app's new host name goes into the local CA's leaf now, not at
-        // the next periodic check.
+        self.serve_current();
         if let Err(e) = self.maintain_certificates(false) {
             tracing::error!(
                 "certificate check failed, still serving the previous certificate: {e}"
             );
         }
-        Ok(())
     }
 
     /// Applies a new config file. Everything is built before anything is
@@ -313,7 +337,7 @@ impl Control {
             .sign_in
             .reconfigure(&config.auth, password_changed);
         inputs.file = config.clone();
-        self.parts.runtime.publish(runtime);
+        self.serve(runtime);
         tracing::info!(apps = config.apps.len(), "configuration reloaded");
         Ok(())
     }
@@ -325,6 +349,14 @@ impl Control {
         match &self.parts.tls {
             Some(tls) => {
                 let runtime = self.parts.runtime.load();
+                // A CRL that fails to load leaves the previous one in force.
+                for ca in &runtime.client_cas {
+                    if let Err(e) = ca.reload_if_changed() {
+                        tracing::error!(
+                            "client certificate revocation list not reloaded, the previous one stays: {e}"
+                        );
+                    }
+                }
                 tls.maintain(
                     &runtime.config,
                     &crate::tls::app_hosts(&runtime.config),

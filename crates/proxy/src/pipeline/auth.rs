@@ -1,7 +1,8 @@
 //! Stage: app authentication. Runs after routing (the app decides whether
 //! a login is needed) and before anything reaches the app.
 //!
-//! `auth = "none"`: everyone passes. `auth = "system"`: a live session
+//! `auth = "none"`: everyone passes. `auth = "cert"`: the user the
+//! client-certificate stage found passes. `auth = "system"`: a live session
 //! cookie, or HTTP Basic credentials over TLS (when `auth.basic_auth`),
 //! lets the request through with its user in [`RequestCtx::user`]; a
 //! browser navigation without either is sent to the login page, anything
@@ -32,12 +33,21 @@ pub async fn authenticate<B>(
     sign_in: &AuthState,
 ) -> Step {
     let session_user = match app.auth {
-        AppAuth::None => None,
+        AppAuth::None | AppAuth::Cert => None,
         AppAuth::System => sign_in.session_user(req.headers(), ctx.tls),
     };
     strip_session_cookie(req.headers_mut());
-    if app.auth == AppAuth::None {
-        return Ok(Flow::Continue);
+    match app.auth {
+        AppAuth::None => return Ok(Flow::Continue),
+        // The client-certificate stage named the user, or refused.
+        AppAuth::Cert if ctx.user.is_some() => return Ok(Flow::Continue),
+        AppAuth::Cert => {
+            return Err(Rejection::client(
+                StatusCode::FORBIDDEN,
+                "This app needs a valid client certificate.",
+            ));
+        }
+        AppAuth::System => {}
     }
     if let Some((user, key)) = session_user {
         ctx.user = Some(user);

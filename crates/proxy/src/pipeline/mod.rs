@@ -18,6 +18,7 @@
 pub mod admin_tcp;
 pub mod auth;
 pub mod canonical;
+pub mod client_cert;
 pub mod cors;
 pub mod csp_nonce;
 pub mod csp_report;
@@ -174,6 +175,14 @@ impl Pipeline {
         }
         // Route: which app; nothing else can be decided without it.
         let app = route(&req, ctx, runtime)?;
+        // Client certificates right after: an app that requires one
+        // refuses anyone without it before anything else of it runs (the
+        // verdict is cached per connection, so this costs a lookup).
+        stage!(client_cert::check(
+            ctx,
+            &app,
+            rustls::pki_types::UnixTime::now()
+        ));
         // Rate limits first: a client over its budget costs nothing more.
         stage!(
             rate_limit::check(

@@ -45,6 +45,7 @@ pub fn ctx<B>(
 ) -> RequestCtx {
     let peer: SocketAddr = format!("{client}:40000").parse().expect("an IP address");
     let conn = ConnInfo {
+        client_cert: None,
         id: 1,
         peer,
         local: "127.0.0.1:443".parse().expect("an address"),

@@ -23,6 +23,7 @@ use moat_policy::route::{Mount, Router};
 
 use arc_swap::{ArcSwap, Guard};
 
+use crate::tls::client_auth::{ClientCa, Scope as ClientAuthScope};
 use apps::{StaticApp, UpstreamApp};
 use response_policy::ResponsePolicy;
 use zones::{AppZone, ZoneRegistry};
@@ -61,6 +62,10 @@ pub struct Runtime {
     pub apps: Vec<Arc<AppRuntime>>,
     /// `Strict-Transport-Security` for HTTPS responses, if on.
     pub hsts: Option<HeaderValue>,
+    /// Every client-certificate CA the apps use (their CRLs are reloaded
+    /// when they change), and which handshakes ask for a certificate.
+    pub client_cas: Vec<Arc<ClientCa>>,
+    pub client_auth: ClientAuthScope,
 }
 
 pub struct AppRuntime {
@@ -81,7 +86,16 @@ pub struct AppRuntime {
     pub recording: Option<Arc<moat_config::AppRecording>>,
     /// `%2F` / `%5C` in paths reach this app instead of a 400.
     pub allow_encoded_slashes: bool,
+    /// `None`: the app does not ask for client certificates.
+    pub client_certs: Option<AppClientCerts>,
     pub kind: AppKind,
+}
+
+/// An app's client certificates: its CA (shared with other apps on the
+/// same files) and whether one is required.
+pub struct AppClientCerts {
+    pub ca: Arc<ClientCa>,
+    pub mode: moat_config::ClientCertMode,
 }
 
 /// An app's CSRF protection with the global trusted origins added.
@@ -117,7 +131,36 @@ impl Runtime {
     ) -> Result<Runtime, RuntimeError> {
         let mut mounts = Vec::new();
         let mut apps = Vec::new();
+        let mut client_cas: Vec<Arc<ClientCa>> = Vec::new();
+        let mut client_hosts = Vec::new();
+        let mut client_everywhere = false;
         for app in &config.apps {
+            let client_certs = match &app.client_certs {
+                None => None,
+                Some(cc) => {
+                    let ca = match client_cas
+                        .iter()
+                        .find(|c| c.same_files(&cc.ca, cc.crl.as_deref()))
+                    {
+                        Some(ca) => ca.clone(),
+                        None => {
+                            let ca = Arc::new(ClientCa::load(&cc.ca, cc.crl.as_deref()).map_err(
+                                |message| RuntimeError {
+                                    app: app.name.clone(),
+                                    message: format!("client_certs: {message}"),
+                                },
+                            )?);
+                            client_cas.push(ca.clone());
+                            ca
+                        }
+                    };
+                    match &app.host {
+                        Some(h) => client_hosts.push(h.clone()),
+                        None => client_everywhere = true,
+                    }
+                    Some(AppClientCerts { ca, mode: cc.mode })
+                }
+            };
             let kind = match &app.source {
                 AppSource::Upstream(u) => AppKind::Upstream(UpstreamApp::new(
                     app,
@@ -154,6 +197,7 @@ impl Runtime {
                 rate_limits: app_zones(&config, app, zones),
                 recording: app.recording.clone().map(Arc::new),
                 allow_encoded_slashes: app.allow_encoded_slashes,
+                client_certs,
                 kind,
             }));
         }
@@ -189,6 +233,7 @@ impl Runtime {
                 rate_limits: Vec::new(),
                 recording: None,
                 allow_encoded_slashes: false,
+                client_certs: None,
                 kind: AppKind::Static(welcome),
             }));
         }
@@ -198,12 +243,21 @@ impl Runtime {
             .header_value()
             .filter(|_| config.tls.enabled)
             .map(|v| HeaderValue::from_str(&v).expect("HSTS value is ASCII"));
+        let client_auth = if client_everywhere {
+            ClientAuthScope::Everyone
+        } else if client_hosts.is_empty() {
+            ClientAuthScope::Nobody
+        } else {
+            ClientAuthScope::Hosts(client_hosts)
+        };
         Ok(Runtime {
             default_policy: base_policy(&config, None),
             config,
             router: Router::new(mounts),
             apps,
             hsts,
+            client_cas,
+            client_auth,
         })
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! - [`local_ca`]: the CA in the data directory and the leaves it issues.
 //! - [`acme`]: certificates ordered from an ACME CA and renewed.
+//! - [`client_auth`]: client certificates, asked for by SNI and judged per
+//!   app.
 //! - [`inspect`]: what a certificate says (names, validity, fingerprint).
 //!
 //! The certificate store sits behind an [`ArcSwap`], so a reload replaces it
@@ -27,6 +29,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, server::ProducesTickets};
 
 pub mod acme;
+pub mod client_auth;
 pub mod inspect;
 pub mod local_ca;
 
@@ -289,6 +292,12 @@ pub struct TlsState {
     /// Woken when an ACME certificate may have become due (a check, a
     /// reload), so the ACME task need not poll.
     acme_wake: tokio::sync::Notify,
+    /// The TLS settings the server configs were built from, to build the
+    /// client-certificate variant again when the apps change.
+    settings: Mutex<(Tls, bool)>,
+    /// Handshakes in the scope get a config that asks for a client
+    /// certificate.
+    client_auth: ArcSwap<Option<(client_auth::Scope, Arc<ServerConfig>)>>,
 }
 
 fn unix(t: SystemTime) -> i64 {
@@ -331,7 +340,51 @@ impl TlsState {
             data_dir: data_dir.to_owned(),
             challenges: Default::default(),
             acme_wake: tokio::sync::Notify::new(),
+            settings: Mutex::new((config.tls.clone(), config.server.http2)),
+            client_auth: ArcSwap::from_pointee(None),
         })
+    }
+
+    /// The server config for a handshake naming `sni`: the one that asks
+    /// for a client certificate when an app on that host wants one.
+    pub fn config_for(&self, sni: Option<&str>) -> Arc<ServerConfig> {
+        if let Some((scope, config)) = self.client_auth.load().as_ref() {
+            if scope.asks(sni) {
+                return config.clone();
+            }
+        }
+        self.server_config.load_full()
+    }
+
+    /// Sets which handshakes ask for a client certificate, offering
+    /// `hints` (the apps' CA names).
+    pub fn set_client_auth(
+        &self,
+        scope: client_auth::Scope,
+        hints: Vec<rustls::DistinguishedName>,
+    ) -> Result<(), TlsError> {
+        if scope == client_auth::Scope::Nobody {
+            self.client_auth.store(Arc::new(None));
+            return Ok(());
+        }
+        let (tls, http2) = self
+            .settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let provider = provider(&tls)?;
+        let verifier = Arc::new(client_auth::RequestClientCert::new(hints, &provider));
+        let sc = server_config_with(
+            &tls,
+            provider,
+            self.resolver.clone(),
+            &self.resumption,
+            http2,
+            Some(verifier),
+        )?;
+        self.client_auth
+            .store(Arc::new(Some((scope, Arc::new(sc)))));
+        Ok(())
     }
 
     /// Applies a reloaded config's TLS settings and certificates; open
@@ -737,15 +790,30 @@ pub fn server_config(
     resumption: &Resumption,
     http2: bool,
 ) -> Result<ServerConfig, TlsError> {
+    server_config_with(tls, provider, resolver, resumption, http2, None)
+}
+
+/// [`server_config`], asking for client certificates through `client`.
+fn server_config_with(
+    tls: &Tls,
+    provider: CryptoProvider,
+    resolver: Arc<SniResolver>,
+    resumption: &Resumption,
+    http2: bool,
+    client: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+) -> Result<ServerConfig, TlsError> {
     let versions: &[&'static rustls::SupportedProtocolVersion] = match tls.min_version {
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
     };
-    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+    let builder = ServerConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(versions)
-        .map_err(|e| TlsError::Settings(e.to_string()))?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
+        .map_err(|e| TlsError::Settings(e.to_string()))?;
+    let builder = match client {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = if http2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     } else {

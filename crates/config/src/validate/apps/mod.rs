@@ -147,15 +147,27 @@ pub(super) fn validate(
     let auth = match a.auth.as_deref() {
         None | Some("system") => AppAuth::System,
         Some("none") => AppAuth::None,
+        Some("cert") => AppAuth::Cert,
         Some(other) => {
             c.problem(
                 "auth",
                 format!("{other:?} is not an authentication mode"),
-                "write auth = \"system\" (sign in through moat) or auth = \"none\" (open to anyone)",
+                "write auth = \"system\" (sign in through moat), auth = \"cert\" (a client certificate) or auth = \"none\" (open to anyone)",
             );
             AppAuth::System
         }
     };
+    let client_certs = a
+        .client_certs
+        .as_ref()
+        .and_then(|cc| c.scope("client_certs.", |c| client_certs(c, cc, origin)));
+    if auth == AppAuth::Cert && a.client_certs.is_none() {
+        c.problem(
+            "auth",
+            "auth = \"cert\" takes the user from a client certificate, but the app has no [apps.client_certs]",
+            "add [apps.client_certs] with ca = \"/path/to/client-ca.pem\"",
+        );
+    }
     if a.identity_jwt && auth == AppAuth::None {
         c.problem(
             "identity_jwt",
@@ -216,7 +228,73 @@ pub(super) fn validate(
         recording,
         allow_encoded_slashes: a.security.allow_encoded_slashes,
         allow_underscore_headers,
+        client_certs,
     })
+}
+
+/// `[apps.client_certs]` (keys relative to it). The files are read here
+/// only far enough to catch a wrong path or a file that is not PEM; the
+/// certificates themselves are parsed when the app is served.
+fn client_certs(
+    c: &mut Checker<'_>,
+    raw: &crate::raw::RawClientCerts,
+    origin: AppOrigin,
+) -> Option<crate::model::ClientCerts> {
+    use crate::model::{ClientCertMode, ClientCerts};
+    let mode = match raw.mode.as_deref() {
+        None | Some("require") => ClientCertMode::Require,
+        Some("optional") => ClientCertMode::Optional,
+        Some(other) => {
+            c.problem(
+                "mode",
+                format!("{other:?} is not a client certificate mode"),
+                "write mode = \"require\" or mode = \"optional\"",
+            );
+            ClientCertMode::Require
+        }
+    };
+    let mut file = |key: &str, v: &str, what: &str| -> Option<std::path::PathBuf> {
+        if v.is_empty() {
+            c.problem(key, "is empty", format!("give the path of {what}"));
+            return None;
+        }
+        if origin == AppOrigin::Api && !std::path::Path::new(v).is_absolute() {
+            c.problem(
+                key,
+                "must be an absolute path",
+                format!("give the absolute path of {what}"),
+            );
+            return None;
+        }
+        let path = c.path(v);
+        match std::fs::read(&path) {
+            Err(e) => {
+                c.problem(key, format!("{}: {e}", path.display()), format!("give the path of {what}"));
+                None
+            }
+            Ok(bytes) => Some((path, bytes)),
+        }
+        .map(|(path, bytes)| {
+            if key == "ca" && !String::from_utf8_lossy(&bytes).contains("-----BEGIN CERTIFICATE-----") {
+                c.problem(
+                    key,
+                    format!("{} is not a PEM file of certificates", path.display()),
+                    "give the CA certificate(s) that issue the client certificates, in PEM (-----BEGIN CERTIFICATE-----)",
+                );
+            }
+            path
+        })
+    };
+    let ca = file(
+        "ca",
+        &raw.ca,
+        "the PEM file of the CA that issues client certificates",
+    );
+    let crl = raw
+        .crl
+        .as_deref()
+        .and_then(|v| file("crl", v, "the certificate revocation list (PEM or DER)"));
+    Some(ClientCerts { ca: ca?, mode, crl })
 }
 
 /// `[apps.security]` (keys relative to it): the app's CSRF settings, and
