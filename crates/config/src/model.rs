@@ -352,6 +352,9 @@ pub struct Tls {
     /// `[tls.acme_defaults]`.
     pub acme_for_app_hosts: bool,
     pub acme_defaults: AcmeAccount,
+    /// `[tls.on_demand] ask`: obtain a certificate (with `acme_defaults`)
+    /// at the first handshake for a name this URL approves. None: off.
+    pub on_demand_ask: Option<String>,
     pub hsts: Hsts,
 }
 

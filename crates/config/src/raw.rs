@@ -389,7 +389,14 @@ pub struct RawTls {
     pub acme: Vec<RawAcme>,
     pub acme_for_app_hosts: bool,
     pub acme_defaults: RawAcmeAccount,
+    pub on_demand: RawOnDemand,
     pub hsts: RawHsts,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOnDemand {
+    pub ask: String,
 }
 
 /// `[[tls.acme]]`: the domains, and any account key that differs from
@@ -458,6 +465,7 @@ impl Default for RawTls {
             acme: Vec::new(),
             acme_for_app_hosts: false,
             acme_defaults: RawAcmeAccount::default(),
+            on_demand: RawOnDemand::default(),
             hsts: RawHsts::default(),
         }
     }

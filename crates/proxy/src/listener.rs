@@ -333,6 +333,18 @@ async fn handshake(
     tls: &TlsState,
 ) -> std::io::Result<Option<tokio_rustls::server::TlsStream<TcpStream>>> {
     let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
+    // A name moat holds no certificate for may get one now, if the
+    // on-demand ask URL approves it; the handshake waits for the order.
+    let now = std::time::SystemTime::now();
+    if let Some(name) = start
+        .client_hello()
+        .server_name()
+        .filter(|n| tls.on_demand_candidate(n, now))
+        .map(str::to_owned)
+    {
+        const WAIT: Duration = Duration::from_secs(8);
+        let _ = tokio::time::timeout(WAIT, tls.on_demand(&name, now)).await;
+    }
     let hello = start.client_hello();
     let acme = hello
         .alpn()

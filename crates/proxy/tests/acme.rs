@@ -378,3 +378,116 @@ async fn refused_unreachable_and_malformed_cas_are_reported_and_nothing_breaks()
     );
     s.gateway.shutdown().await;
 }
+
+/// An ask endpoint approving only `allowed`, noting every name asked.
+async fn ask_server(
+    allowed: &'static str,
+) -> (std::net::SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let name = head
+                    .split_once("domain=")
+                    .map(|(_, rest)| rest.split([' ', '&']).next().unwrap_or("").to_owned())
+                    .unwrap_or_default();
+                seen.lock().unwrap().push(name.clone());
+                let status = if name == allowed {
+                    "200 OK"
+                } else {
+                    "403 Forbidden"
+                };
+                let _ = s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    (addr, asked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_orders_only_names_the_ask_url_approves() {
+    let (https, http) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, 86_400).await;
+    let (ask, asked) = ask_server("allowed.example.test").await;
+    let toml = format!(
+        "[server]\nhttps = \"127.0.0.1:{https}\"\nhttp = \"127.0.0.1:{http}\"\nworkers = 1\n\
+         [tls]\nreload_interval = \"0s\"\n\
+         [tls.acme_defaults]\ndirectory = \"{}\"\ndirectory_ca = \"{}\"\n\
+         [tls.on_demand]\nask = \"http://{ask}/allowed\"\n",
+        pebble.directory(),
+        pebble.directory_ca.display()
+    );
+    let s = start(&toml).await;
+    let root = pebble.root_pem().await;
+    // The first handshake for an approved name waits for its certificate.
+    let mut c = connect(s.gateway.https_addr.unwrap(), &root, "allowed.example.test").await;
+    assert!(
+        login_page(&mut c, "allowed.example.test")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    let got = acme_status(&s.gateway);
+    assert_eq!(got.names, ["allowed.example.test"]);
+    assert_eq!(Some(leaf_sha(&c)), sha(&got));
+
+    // A refused name gets no order: the handshake gets the local CA's
+    // certificate, which Pebble's root does not vouch for.
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(root.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    for _ in 0..2 {
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth();
+        let tcp = TcpStream::connect(s.gateway.https_addr.unwrap())
+            .await
+            .unwrap();
+        let r = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("denied.example.test").unwrap(), tcp)
+            .await;
+        assert!(r.is_err(), "no Pebble certificate for a refused name");
+    }
+    let names: Vec<Vec<String>> = s
+        .gateway
+        .control()
+        .certificates()
+        .into_iter()
+        .map(|c| c.names)
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains(&"denied.example.test".to_owned())),
+        "{names:?}"
+    );
+    assert!(
+        !pebble.logs().contains("denied.example.test"),
+        "{}",
+        pebble.logs()
+    );
+    // Asked once per name: the refusal is remembered.
+    assert_eq!(
+        *asked.lock().unwrap(),
+        ["allowed.example.test", "denied.example.test"]
+    );
+    s.gateway.shutdown().await;
+}

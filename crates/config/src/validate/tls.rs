@@ -122,6 +122,19 @@ pub(super) fn validate(c: &mut Checker<'_>, t: &RawTls) -> Tls {
         );
     }
     let (acme, acme_defaults) = super::acme::validate(c, &t.acme, &t.acme_defaults);
+    let ask = t.on_demand.ask.trim();
+    let on_demand_ask = if ask.is_empty() {
+        None
+    } else if ask.starts_with("http://") && ask.len() > "http://".len() && !ask.contains('#') {
+        Some(ask.to_owned())
+    } else {
+        c.problem(
+            "on_demand.ask",
+            format!("{ask:?} is not an http:// URL"),
+            "give the URL of a local service that answers 200 for the names moat may get certificates for, e.g. \"http://127.0.0.1:9123/allowed\" (moat adds ?domain=NAME)",
+        );
+        None
+    };
     let max_age = c.duration("hsts.max_age", &t.hsts.max_age, Duration::ZERO);
     if t.hsts.preload && (max_age < Duration::from_secs(31_536_000) || !t.hsts.include_subdomains) {
         c.problem(
@@ -142,6 +155,7 @@ pub(super) fn validate(c: &mut Checker<'_>, t: &RawTls) -> Tls {
         acme,
         acme_for_app_hosts: t.acme_for_app_hosts,
         acme_defaults,
+        on_demand_ask,
         hsts: Hsts {
             enabled: t.hsts.enabled,
             max_age,

@@ -298,6 +298,8 @@ pub struct TlsState {
     /// Handshakes in the scope get a config that asks for a client
     /// certificate.
     client_auth: ArcSwap<Option<(client_auth::Scope, Arc<ServerConfig>)>>,
+    /// Names the on-demand ask URL refused lately.
+    denials: acme::on_demand::Denials,
 }
 
 fn unix(t: SystemTime) -> i64 {
@@ -342,6 +344,7 @@ impl TlsState {
             acme_wake: tokio::sync::Notify::new(),
             settings: Mutex::new((config.tls.clone(), config.server.http2)),
             client_auth: ArcSwap::from_pointee(None),
+            denials: Default::default(),
         })
     }
 
@@ -568,6 +571,100 @@ impl TlsState {
         self.acme_wake.notified().await
     }
 
+    /// Whether a handshake for `name` should wait for an on-demand
+    /// certificate: on-demand issuance is on, the name is plausible, not
+    /// refused lately, and no configured or ACME certificate covers it.
+    pub fn on_demand_candidate(&self, name: &str, now: SystemTime) -> bool {
+        let settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        if settings.0.on_demand_ask.is_none() {
+            return false;
+        }
+        drop(settings);
+        let name = name.to_ascii_lowercase();
+        if !acme::on_demand::plausible(&name) || self.denials.refused(&name, unix(now)) {
+            return false;
+        }
+        let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = sources.acme.iter().find(|a| a.spec.domains.contains(&name)) {
+            // Being ordered now: worth waiting for.
+            return slot.served.is_none() && slot.error.is_none();
+        }
+        let Ok(server_name) = ServerName::try_from(name.as_str()) else {
+            return false;
+        };
+        !sources.files.iter().any(|f| {
+            webpki::EndEntityCert::try_from(&f.served.key.cert[0])
+                .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(&server_name).is_ok())
+        })
+    }
+
+    /// Gets a certificate for `name` if the ask URL approves: adds it as an
+    /// ACME certificate due now, wakes the ACME task and waits until the
+    /// order ends (the caller bounds the wait).
+    pub async fn on_demand(&self, name: &str, now: SystemTime) {
+        let name = name.to_ascii_lowercase();
+        let (ask, account) = {
+            let settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+            match &settings.0.on_demand_ask {
+                Some(ask) => (ask.clone(), settings.0.acme_defaults.clone()),
+                None => return,
+            }
+        };
+        let exists = {
+            let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+            sources.acme.iter().any(|a| a.spec.domains.contains(&name))
+        };
+        if !exists {
+            match acme::on_demand::approved(&ask, &name).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(
+                        name,
+                        "the on-demand ask URL refused a certificate for this name"
+                    );
+                    self.denials.remember(&name, unix(now));
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(name, "no on-demand certificate: {e}");
+                    self.denials.remember(&name, unix(now));
+                    return;
+                }
+            }
+            let provider = rustls::crypto::ring::default_provider();
+            let spec = moat_config::AcmeCertificate {
+                domains: vec![name.clone()],
+                account,
+            };
+            let mut slot = acme::Slot::load(&self.data_dir, spec, &provider, unix(now));
+            slot.on_demand = true;
+            let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+            if !sources.acme.iter().any(|a| a.spec.domains.contains(&name)) {
+                tracing::info!(
+                    name,
+                    "the on-demand ask URL approved a certificate for this name"
+                );
+                if slot.served.is_some() {
+                    sources.acme.push(slot);
+                    self.resolver.replace(sources.store());
+                    return;
+                }
+                sources.acme.push(slot);
+            }
+        }
+        self.acme_wake.notify_one();
+        loop {
+            {
+                let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+                match sources.acme.iter().find(|a| a.spec.domains.contains(&name)) {
+                    Some(a) if a.served.is_none() && a.error.is_none() => {}
+                    _ => return,
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The answers to open ACME challenges.
     pub fn challenges(&self) -> &Arc<acme::challenge::Challenges> {
         &self.challenges
@@ -731,7 +828,14 @@ fn sync_acme(
     now: i64,
 ) {
     let wanted = acme::wanted(config);
-    if slots.len() == wanted.len() && slots.iter().zip(&wanted).all(|(s, w)| s.spec == *w) {
+    let configured = slots.iter().filter(|s| !s.on_demand).count();
+    if configured == wanted.len()
+        && slots
+            .iter()
+            .filter(|s| !s.on_demand)
+            .zip(&wanted)
+            .all(|(s, w)| s.spec == *w)
+    {
         return;
     }
     let mut old = std::mem::take(slots);
@@ -740,6 +844,10 @@ fn sync_acme(
             Some(i) => slots.push(old.swap_remove(i)),
             None => slots.push(acme::Slot::load(data_dir, spec, provider, now)),
         }
+    }
+    // On-demand certificates stay while on-demand issuance is on.
+    if config.tls.on_demand_ask.is_some() {
+        slots.extend(old.into_iter().filter(|s| s.on_demand));
     }
 }
 

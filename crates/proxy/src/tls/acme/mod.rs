@@ -3,6 +3,7 @@
 //!
 //! - [`order`]: one order against the CA (instant-acme).
 //! - [`challenge`]: the answers to challenges while an order is open.
+//! - [`on_demand`]: the ask URL that gates certificates for new names.
 //!
 //! Each wanted certificate is a [`Slot`] in the TLS state. A slot is due at
 //! start when nothing usable is on disk, at its renewal time (two thirds
@@ -18,6 +19,7 @@
 //! renamed, key first.
 
 pub mod challenge;
+pub mod on_demand;
 pub mod order;
 
 use std::path::Path;
@@ -44,6 +46,8 @@ pub(super) struct Slot {
     jitter: f64,
     /// An order is running: not due again until it ends.
     pub running: bool,
+    /// Added for a handshake's name (`[tls.on_demand]`), not by the config.
+    pub on_demand: bool,
 }
 
 /// The ACME certificates `config` asks for: its `[[tls.acme]]` entries,
@@ -152,6 +156,7 @@ impl Slot {
             error: None,
             jitter: jitter(),
             running: false,
+            on_demand: false,
         };
         if let Some(s) = kept {
             slot.next_attempt = slot.renew_at(&s);
