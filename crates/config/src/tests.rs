@@ -54,6 +54,20 @@ fn default_file_documents_every_key() {
         frame_options: Some(String::new()),
         ..Default::default()
     };
+    raw.apps[0].client_certs = Some(raw::RawClientCerts {
+        ca: String::new(),
+        mode: Some(String::new()),
+        crl: Some(String::new()),
+    });
+    raw.tls.acme.push(raw::RawAcme {
+        directory: Some(String::new()),
+        email: Some(String::new()),
+        challenge: Some(String::new()),
+        eab_kid: Some(String::new()),
+        eab_hmac_key: Some(String::new()),
+        directory_ca: Some(String::new()),
+        ..Default::default()
+    });
     raw.data_dir = Some(String::new());
     let value = toml::Value::try_from(&raw).unwrap();
     fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
@@ -493,4 +507,29 @@ fn storage_policies_follow_the_rules() {
         .unwrap()
         .unwrap();
     assert_eq!((r.retain_for_days, r.delete_after_days), (30, 90));
+}
+
+#[test]
+fn acme_needs_tls_and_http01_needs_the_http_listener() {
+    let e = err("[tls]\nenabled = false\n[server]\nhttp = \"127.0.0.1:8080\"\n[[tls.acme]]\ndomains = [\"a.example.com\"]\n");
+    assert!(
+        e.problems.iter().any(|p| p.key == "tls.enabled" && p.message.contains("ACME")),
+        "{e}"
+    );
+    let e = err("[tls]\nredirect_http = false\n[[tls.acme]]\ndomains = [\"a.example.com\"]\n");
+    assert!(
+        e.problems.iter().any(|p| p.key == "tls.acme" && p.message.contains("http-01")),
+        "{e}"
+    );
+    // tls-alpn-01 needs only the HTTPS listener.
+    load_str(
+        "[tls]\nredirect_http = false\n[[tls.acme]]\ndomains = [\"a.example.com\"]\nchallenge = \"tls-alpn-01\"\n",
+        None,
+    )
+    .unwrap();
+    let e = err("[tls.on_demand]\nask = \"https://ask.example\"\n");
+    assert!(
+        e.problems.iter().any(|p| p.key == "tls.on_demand.ask"),
+        "{e}"
+    );
 }
