@@ -511,14 +511,20 @@ fn storage_policies_follow_the_rules() {
 
 #[test]
 fn acme_needs_tls_and_http01_needs_the_http_listener() {
-    let e = err("[tls]\nenabled = false\n[server]\nhttp = \"127.0.0.1:8080\"\n[[tls.acme]]\ndomains = [\"a.example.com\"]\n");
+    let e = err(
+        "[tls]\nenabled = false\n[server]\nhttp = \"127.0.0.1:8080\"\n[[tls.acme]]\ndomains = [\"a.example.com\"]\n",
+    );
     assert!(
-        e.problems.iter().any(|p| p.key == "tls.enabled" && p.message.contains("ACME")),
+        e.problems
+            .iter()
+            .any(|p| p.key == "tls.enabled" && p.message.contains("ACME")),
         "{e}"
     );
     let e = err("[tls]\nredirect_http = false\n[[tls.acme]]\ndomains = [\"a.example.com\"]\n");
     assert!(
-        e.problems.iter().any(|p| p.key == "tls.acme" && p.message.contains("http-01")),
+        e.problems
+            .iter()
+            .any(|p| p.key == "tls.acme" && p.message.contains("http-01")),
         "{e}"
     );
     // tls-alpn-01 needs only the HTTPS listener.

@@ -180,6 +180,7 @@ pub async fn accept_loop(
             local,
             tls: matches!(role, Role::Apps { tls: true }),
             client_cert: None,
+            client_cert_asked: false,
         };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
@@ -299,7 +300,8 @@ async fn serve_tls(
     };
     match result {
         Ok(Ok(None)) => {}
-        Ok(Ok(Some(tls_stream))) => {
+        Ok(Ok(Some((tls_stream, asked)))) => {
+            conn.client_cert_asked = asked;
             let session = tls_stream.get_ref().1;
             let h2 = session.alpn_protocol() == Some(b"h2");
             if let Some(chain) = session.peer_certificates() {
@@ -327,11 +329,12 @@ async fn serve_tls(
 /// offers only `acme-tls/1` for a name with an open tls-alpn-01 challenge
 /// gets the challenge certificate and nothing else (RFC 8737), and the
 /// connection ends there (`None`); every other gets the server config for
-/// its SNI name (asking for a client certificate where an app wants one).
+/// its SNI name (asking for a client certificate where an app wants one;
+/// the flag says whether it asked).
 async fn handshake(
     stream: TcpStream,
     tls: &TlsState,
-) -> std::io::Result<Option<tokio_rustls::server::TlsStream<TcpStream>>> {
+) -> std::io::Result<Option<(tokio_rustls::server::TlsStream<TcpStream>, bool)>> {
     let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
     // A name moat holds no certificate for may get one now, if the
     // on-demand ask URL approves it; the handshake waits for the order.
@@ -360,8 +363,8 @@ async fn handshake(
         let _ = tokio::io::AsyncWriteExt::shutdown(&mut s).await;
         return Ok(None);
     }
-    let config = tls.config_for(hello.server_name());
-    start.into_stream(config).await.map(Some)
+    let (config, asked) = tls.config_for(hello.server_name());
+    start.into_stream(config).await.map(|s| Some((s, asked)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

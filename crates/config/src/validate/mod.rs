@@ -154,6 +154,17 @@ pub(crate) fn validate_with(
             );
         }
     }
+    if !tls.enabled {
+        for (i, app) in apps.iter().enumerate() {
+            if app.client_certs.is_some() {
+                c.problem(
+                    format!("apps[{i}].client_certs"),
+                    "client certificates are asked for in the TLS handshake, but tls.enabled is false",
+                    "turn TLS on, or remove [apps.client_certs]",
+                );
+            }
+        }
+    }
     let zone_names: Vec<&str> = rate_limit.zones.iter().map(|z| z.name.as_str()).collect();
     for (i, a) in raw.apps.iter().enumerate() {
         for (j, l) in a.rate_limit.iter().enumerate() {

@@ -6,6 +6,9 @@
 //!
 //! `mode = "optional"`: a request without a certificate goes on (the app's
 //! sign-in still applies); a certificate that is presented must be valid.
+//! A request on a connection whose handshake was not asked for a
+//! certificate (HTTP/2 reused across hosts) gets 421, so the browser
+//! makes a connection for this host.
 
 use http::StatusCode;
 use moat_config::{AppAuth, ClientCertMode};
@@ -22,6 +25,16 @@ pub fn check(ctx: &mut RequestCtx, app: &AppRuntime, now: UnixTime) -> Step {
         return Ok(Flow::Continue);
     };
     let verdict = ctx.client_cert.as_ref().map(|c| c.verdict(&policy.ca, now));
+    // An HTTP/2 connection set up for another host (browsers reuse one for
+    // every name its certificate covers) was never asked for a
+    // certificate: 421 makes the browser open one for this host, whose
+    // handshake asks (RFC 9113 §9.1.2).
+    if ctx.client_cert.is_none() && !ctx.client_cert_asked {
+        return Err(Rejection::client(
+            StatusCode::MISDIRECTED_REQUEST,
+            "This connection was made for another site. Your browser retries on its own; if this page stays, reload it.",
+        ));
+    }
     let refuse = |why: &'static str| Err(Rejection::client(StatusCode::FORBIDDEN, why));
     match verdict {
         Some(Verdict::Valid { user }) => {
@@ -54,5 +67,105 @@ pub fn check(ctx: &mut RequestCtx, app: &AppRuntime, now: UnixTime) -> Step {
                 "Your client certificate cannot be used for this app. Ask your administrator for one made for it.",
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::testing::{app, ctx, one_app};
+    use crate::tls::client_auth::PeerCert;
+    use std::sync::Arc;
+
+    /// A CA file, and a client certificate it issued (DER).
+    fn ca_and_client(
+        dir: &std::path::Path,
+    ) -> (
+        std::path::PathBuf,
+        rustls::pki_types::CertificateDer<'static>,
+    ) {
+        let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut ca = rcgen::CertificateParams::default();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, ca_cert.pem()).unwrap();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut leaf = rcgen::CertificateParams::default();
+        leaf.distinguished_name = rcgen::DistinguishedName::new();
+        leaf.distinguished_name
+            .push(rcgen::DnType::CommonName, "carol");
+        leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = leaf
+            .signed_by(&key, &rcgen::Issuer::from_params(&ca, &ca_key))
+            .unwrap();
+        (path, cert.der().clone())
+    }
+
+    fn runtime(
+        dir: &std::path::Path,
+        mode: &str,
+        auth: &str,
+    ) -> (
+        crate::runtime::Runtime,
+        rustls::pki_types::CertificateDer<'static>,
+    ) {
+        let (ca, client) = ca_and_client(dir);
+        let rt = one_app(
+            "",
+            &format!(
+                "auth = \"{auth}\"\n[apps.client_certs]\nca = {:?}\nmode = \"{mode}\"\n",
+                ca.display().to_string()
+            ),
+        );
+        (rt, client)
+    }
+
+    #[test]
+    fn a_valid_certificate_names_the_user_for_cert_auth() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rt, client) = runtime(dir.path(), "require", "cert");
+        let a = app(&rt, "app");
+        let req = http::Request::get("/").body(()).unwrap();
+        let mut c = ctx(&req, "127.0.0.1", true, Some(a.clone()));
+        c.client_cert = Some(Arc::new(PeerCert::new(vec![client])));
+        c.client_cert_asked = true;
+        assert!(matches!(
+            check(&mut c, &a, UnixTime::now()),
+            Ok(Flow::Continue)
+        ));
+        assert_eq!(c.user.as_deref(), Some("carol"));
+    }
+
+    #[test]
+    fn no_certificate_is_refused_or_sent_to_a_new_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rt, _) = runtime(dir.path(), "require", "system");
+        let a = app(&rt, "app");
+        let req = http::Request::get("/").body(()).unwrap();
+        let mut c = ctx(&req, "127.0.0.1", true, Some(a.clone()));
+        // The handshake was asked and sent none: 403.
+        c.client_cert_asked = true;
+        let e = check(&mut c, &a, UnixTime::now()).err().unwrap();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        // A connection made for another host was never asked: 421.
+        c.client_cert_asked = false;
+        let e = check(&mut c, &a, UnixTime::now()).err().unwrap();
+        assert_eq!(e.status, StatusCode::MISDIRECTED_REQUEST);
+    }
+
+    #[test]
+    fn optional_mode_lets_a_request_without_one_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rt, _) = runtime(dir.path(), "optional", "system");
+        let a = app(&rt, "app");
+        let req = http::Request::get("/").body(()).unwrap();
+        let mut c = ctx(&req, "127.0.0.1", true, Some(a.clone()));
+        c.client_cert_asked = true;
+        assert!(matches!(
+            check(&mut c, &a, UnixTime::now()),
+            Ok(Flow::Continue)
+        ));
+        assert_eq!(c.user, None, "the app's own sign-in still decides");
     }
 }

@@ -300,6 +300,8 @@ pub struct TlsState {
     client_auth: ArcSwap<Option<(client_auth::Scope, Arc<ServerConfig>)>>,
     /// Names the on-demand ask URL refused lately.
     denials: acme::on_demand::Denials,
+    /// `[tls.on_demand] ask` is set.
+    on_demand_on: std::sync::atomic::AtomicBool,
 }
 
 fn unix(t: SystemTime) -> i64 {
@@ -345,18 +347,20 @@ impl TlsState {
             settings: Mutex::new((config.tls.clone(), config.server.http2)),
             client_auth: ArcSwap::from_pointee(None),
             denials: Default::default(),
+            on_demand_on: config.tls.on_demand_ask.is_some().into(),
         })
     }
 
     /// The server config for a handshake naming `sni`: the one that asks
-    /// for a client certificate when an app on that host wants one.
-    pub fn config_for(&self, sni: Option<&str>) -> Arc<ServerConfig> {
+    /// for a client certificate when an app on that host wants one (the
+    /// flag says which).
+    pub fn config_for(&self, sni: Option<&str>) -> (Arc<ServerConfig>, bool) {
         if let Some((scope, config)) = self.client_auth.load().as_ref() {
             if scope.asks(sni) {
-                return config.clone();
+                return (config.clone(), true);
             }
         }
-        self.server_config.load_full()
+        (self.server_config.load_full(), false)
     }
 
     /// Sets which handshakes ask for a client certificate, offering
@@ -575,11 +579,10 @@ impl TlsState {
     /// certificate: on-demand issuance is on, the name is plausible, not
     /// refused lately, and no configured or ACME certificate covers it.
     pub fn on_demand_candidate(&self, name: &str, now: SystemTime) -> bool {
-        let settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
-        if settings.0.on_demand_ask.is_none() {
+        // Every handshake asks: off costs one atomic load.
+        if !self.on_demand_on.load(std::sync::atomic::Ordering::Relaxed) {
             return false;
         }
-        drop(settings);
         let name = name.to_ascii_lowercase();
         if !acme::on_demand::plausible(&name) || self.denials.refused(&name, unix(now)) {
             return false;
