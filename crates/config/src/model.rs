@@ -378,6 +378,8 @@ pub struct AcmeAccount {
     /// Trust this CA (PEM) for the directory's own HTTPS instead of the
     /// system's roots: a private ACME CA, or a test CA such as Pebble.
     pub directory_ca: Option<PathBuf>,
+    /// For dns-01: the command that sets and clears the TXT record.
+    pub dns_hook: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -386,6 +388,8 @@ pub enum AcmeChallenge {
     Http01,
     /// Answered on the HTTPS listener, to handshakes offering `acme-tls/1`.
     TlsAlpn01,
+    /// A TXT record set through the admin's `dns_hook` command.
+    Dns01,
 }
 
 impl AcmeChallenge {
@@ -393,6 +397,7 @@ impl AcmeChallenge {
         match self {
             AcmeChallenge::Http01 => "http-01",
             AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
+            AcmeChallenge::Dns01 => "dns-01",
         }
     }
 }

@@ -411,6 +411,7 @@ pub struct RawAcme {
     pub eab_kid: Option<String>,
     pub eab_hmac_key: Option<String>,
     pub directory_ca: Option<String>,
+    pub dns_hook: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -422,6 +423,7 @@ pub struct RawAcmeAccount {
     pub eab_kid: String,
     pub eab_hmac_key: String,
     pub directory_ca: String,
+    pub dns_hook: String,
 }
 
 impl Default for RawAcmeAccount {
@@ -433,6 +435,7 @@ impl Default for RawAcmeAccount {
             eab_kid: String::new(),
             eab_hmac_key: String::new(),
             directory_ca: String::new(),
+            dns_hook: String::new(),
         }
     }
 }

@@ -491,3 +491,70 @@ async fn on_demand_orders_only_names_the_ask_url_approves() {
     );
     s.gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns01_through_the_hook_obtains_a_wildcard() {
+    let https = free_port();
+    let pebble = Pebble::start(free_port(), https, 86_400).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hook.log");
+    // The hook an admin would write for their DNS provider; here it sets
+    // the record in Pebble's mock DNS server.
+    let hook = dir.path().join("dns-hook");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/usr/bin/env python3\n\
+             import json, sys, urllib.request\n\
+             action, name, value = sys.argv[1:4]\n\
+             body = {{'host': name, 'value': value}} if action == 'set' else {{'host': name}}\n\
+             urllib.request.urlopen(urllib.request.Request('http://{}/' + ('set-txt' if action == 'set' else 'clear-txt'), data=json.dumps(body).encode(), method='POST'))\n\
+             open({:?}, 'a').write(action + ' ' + name + '\\n')\n",
+            pebble.dns_management,
+            log.display().to_string()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let toml = format!(
+        "[server]\nhttps = \"127.0.0.1:{https}\"\nhttp = \"\"\nworkers = 1\n\
+         [tls]\nreload_interval = \"0s\"\nredirect_http = false\n\
+         [[tls.acme]]\ndomains = [\"*.wild.example.test\", \"wild.example.test\"]\nchallenge = \"dns-01\"\n\
+         dns_hook = \"{}\"\ndirectory = \"{}\"\ndirectory_ca = \"{}\"\n",
+        hook.display(),
+        pebble.directory(),
+        pebble.directory_ca.display()
+    );
+    let s = start(&toml).await;
+    let got = wait_status(&s.gateway, "obtained", &pebble, |c| {
+        c.facts.is_some() || c.error.is_some()
+    })
+    .await;
+    assert_eq!(got.error, None);
+    let root = pebble.root_pem().await;
+    for name in ["a.wild.example.test", "wild.example.test"] {
+        let c = connect(s.gateway.https_addr.unwrap(), &root, name).await;
+        assert_eq!(Some(leaf_sha(&c)), sha(&got), "{name}");
+    }
+    // Set for both authorizations, and cleared after.
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = calls.lines().collect();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| **l == "set _acme-challenge.wild.example.test.")
+            .count(),
+        2,
+        "{calls}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| **l == "clear _acme-challenge.wild.example.test.")
+            .count(),
+        2,
+        "{calls}"
+    );
+    s.gateway.shutdown().await;
+}

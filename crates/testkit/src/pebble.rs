@@ -18,6 +18,8 @@ pub struct Pebble {
     /// The CA of Pebble's own HTTPS certificate (PEM).
     pub directory_ca: PathBuf,
     dns_addr: SocketAddr,
+    /// The mock DNS server's management API (`/set-txt`, `/clear-txt`).
+    pub dns_management: SocketAddr,
 }
 
 fn free_port() -> u16 {
@@ -67,11 +69,12 @@ impl Pebble {
         std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
 
         let dns_addr: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+        let dns_management: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let dns = Command::new("pebble-challtestsrv")
             .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
             .args(["-dns01", &dns_addr.to_string()])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-            .args(["-management", &format!("127.0.0.1:{}", free_port())])
+            .args(["-management", &dns_management.to_string()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("challtestsrv.log")).unwrap())
             .spawn()
@@ -104,6 +107,7 @@ impl Pebble {
             management,
             directory_ca,
             dns_addr,
+            dns_management,
         };
         p.restart().await;
         p

@@ -32,11 +32,12 @@ fn challenge(c: &mut Checker<'_>, key: &str, v: &str) -> AcmeChallenge {
     match v {
         "http-01" => AcmeChallenge::Http01,
         "tls-alpn-01" => AcmeChallenge::TlsAlpn01,
+        "dns-01" => AcmeChallenge::Dns01,
         other => {
             c.problem(
                 key,
                 format!("{other:?} is not a challenge moat answers"),
-                "use \"http-01\" (on the HTTP listener, port 80 for public CAs) or \"tls-alpn-01\" (on the HTTPS listener, port 443)",
+                "use \"http-01\" (on the HTTP listener, port 80 for public CAs), \"tls-alpn-01\" (on the HTTPS listener, port 443) or \"dns-01\" (a TXT record, through dns_hook)",
             );
             AcmeChallenge::Http01
         }
@@ -112,22 +113,51 @@ fn account(c: &mut Checker<'_>, prefix: &str, own: &RawAcme, d: &RawAcmeAccount)
         }
         Some(path)
     };
+    let hook = pick(&own.dns_hook, &d.dns_hook);
+    let dns_hook = if hook.is_empty() {
+        if challenge == AcmeChallenge::Dns01 {
+            c.problem(
+                format!("{prefix}dns_hook"),
+                "the dns-01 challenge needs a command that sets the TXT record",
+                "give dns_hook = \"/path/to/hook\" (called as HOOK set|clear NAME VALUE), or use another challenge",
+            );
+        }
+        None
+    } else {
+        let path = c.path(hook);
+        use std::os::unix::fs::PermissionsExt;
+        let executable = std::fs::metadata(&path)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        if !executable {
+            c.problem(
+                format!("{prefix}dns_hook"),
+                format!("{} is not an executable file", path.display()),
+                "give the path of the hook command (chmod +x it)",
+            );
+        }
+        Some(path)
+    };
     AcmeAccount {
         directory,
         email: (!email.is_empty()).then_some(email),
         challenge,
         eab,
         directory_ca,
+        dns_hook,
     }
 }
 
 /// A DNS name a public CA can validate: letters, digits, hyphens, dots; at
-/// least two labels; no wildcard (neither challenge moat answers can prove
-/// one).
-fn domain_problem(d: &str) -> Option<&'static str> {
-    if d.starts_with("*.") {
-        return Some("is a wildcard, which needs the dns-01 challenge moat does not answer");
-    }
+/// least two labels; a wildcard only where the challenge is dns-01 (the
+/// only one that can prove one).
+fn domain_problem(d: &str, challenge: AcmeChallenge) -> Option<&'static str> {
+    let d = match d.strip_prefix("*.") {
+        Some(_) if challenge != AcmeChallenge::Dns01 => {
+            return Some("is a wildcard, which only the dns-01 challenge can prove");
+        }
+        Some(rest) => rest,
+        None => d,
+    };
     if d.parse::<std::net::IpAddr>().is_ok() {
         return Some("is an IP address; ACME certificates here are for DNS names");
     }
@@ -161,10 +191,11 @@ pub(super) fn validate(
                 "list the names the certificate is for, e.g. [\"example.com\", \"www.example.com\"]",
             );
         }
+        let account = account(c, &prefix, e, defaults);
         let mut domains = Vec::new();
         for (j, d) in e.domains.iter().enumerate() {
             let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
-            if let Some(why) = domain_problem(&d) {
+            if let Some(why) = domain_problem(&d, account.challenge) {
                 c.problem(
                     format!("{prefix}domains[{j}]"),
                     format!("{d:?} {why}"),
@@ -179,7 +210,6 @@ pub(super) fn validate(
             }
             domains.push(d);
         }
-        let account = account(c, &prefix, e, defaults);
         out.push(AcmeCertificate { domains, account });
     }
     (out, defaults_account)
@@ -238,7 +268,7 @@ mod tests {
                     "a..b".into(),
                 ],
                 directory: Some("http://ca.example/dir".into()),
-                challenge: Some("dns-01".into()),
+                challenge: Some("dns-02".into()),
                 eab_kid: Some("only-kid".into()),
                 email: Some("nobody".into()),
                 directory_ca: Some("/nonexistent/ca.pem".into()),
@@ -253,7 +283,7 @@ mod tests {
             },
         ];
         let (_, problems) = check(|c| validate(c, &entries, &RawAcmeAccount::default()));
-        assert_problem(&problems, "acme[0].domains[0]", "is a wildcard");
+        assert_problem(&problems, "acme[0].domains[0]", "only the dns-01 challenge");
         assert_problem(&problems, "acme[0].domains[1]", "is an IP address");
         assert_problem(&problems, "acme[0].domains[2]", "is not a DNS name");
         assert_problem(&problems, "acme[0].domains[3]", "is not a DNS name");
@@ -261,7 +291,7 @@ mod tests {
         assert_problem(
             &problems,
             "acme[0].challenge",
-            "\"dns-01\" is not a challenge",
+            "\"dns-02\" is not a challenge",
         );
         assert_problem(&problems, "acme[0].eab_kid", "needs both");
         assert_problem(&problems, "acme[0].email", "is not an email address");
@@ -278,5 +308,32 @@ mod tests {
             "{problems:#?}"
         );
         assert_eq!(problems.len(), 12, "{problems:#?}");
+    }
+
+    #[test]
+    fn dns01_needs_an_executable_hook_and_allows_wildcards() {
+        let dir = tempfile::tempdir().unwrap();
+        let hook = dir.path().join("hook");
+        std::fs::write(&hook, "#!/bin/sh\n").unwrap();
+        let entry = |hook: Option<String>| RawAcme {
+            domains: vec!["*.example.com".into(), "example.com".into()],
+            challenge: Some("dns-01".into()),
+            dns_hook: hook,
+            ..RawAcme::default()
+        };
+        let (_, problems) = check(|c| validate(c, &[entry(None)], &RawAcmeAccount::default()));
+        assert_problem(&problems, "acme[0].dns_hook", "needs a command");
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        let given = Some(hook.display().to_string());
+        let (_, problems) =
+            check(|c| validate(c, &[entry(given.clone())], &RawAcmeAccount::default()));
+        assert_problem(&problems, "acme[0].dns_hook", "is not an executable file");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let ((certs, _), problems) =
+            check(|c| validate(c, &[entry(given)], &RawAcmeAccount::default()));
+        assert_eq!(problems, []);
+        assert_eq!(certs[0].domains, ["*.example.com", "example.com"]);
+        assert_eq!(certs[0].account.dns_hook.as_deref(), Some(hook.as_path()));
     }
 }

@@ -202,13 +202,64 @@ pub async fn obtain(
     challenges: &Challenges,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Obtained, Failure> {
-    match tokio::time::timeout(ORDER_TIMEOUT, run(data_dir, cert, challenges, provider)).await {
+    let records = std::sync::Mutex::new(Vec::new());
+    let result = match tokio::time::timeout(
+        ORDER_TIMEOUT,
+        run(data_dir, cert, challenges, provider, &records),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(_) => Err(Failure::new(format!(
             "the order took longer than {}s; moat tries again later",
             ORDER_TIMEOUT.as_secs()
         ))),
+    };
+    // The TXT records go whichever way the order ended.
+    let records = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
+    if let Some(hook) = &cert.account.dns_hook {
+        for (name, value) in records {
+            if let Err(e) = dns_hook(hook, "clear", &name, &value).await {
+                tracing::warn!(name, "the TXT record was not cleared: {}", e.message);
+            }
+        }
     }
+    result
+}
+
+/// How long one call of the dns-01 hook may take.
+const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `HOOK set|clear NAME VALUE`.
+async fn dns_hook(hook: &Path, action: &str, name: &str, value: &str) -> Result<(), Failure> {
+    let run = tokio::process::Command::new(hook)
+        .args([action, name, value])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(HOOK_TIMEOUT, run)
+        .await
+        .map_err(|_| {
+            Failure::new(format!(
+                "dns_hook {} {action} {name} did not finish within {}s",
+                hook.display(),
+                HOOK_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|e| Failure::new(format!("dns_hook {} could not run: {e}", hook.display())))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let why = stderr
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output");
+    Err(Failure::new(format!(
+        "dns_hook {} {action} {name} failed ({}): {why}",
+        hook.display(),
+        out.status
+    )))
 }
 
 async fn run(
@@ -216,6 +267,7 @@ async fn run(
     cert: &AcmeCertificate,
     challenges: &Challenges,
     provider: &Arc<CryptoProvider>,
+    records: &std::sync::Mutex<Vec<(String, String)>>,
 ) -> Result<Obtained, Failure> {
     let identifiers: Vec<Identifier> = cert
         .domains
@@ -249,6 +301,7 @@ async fn run(
     let kind = match cert.account.challenge {
         AcmeChallenge::Http01 => ChallengeType::Http01,
         AcmeChallenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
+        AcmeChallenge::Dns01 => ChallengeType::Dns01,
     };
     // The answers stay open until the order is done with them.
     let mut open = Vec::new();
@@ -266,16 +319,24 @@ async fn run(
             }
         }
         let name = authz.identifier().to_string();
-        let mut challenge = authz.challenge(kind.clone()).ok_or_else(|| {
+        // The TXT record is for the name without a wildcard's `*.`.
+        let base = match authz.identifier().identifier {
+            Identifier::Dns(d) => d.clone(),
+            other => format!("{other:?}"),
+        };
+        let challenge = authz.challenge(kind.clone()).ok_or_else(|| {
             Failure::new(format!(
                 "the CA offers no {} challenge for {name}; use the other challenge type",
                 cert.account.challenge.name()
             ))
         })?;
         let key_auth = challenge.key_authorization();
+        // Only the token's answer is needed from here; the handle borrows
+        // the order.
+        let token = challenge.token.clone();
         match cert.account.challenge {
             AcmeChallenge::Http01 => {
-                open.push(challenges.open_http01(&challenge.token, key_auth.as_str()));
+                open.push(challenges.open_http01(&token, key_auth.as_str()));
             }
             AcmeChallenge::TlsAlpn01 => {
                 open.push(
@@ -284,11 +345,35 @@ async fn run(
                         .map_err(|e| Failure::new(format!("making the tls-alpn-01 answer: {e}")))?,
                 );
             }
+            AcmeChallenge::Dns01 => {
+                let hook =
+                    cert.account.dns_hook.as_deref().ok_or_else(|| {
+                        Failure::new("the dns-01 challenge needs tls.acme dns_hook")
+                    })?;
+                let record = format!("_acme-challenge.{base}.");
+                let value = key_auth.dns_value();
+                dns_hook(hook, "set", &record, &value).await?;
+                records
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((record, value));
+            }
         }
-        challenge
-            .set_ready()
-            .await
-            .map_err(|e| explain("telling the CA the challenge is ready", e))?;
+    }
+    // Every answer is in place before the CA is told to look at any (a
+    // wildcard and its base name share one TXT record name).
+    let mut authorizations = order.authorizations();
+    while let Some(result) = authorizations.next().await {
+        let mut authz = result.map_err(|e| explain("reading the order's authorizations", e))?;
+        if !matches!(authz.status, AuthorizationStatus::Pending) {
+            continue;
+        }
+        if let Some(mut challenge) = authz.challenge(kind.clone()) {
+            challenge
+                .set_ready()
+                .await
+                .map_err(|e| explain("telling the CA the challenge is ready", e))?;
+        }
     }
     let status = match order.poll_ready(&POLL).await {
         Ok(status) => status,
@@ -354,6 +439,9 @@ fn refused(cert: &AcmeCertificate, why: &[String]) -> String {
         }
         AcmeChallenge::TlsAlpn01 => {
             "the CA must reach this moat's HTTPS listener on port 443 of each name"
+        }
+        AcmeChallenge::Dns01 => {
+            "the CA must see the TXT record dns_hook set at _acme-challenge of each name (check the hook, and that it returns only once the record is visible)"
         }
     };
     if why.is_empty() {
