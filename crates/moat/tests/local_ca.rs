@@ -202,3 +202,40 @@ fn ca_commands_explain_what_they_cannot_do() {
         cli::show(&out)
     );
 }
+
+#[tokio::test]
+async fn status_shows_an_acme_certificate_that_could_not_be_obtained() {
+    let moat = Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[[tls.acme]]\ndomains = [\"shop.example.com\"]\ndirectory = \"https://127.0.0.1:1/directory\"\n"
+        ),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let acme = loop {
+        let status = cli::json(&cli::against(BIN, &moat, &["status", "--json"]));
+        let acme = status["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["source"] == "acme")
+            .cloned()
+            .expect("the ACME certificate is listed before it exists");
+        if !acme["error"].is_null() {
+            break acme;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(acme["names"], serde_json::json!(["shop.example.com"]));
+    assert!(acme["not_after"].is_null());
+    assert_eq!(acme["directory"], "https://127.0.0.1:1/directory");
+    assert!(acme["error"].as_str().unwrap().contains("reachable"), "{acme:#}");
+    let table = String::from_utf8_lossy(&cli::against(BIN, &moat, &["status"]).stdout).into_owned();
+    assert!(table.contains("(not obtained yet)"), "{table}");
+    assert!(table.contains("certificate for shop.example.com:"), "{table}");
+    // The log says what failed and when it is tried again.
+    let logs = moat.logs();
+    assert!(logs.contains("could not obtain a certificate over ACME"), "{logs}");
+}

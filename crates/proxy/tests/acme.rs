@@ -278,26 +278,31 @@ async fn http01_obtains_renews_and_keeps_serving_while_the_ca_is_down() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_alpn01_obtains_on_the_https_listener_alone() {
+async fn tls_alpn01_obtains_and_renews_an_app_hosts_certificate_on_the_https_listener_alone() {
     let https = free_port();
-    // No HTTP listener: only the TLS-ALPN answer can prove the name.
+    // No HTTP listener: only the TLS-ALPN answer can prove the name. The
+    // name is an app's host (acme_for_app_hosts), not a [[tls.acme]] entry,
+    // and not under .test (hosts no public CA validates are left to the
+    // local CA); Pebble's mock DNS answers any name.
     let pebble = Pebble::start(free_port(), https, 86_400).await;
     let toml = format!(
         "[server]\nhttps = \"127.0.0.1:{https}\"\nhttp = \"\"\nworkers = 1\n\
-         [tls]\nreload_interval = \"0s\"\nredirect_http = false\n\
-         [[tls.acme]]\ndomains = [\"alpn.example.test\"]\nchallenge = \"tls-alpn-01\"\n\
-         directory = \"{}\"\ndirectory_ca = \"{}\"\n",
+         [tls]\nreload_interval = \"0s\"\nredirect_http = false\nacme_for_app_hosts = true\n\
+         [tls.acme_defaults]\nchallenge = \"tls-alpn-01\"\n\
+         directory = \"{}\"\ndirectory_ca = \"{}\"\n\
+         [[apps]]\nname = \"shop\"\nhost = \"alpn.example.com\"\nupstream = \"http://127.0.0.1:9\"\n",
         pebble.directory(),
         pebble.directory_ca.display()
     );
     let s = start(&toml).await;
     let got = wait_status(&s.gateway, "obtained", &pebble, |c| c.facts.is_some()).await;
     assert_eq!(got.error, None);
+    assert_eq!(got.names, ["alpn.example.com"]);
     let root = pebble.root_pem().await;
-    let mut c = connect(s.gateway.https_addr.unwrap(), &root, "alpn.example.test").await;
+    let mut c = connect(s.gateway.https_addr.unwrap(), &root, "alpn.example.com").await;
     assert_eq!(Some(leaf_sha(&c)), sha(&got));
     assert!(
-        login_page(&mut c, "alpn.example.test")
+        login_page(&mut c, "alpn.example.com")
             .await
             .starts_with("HTTP/1.1 200")
     );
@@ -315,9 +320,18 @@ async fn tls_alpn01_obtains_on_the_https_listener_alone() {
         .await
         .unwrap();
     let r = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("alpn.example.test").unwrap(), tcp)
+        .connect(ServerName::try_from("alpn.example.com").unwrap(), tcp)
         .await;
     assert!(r.is_err());
+
+    // Renewed through the same challenge when the clock reaches the time.
+    s.clock.set_ms(got.next_renewal.unwrap() * 1000);
+    s.gateway.reload_certificates().unwrap();
+    let renewed = wait_status(&s.gateway, "renewed", &pebble, |c| sha(c) != sha(&got)).await;
+    s.clock.set_ms(ms(SystemTime::now()));
+    assert_eq!(renewed.error, None);
+    let c = connect(s.gateway.https_addr.unwrap(), &root, "alpn.example.com").await;
+    assert_eq!(Some(leaf_sha(&c)), sha(&renewed));
     s.gateway.shutdown().await;
 }
 
@@ -556,5 +570,36 @@ async fn dns01_through_the_hook_obtains_a_wildcard() {
         2,
         "{calls}"
     );
+    s.gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_account_binding_is_sent_and_its_absence_explained() {
+    let (https, http) = (free_port(), free_port());
+    // 32 bytes, base64url: the form CAs hand out.
+    let key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let pebble = Pebble::start_with(http, https, 86_400, Some(("kid-1", key))).await;
+    let toml = |eab: &str| {
+        format!(
+            "[server]\nhttps = \"127.0.0.1:{https}\"\nhttp = \"127.0.0.1:{http}\"\nworkers = 1\n\
+             [tls]\nreload_interval = \"0s\"\n\
+             [[tls.acme]]\ndomains = [\"eab.example.test\"]\ndirectory = \"{}\"\ndirectory_ca = \"{}\"\n{eab}",
+            pebble.directory(),
+            pebble.directory_ca.display()
+        )
+    };
+    // Without the binding: a clear error naming what to set.
+    let s = start(&toml("")).await;
+    let failed = wait_status(&s.gateway, "refused", &pebble, |c| c.error.is_some()).await;
+    let error = failed.error.unwrap();
+    assert!(error.contains("eab_kid and eab_hmac_key"), "{error}");
+    s.gateway.shutdown().await;
+    // With it: registered and issued.
+    let s = start(&toml(&format!("eab_kid = \"kid-1\"\neab_hmac_key = \"{key}\"\n"))).await;
+    let got = wait_status(&s.gateway, "obtained", &pebble, |c| {
+        c.facts.is_some() || c.error.is_some()
+    })
+    .await;
+    assert_eq!(got.error, None);
     s.gateway.shutdown().await;
 }

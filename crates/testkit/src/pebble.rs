@@ -45,6 +45,17 @@ impl Pebble {
     /// `tls_port` of 127.0.0.1, issuing certificates valid for
     /// `validity_secs`.
     pub async fn start(http_port: u16, tls_port: u16, validity_secs: u64) -> Pebble {
+        Self::start_with(http_port, tls_port, validity_secs, None).await
+    }
+
+    /// [`Pebble::start`], requiring external account binding with this
+    /// key id and base64url HMAC key when given.
+    pub async fn start_with(
+        http_port: u16,
+        tls_port: u16,
+        validity_secs: u64,
+        eab: Option<(&str, &str)>,
+    ) -> Pebble {
         assert!(
             std::path::Path::new("/usr/bin/pebble").exists(),
             "pebble is not installed (scripts/test installs the Debian package)"
@@ -90,7 +101,8 @@ impl Pebble {
                 "httpPort": http_port,
                 "tlsPort": tls_port,
                 "ocspResponderURL": "",
-                "externalAccountBindingRequired": false,
+                "externalAccountBindingRequired": eab.is_some(),
+                "externalAccountMACKeys": eab.map(|(kid, key)| serde_json::json!({ kid: key })).unwrap_or(serde_json::json!({})),
                 "certificateValidityPeriod": validity_secs,
             }
         });
