@@ -231,11 +231,20 @@ async fn status_shows_an_acme_certificate_that_could_not_be_obtained() {
     assert_eq!(acme["names"], serde_json::json!(["shop.example.com"]));
     assert!(acme["not_after"].is_null());
     assert_eq!(acme["directory"], "https://127.0.0.1:1/directory");
-    assert!(acme["error"].as_str().unwrap().contains("reachable"), "{acme:#}");
+    assert!(
+        acme["error"].as_str().unwrap().contains("reachable"),
+        "{acme:#}"
+    );
     let table = String::from_utf8_lossy(&cli::against(BIN, &moat, &["status"]).stdout).into_owned();
     assert!(table.contains("(not obtained yet)"), "{table}");
-    assert!(table.contains("certificate for shop.example.com:"), "{table}");
+    assert!(
+        table.contains("certificate for shop.example.com:"),
+        "{table}"
+    );
     // The log says what failed and when it is tried again.
     let logs = moat.logs();
-    assert!(logs.contains("could not obtain a certificate over ACME"), "{logs}");
+    assert!(
+        logs.contains("could not obtain a certificate over ACME"),
+        "{logs}"
+    );
 }

@@ -595,7 +595,10 @@ async fn external_account_binding_is_sent_and_its_absence_explained() {
     assert!(error.contains("eab_kid and eab_hmac_key"), "{error}");
     s.gateway.shutdown().await;
     // With it: registered and issued.
-    let s = start(&toml(&format!("eab_kid = \"kid-1\"\neab_hmac_key = \"{key}\"\n"))).await;
+    let s = start(&toml(&format!(
+        "eab_kid = \"kid-1\"\neab_hmac_key = \"{key}\"\n"
+    )))
+    .await;
     let got = wait_status(&s.gateway, "obtained", &pebble, |c| {
         c.facts.is_some() || c.error.is_some()
     })

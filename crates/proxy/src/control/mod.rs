@@ -385,6 +385,12 @@ impl Control {
                     .await;
             tls.acme_finished(&spec, result, self.parts.clock.now());
         }
+        // The CA's renewal windows (RFC 9773), where it offers them.
+        for (spec, leaf) in tls.acme_ari_due(self.parts.clock.now()) {
+            let result =
+                crate::tls::acme::order::renewal_window(tls.data_dir(), &spec, &leaf).await;
+            tls.acme_window(&spec, result, self.parts.clock.now());
+        }
         tls.acme_next_attempt()
     }
 

@@ -559,6 +559,40 @@ impl TlsState {
         installed
     }
 
+    /// The served ACME certificates whose renewal information (RFC 9773)
+    /// is due to be asked for, with their leaves; each is not due again
+    /// for an hour unless its answer says otherwise.
+    pub fn acme_ari_due(
+        &self,
+        now: SystemTime,
+    ) -> Vec<(moat_config::AcmeCertificate, CertificateDer<'static>)> {
+        let now = unix(now);
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        sources
+            .acme
+            .iter_mut()
+            .filter(|a| !a.running && now >= a.ari_next)
+            .filter_map(|a| {
+                let leaf = a.served.as_ref()?.key.cert.first()?.clone();
+                a.ari_next = now + 3600;
+                Some((a.spec.clone(), leaf))
+            })
+            .collect()
+    }
+
+    /// Installs the CA's renewal information for `spec`.
+    pub fn acme_window(
+        &self,
+        spec: &moat_config::AcmeCertificate,
+        result: Result<Option<((i64, i64), i64)>, acme::order::Failure>,
+        now: SystemTime,
+    ) {
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = sources.acme.iter_mut().find(|a| a.spec == *spec) {
+            slot.set_window(result, unix(now));
+        }
+    }
+
     /// Unix seconds of the next ACME order, if any is waiting.
     pub fn acme_next_attempt(&self) -> Option<i64> {
         let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
@@ -566,7 +600,10 @@ impl TlsState {
             .acme
             .iter()
             .filter(|a| !a.running)
-            .map(|a| a.next_attempt)
+            .flat_map(|a| {
+                let ari = a.served.as_ref().map(|_| a.ari_next);
+                std::iter::once(a.next_attempt).chain(ari)
+            })
             .min()
     }
 

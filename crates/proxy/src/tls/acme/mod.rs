@@ -48,6 +48,10 @@ pub(super) struct Slot {
     pub running: bool,
     /// Added for a handshake's name (`[tls.on_demand]`), not by the config.
     pub on_demand: bool,
+    /// The CA's suggested renewal window (RFC 9773), when it gave one.
+    window: Option<(i64, i64)>,
+    /// When to ask the CA for its renewal information next.
+    pub ari_next: i64,
 }
 
 /// The ACME certificates `config` asks for: its `[[tls.acme]]` entries,
@@ -157,6 +161,8 @@ impl Slot {
             jitter: jitter(),
             running: false,
             on_demand: false,
+            window: None,
+            ari_next: now,
         };
         if let Some(s) = kept {
             slot.next_attempt = slot.renew_at(&s);
@@ -169,9 +175,39 @@ impl Slot {
         moat_policy::renewal::acme_renew_at(
             s.facts.not_before,
             s.facts.not_after,
-            None,
+            self.window,
             self.jitter,
         )
+    }
+
+    /// Installs what the CA said of renewal: a window moves the renewal
+    /// time into it (unless a failure's retry is pending); none (the CA
+    /// offers no renewal information) is asked again a day later.
+    pub fn set_window(
+        &mut self,
+        result: Result<Option<((i64, i64), i64)>, order::Failure>,
+        now: i64,
+    ) {
+        match result {
+            Ok(Some((window, retry))) => {
+                self.window = Some(window);
+                self.ari_next = now + retry.clamp(3600, 86_400);
+                if self.failures == 0 {
+                    if let Some(s) = &self.served {
+                        self.next_attempt = self.renew_at(s);
+                    }
+                }
+            }
+            Ok(None) => self.ari_next = now + 86_400,
+            Err(f) => {
+                tracing::warn!(
+                    names = self.spec.domains.join(", "),
+                    "no renewal information from the CA, renewing on moat's own schedule: {}",
+                    f.message
+                );
+                self.ari_next = now + 3600;
+            }
+        }
     }
 
     /// Installs the result of an order. A new certificate is stored on
@@ -211,6 +247,9 @@ impl Slot {
                     not_after = s.facts.not_after,
                     "obtained a certificate over ACME (open connections keep theirs)"
                 );
+                // The old certificate's window says nothing of the new one.
+                self.window = None;
+                self.ari_next = now;
                 self.next_attempt = self.renew_at(&s);
                 self.served = Some(s);
                 self.failures = 0;
@@ -317,5 +356,9 @@ upstream = "http://127.0.0.1:1"
         assert!(!slot.finish(dir.path(), limited, &provider, 2000));
         assert_eq!(slot.next_attempt, 5600);
         assert!(slot.served.is_none());
+        // A CA without renewal information is asked again a day later.
+        slot.set_window(Ok(None), 2000);
+        assert_eq!(slot.ari_next, 2000 + 86_400);
+        assert_eq!(slot.next_attempt, 5600, "the retry stands");
     }
 }

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
-    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, CertificateIdentifier, ChallengeType,
+    ExternalAccountKey, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
 };
 use moat_config::{AcmeAccount, AcmeCertificate, AcmeChallenge};
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
 
 use super::challenge::Challenges;
 
@@ -225,6 +226,33 @@ pub async fn obtain(
         }
     }
     result
+}
+
+/// The CA's renewal information for `leaf` (RFC 9773): its suggested
+/// window (Unix seconds) and how long until asking again. `Ok(None)`: the
+/// CA offers none (its directory has no `renewalInfo`).
+pub async fn renewal_window(
+    data_dir: &Path,
+    cert: &AcmeCertificate,
+    leaf: &CertificateDer<'_>,
+) -> Result<Option<((i64, i64), i64)>, Failure> {
+    let id = CertificateIdentifier::try_from(leaf).map_err(Failure::new)?;
+    let acct = account(data_dir, &cert.account).await?;
+    let asked = tokio::time::timeout(Duration::from_secs(30), acct.renewal_info(&id)).await;
+    match asked {
+        Ok(Ok((info, retry))) => Ok(Some((
+            (
+                info.suggested_window.start.unix_timestamp(),
+                info.suggested_window.end.unix_timestamp(),
+            ),
+            retry.as_secs() as i64,
+        ))),
+        Ok(Err(instant_acme::Error::Unsupported(_))) => Ok(None),
+        Ok(Err(e)) => Err(explain("asking the CA for renewal information", e)),
+        Err(_) => Err(Failure::new(
+            "the CA did not answer for renewal information within 30s",
+        )),
+    }
 }
 
 /// How long one call of the dns-01 hook may take.
