@@ -74,14 +74,6 @@ impl Drop for Moto {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn cli(m: &Moat, args: &[&str]) -> std::process::Output {
     moat_testkit::cli::against(BIN, m, args)
 }
@@ -120,7 +112,7 @@ async fn wait_location(m: &Moat, id_or_any: Option<&str>, want: &str) -> Value {
 
 #[tokio::test]
 async fn recordings_move_to_an_s3_bucket_and_survive_an_outage() {
-    let port = free_port();
+    let port = moat_testkit::free_port();
     let moto = Moto::start(port).await;
     let up = upstream::echo("app").await;
     let mut m = Moat::start(

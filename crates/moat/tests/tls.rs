@@ -9,7 +9,6 @@ use moat_testkit::moat::{TEST_SERVER, toml_path};
 use moat_testkit::{Moat, certs, client, upstream};
 use rustls::crypto::ring::{cipher_suite, default_provider, kx_group};
 use rustls::version::{TLS12, TLS13};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::client::TlsStream;
 
 const BIN: &str = env!("CARGO_BIN_EXE_moat");
@@ -44,34 +43,7 @@ async fn wait_for_certificate(moat: &Moat, sni: &str, der: &[u8]) {
 /// One keep-alive request on an open connection (for the login page, which
 /// needs no sign-in); returns the status line.
 async fn request(s: &mut Stream) -> String {
-    s.write_all(b"GET /_moat/login HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut got = Vec::new();
-    loop {
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(
-            n > 0,
-            "connection closed: {}",
-            String::from_utf8_lossy(&got)
-        );
-        got.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&got);
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length: ")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
-            if body.len() >= len {
-                return head.lines().next().unwrap().to_owned();
-            }
-        }
-    }
+    client::login_page_status(s, "localhost").await
 }
 
 fn with_suites(suites: Vec<rustls::SupportedCipherSuite>) -> rustls::crypto::CryptoProvider {

@@ -53,6 +53,23 @@ pub fn retry_delay(failures: u32, retry_after: Option<i64>) -> i64 {
     }
 }
 
+/// Whether `name` is a DNS name a public CA could validate: two or more
+/// labels of letters, digits and inner hyphens, 63 bytes a label, 253 in
+/// all, and not an IP address. (A wildcard's `*.` is the caller's to strip.)
+pub fn is_issuable_dns_name(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    name.len() <= 253
+        && labels.len() >= 2
+        && name.parse::<std::net::IpAddr>().is_err()
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// Whether a certificate is close enough to expiry to warn about it: within
 /// 14 days, and, for one moat renews itself (`renew_at`), only once its
 /// renewal is overdue. A week-long leaf renewed on time is not news.
@@ -113,6 +130,22 @@ mod tests {
         assert_eq!(retry_delay(5, Some(10)), 960);
         // An absurd Retry-After is capped at two days.
         assert_eq!(retry_delay(1, Some(i64::MAX)), 2 * 86_400);
+    }
+
+    #[test]
+    fn issuable_names() {
+        assert!(is_issuable_dns_name("shop.example.com"));
+        assert!(is_issuable_dns_name("xn--bcher-kva.example"));
+        assert!(!is_issuable_dns_name("localhost"));
+        assert!(!is_issuable_dns_name("a..b"));
+        assert!(!is_issuable_dns_name("-x.example"));
+        assert!(!is_issuable_dns_name("x-.example"));
+        assert!(!is_issuable_dns_name("1.2.3.4"));
+        assert!(!is_issuable_dns_name("x_y.example"));
+        assert!(!is_issuable_dns_name(&format!(
+            "{}.example",
+            "a".repeat(64)
+        )));
     }
 
     #[test]

@@ -1,65 +1,31 @@
 //! ACME against Pebble (the RFC 8555 test CA), on real sockets: moat
-//! obtains a certificate through http-01 and through tls-alpn-01, serves
-//! it to a client that trusts only Pebble's root, renews it when the
-//! gateway's clock reaches the renewal time (open connections keep
-//! theirs), keeps serving it while Pebble is down (the error and the next
-//! attempt in the status), and reports a refused challenge, an unreachable
+//! obtains a certificate through http-01, tls-alpn-01 and dns-01 (a
+//! wildcard, through a hook), serves it to a client that trusts only
+//! Pebble's root, renews it when the gateway's clock reaches the renewal
+//! time (open connections keep theirs), keeps serving it while Pebble is
+//! down (the error and the next attempt in the status) and recovers when
+//! it is back; sends external account binding; orders on demand only what
+//! the ask URL approves; and reports a refused challenge, an unreachable
 //! directory and a directory that is not ACME, each with the local CA's
 //! certificate still serving.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use moat_proxy::admin_api::{AdminApi, BoxFuture};
+use moat_proxy::Gateway;
 use moat_proxy::admin_password::AdminPassword;
-use moat_proxy::body::Body;
 use moat_proxy::clock::FixedClock;
 use moat_proxy::tls::{CertificateStatus, Source};
-use moat_proxy::{AdminFactory, Gateway};
 use moat_testkit::pebble::Pebble;
+use moat_testkit::{client, free_port};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-struct NoAdmin;
-
-impl AdminApi for NoAdmin {
-    fn handle(
-        &self,
-        _: http::Request<Body>,
-        _: moat_store::Actor,
-    ) -> BoxFuture<http::Response<Body>> {
-        Box::pin(async { http::Response::new(moat_proxy::body::empty()) })
-    }
-    fn serve(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> BoxFuture<()> {
-        Box::pin(async move {
-            let _ = shutdown.changed().await;
-        })
-    }
-}
-
-fn no_admin() -> AdminFactory {
-    Box::new(|_control, _path| {
-        Box::pin(async {
-            let api: Arc<dyn AdminApi> = Arc::new(NoAdmin);
-            Ok(api)
-        })
-    })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
+mod support;
+use support::{leaf_sha, ms, no_admin};
 
 struct Setup {
     gateway: Gateway,
@@ -118,54 +84,13 @@ async fn wait_status(
 }
 
 async fn connect(addr: std::net::SocketAddr, root_pem: &str, sni: &str) -> TlsStream<TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
+    client::connect_trusting(addr, root_pem, sni)
         .await
         .unwrap_or_else(|e| panic!("TLS to {sni} trusting Pebble's root: {e}"))
 }
 
-fn leaf_sha(s: &TlsStream<TcpStream>) -> String {
-    moat_proxy::tls::inspect::fingerprint(&s.get_ref().1.peer_certificates().unwrap()[0])
-}
-
 async fn login_page(s: &mut TlsStream<TcpStream>, host: &str) -> String {
-    s.write_all(format!("GET /_moat/login HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(n > 0, "connection closed");
-        got.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&got);
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length: ")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
-            if body.len() >= len {
-                return head.lines().next().unwrap().to_owned();
-            }
-        }
-    }
+    client::login_page_status(s, host).await
 }
 
 fn sha(s: &CertificateStatus) -> Option<String> {

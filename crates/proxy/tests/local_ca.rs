@@ -4,64 +4,21 @@
 //! opened before the renewal keeps working after it.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use moat_proxy::admin_api::{AdminApi, BoxFuture};
+use moat_proxy::Gateway;
 use moat_proxy::admin_password::AdminPassword;
-use moat_proxy::body::Body;
 use moat_proxy::clock::FixedClock;
-use moat_proxy::{AdminFactory, Gateway};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-struct NoAdmin;
+mod support;
+use support::{ms, no_admin};
 
-impl AdminApi for NoAdmin {
-    fn handle(
-        &self,
-        _: http::Request<Body>,
-        _: moat_store::Actor,
-    ) -> BoxFuture<http::Response<Body>> {
-        Box::pin(async { http::Response::new(moat_proxy::body::empty()) })
-    }
-    fn serve(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> BoxFuture<()> {
-        Box::pin(async move {
-            let _ = shutdown.changed().await;
-        })
-    }
-}
-
-fn no_admin() -> AdminFactory {
-    Box::new(|_control, _path| {
-        Box::pin(async {
-            let api: Arc<dyn AdminApi> = Arc::new(NoAdmin);
-            Ok(api)
-        })
-    })
-}
-
-/// A TLS connection that trusts only `root`, verified at the real time.
-async fn connect(
-    addr: std::net::SocketAddr,
-    root: &CertificateDer<'static>,
-    sni: &str,
-) -> TlsStream<TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(root.clone()).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
+/// A TLS connection that trusts only `root` (PEM), verified at the real
+/// time.
+async fn connect(addr: std::net::SocketAddr, root: &str, sni: &str) -> TlsStream<TcpStream> {
+    moat_testkit::client::connect_trusting(addr, root, sni)
         .await
         .unwrap_or_else(|e| panic!("TLS to {sni}: {e}"))
 }
@@ -70,40 +27,8 @@ fn leaf(s: &TlsStream<TcpStream>) -> Vec<u8> {
     s.get_ref().1.peer_certificates().unwrap()[0].to_vec()
 }
 
-/// One keep-alive request for moat's login page; returns the status line.
 async fn request(s: &mut TlsStream<TcpStream>) -> String {
-    s.write_all(b"GET /_moat/login HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(
-            n > 0,
-            "connection closed: {}",
-            String::from_utf8_lossy(&got)
-        );
-        got.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&got);
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length: ")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
-            if body.len() >= len {
-                return head.lines().next().unwrap().to_owned();
-            }
-        }
-    }
-}
-
-fn ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    moat_testkit::client::login_page_status(s, "localhost").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +55,7 @@ async fn leaf_is_trusted_through_the_root_and_renewed_without_dropping_connectio
     .await
     .unwrap();
     let addr = gateway.https_addr.unwrap();
-    let root = CertificateDer::from_pem_file(dir.path().join("tls/ca/root.crt")).unwrap();
+    let root = std::fs::read_to_string(dir.path().join("tls/ca/root.crt")).unwrap();
 
     // Every name the leaf is for verifies against the root alone (an IP
     // address is checked against the leaf, whichever address the TCP

@@ -21,3 +21,13 @@ pub mod pebble;
 pub mod upstream;
 
 pub use moat::Moat;
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for servers that
+/// must be told their port before they start).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -22,13 +22,7 @@ pub struct Pebble {
     pub dns_management: SocketAddr,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::free_port;
 
 /// A port free now for both TCP and UDP (the DNS server uses both).
 fn free_udp_port() -> u16 {

@@ -161,17 +161,8 @@ fn domain_problem(d: &str, challenge: AcmeChallenge) -> Option<&'static str> {
     if d.parse::<std::net::IpAddr>().is_ok() {
         return Some("is an IP address; ACME certificates here are for DNS names");
     }
-    let labels: Vec<&str> = d.split('.').collect();
-    let ok = d.len() <= 253
-        && labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    (!ok).then_some("is not a DNS name a CA can issue for")
+    (!moat_policy::renewal::is_issuable_dns_name(d))
+        .then_some("is not a DNS name a CA can issue for")
 }
 
 pub(super) fn validate(

@@ -38,7 +38,8 @@ pub const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// DNS names reserved or customary for private networks; the root permits
 /// them and every name under them.
-const PRIVATE_DOMAINS: [&str; 6] = ["localhost", "test", "internal", "home.arpa", "lan", "local"];
+pub const PRIVATE_DOMAINS: [&str; 6] =
+    ["localhost", "test", "internal", "home.arpa", "lan", "local"];
 
 const ROOT_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
 

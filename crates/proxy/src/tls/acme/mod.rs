@@ -75,11 +75,11 @@ pub fn wanted(config: &Config) -> Vec<AcmeCertificate> {
     out
 }
 
+/// Hosts the local CA covers (the private-use names) or no CA can issue
+/// for are not ordered.
 fn publicly_validatable(host: &str) -> bool {
-    const PRIVATE: [&str; 6] = ["localhost", "test", "internal", "home.arpa", "lan", "local"];
-    host.contains('.')
-        && host.parse::<std::net::IpAddr>().is_err()
-        && !PRIVATE
+    moat_policy::renewal::is_issuable_dns_name(host)
+        && !super::local_ca::PRIVATE_DOMAINS
             .iter()
             .any(|p| host == *p || host.ends_with(&format!(".{p}")))
 }

@@ -68,35 +68,15 @@ pub async fn approved(ask: &str, name: &str) -> Result<bool, String> {
     Ok(status == http::StatusCode::OK)
 }
 
-/// Whether `name` is a DNS name a public CA could validate (and so worth
-/// asking about): two or more labels of letters, digits and hyphens.
+/// Whether `name` is worth asking about: a DNS name a public CA could
+/// validate.
 pub fn plausible(name: &str) -> bool {
-    let labels: Vec<&str> = name.split('.').collect();
-    name.len() <= 253
-        && labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-        && name.parse::<std::net::IpAddr>().is_err()
+    moat_policy::renewal::is_issuable_dns_name(name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plausible_names() {
-        assert!(plausible("shop.example.com"));
-        assert!(!plausible("localhost"));
-        assert!(!plausible("a..b"));
-        assert!(!plausible("-x.example"));
-        assert!(!plausible("1.2.3.4"));
-        assert!(!plausible("x_y.example"));
-    }
 
     #[test]
     fn denials_expire() {
