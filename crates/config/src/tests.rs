@@ -533,6 +533,14 @@ fn acme_needs_tls_and_http01_needs_the_http_listener() {
         None,
     )
     .unwrap();
+    let e =
+        err("[tls]\nredirect_http = false\n[tls.on_demand]\nask = \"http://127.0.0.1:9/ask\"\n");
+    assert!(
+        e.problems
+            .iter()
+            .any(|p| p.key == "tls.acme" && p.message.contains("http-01")),
+        "on-demand orders with the defaults' http-01: {e}"
+    );
     let e = err("[tls.on_demand]\nask = \"https://ask.example\"\n");
     assert!(
         e.problems.iter().any(|p| p.key == "tls.on_demand.ask"),

@@ -269,6 +269,28 @@ async fn client_certificates_per_app() {
     assert!(moat.logs().contains("revocation list reloaded"));
     let (status, _, _) = get(&moat, "secure.localhost", Some(&bob)).await;
     assert_eq!(status, 200, "bob is not on the new list");
+
+    // A CRL of another CA says nothing of these certificates: refused,
+    // not let through, and the admin is told why.
+    std::fs::write(&crl_file, crl(&other, &[])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body, _) = get(&moat, "secure.localhost", Some(&bob)).await;
+        if status == 403 && body.contains("cannot check whether") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{status} {body}\n{}",
+            moat.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let logs = moat.logs();
+    assert!(
+        logs.contains("the CRL does not cover this certificate's issuer"),
+        "{logs}"
+    );
 }
 
 #[tokio::test]

@@ -160,12 +160,16 @@ fn ca_commands_explain_what_they_cannot_do() {
     assert!(err.contains("there is no local CA in"), "{err}");
     assert!(err.contains("moat serve"), "{err}");
 
-    // With a CA, --print gives the exact commands and installs nothing.
+    // With a CA (made as moat serve makes it), --print gives the exact
+    // commands and installs nothing.
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("tls/ca");
-    std::fs::create_dir_all(&ca).unwrap();
-    let cert = moat_testkit::certs::write(&ca, "root", &["localhost"]);
-    std::fs::rename(&cert.cert, ca.join("root.crt")).unwrap();
+    moat_proxy::tls::local_ca::LocalCa::load_or_create(
+        dir.path(),
+        &[],
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
     let out = cli::run(
         BIN,
         &[
@@ -188,6 +192,23 @@ fn ca_commands_explain_what_they_cannot_do() {
     );
     assert!(text.contains("update-ca-certificates"), "{text}");
     assert!(text.contains("certutil -d sql:$HOME/.pki/nssdb"), "{text}");
+
+    // A root swapped for one without name constraints is not installed.
+    let other = moat_testkit::certs::write(dir.path(), "other", &["localhost"]);
+    std::fs::copy(&other.cert, &root).unwrap();
+    let out = cli::run(
+        BIN,
+        &[
+            "ca",
+            "trust",
+            "--print",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not moat's local CA root"), "{err}");
 
     // A root that is not a certificate is refused before anything is done.
     std::fs::write(&root, "not pem").unwrap();

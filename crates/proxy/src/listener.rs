@@ -180,7 +180,7 @@ pub async fn accept_loop(
             local,
             tls: matches!(role, Role::Apps { tls: true }),
             client_cert: None,
-            client_cert_asked: false,
+            client_cert_asked: None,
         };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
@@ -330,17 +330,39 @@ async fn serve_tls(
 /// gets the challenge certificate and nothing else (RFC 8737), and the
 /// connection ends there (`None`); every other gets the server config for
 /// its SNI name (asking for a client certificate where an app wants one;
-/// the flag says whether it asked).
+/// the second part says whether, and for which name, it asked).
 async fn handshake(
     stream: TcpStream,
     tls: &TlsState,
-) -> std::io::Result<Option<(tokio_rustls::server::TlsStream<TcpStream>, bool)>> {
+) -> std::io::Result<
+    Option<(
+        tokio_rustls::server::TlsStream<TcpStream>,
+        Option<crate::tls::client_auth::Asked>,
+    )>,
+> {
     let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
+    // The CA's tls-alpn-01 check first: it must never wait for anything,
+    // least of all for the order it is part of.
+    let hello = start.client_hello();
+    let offers_acme = hello.alpn().is_some_and(|mut protocols| {
+        protocols.next() == Some(crate::tls::acme::challenge::ACME_TLS_ALPN)
+            && protocols.next().is_none()
+    });
+    if offers_acme {
+        let Some(config) = hello.server_name().and_then(|n| tls.challenges().alpn(n)) else {
+            return Err(std::io::Error::other(
+                "acme-tls/1 offered for a name with no open challenge",
+            ));
+        };
+        let mut s = start.into_stream(config).await?;
+        // The CA only needs the handshake; close cleanly.
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut s).await;
+        return Ok(None);
+    }
     // A name moat holds no certificate for may get one now, if the
     // on-demand ask URL approves it; the handshake waits for the order.
     let now = std::time::SystemTime::now();
-    if let Some(name) = start
-        .client_hello()
+    if let Some(name) = hello
         .server_name()
         .filter(|n| tls.on_demand_candidate(n, now))
         .map(str::to_owned)
@@ -349,22 +371,8 @@ async fn handshake(
         let _ = tokio::time::timeout(WAIT, tls.on_demand(&name, now)).await;
     }
     let hello = start.client_hello();
-    let acme = hello
-        .alpn()
-        .is_some_and(|mut protocols| {
-            protocols.next() == Some(crate::tls::acme::challenge::ACME_TLS_ALPN)
-                && protocols.next().is_none()
-        })
-        .then(|| hello.server_name().and_then(|n| tls.challenges().alpn(n)))
-        .flatten();
-    if let Some(config) = acme {
-        let mut s = start.into_stream(config).await?;
-        // The CA only needs the handshake; close cleanly.
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut s).await;
-        return Ok(None);
-    }
-    let (config, asked) = tls.config_for(hello.server_name());
-    start.into_stream(config).await.map(|s| Some((s, asked)))
+    let (config, sni) = tls.config_for(hello.server_name());
+    start.into_stream(config).await.map(|s| Some((s, sni)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,9 +22,9 @@ pub struct ConnInfo {
     /// The client certificate chain presented in the TLS handshake, not
     /// yet judged (see `tls::client_auth`).
     pub client_cert: Option<Arc<crate::tls::client_auth::PeerCert>>,
-    /// The handshake asked for a client certificate (its SNI named a host
-    /// whose apps want one).
-    pub client_cert_asked: bool,
+    /// Whether (and for which SNI name) the handshake asked for a client
+    /// certificate: its SNI named a host whose apps want one.
+    pub client_cert_asked: Option<crate::tls::client_auth::Asked>,
 }
 
 /// What earlier stages learned about a request, for later stages and logs.
@@ -52,7 +52,7 @@ pub struct RequestCtx {
     pub decoded_path: Option<String>,
     /// The connection's client certificate, for the stage that judges it.
     pub client_cert: Option<Arc<crate::tls::client_auth::PeerCert>>,
-    pub client_cert_asked: bool,
+    pub client_cert_asked: Option<crate::tls::client_auth::Asked>,
 }
 
 impl RequestCtx {
@@ -72,7 +72,7 @@ impl RequestCtx {
             conn_id: conn.id,
             decoded_path: None,
             client_cert: conn.client_cert.clone(),
-            client_cert_asked: conn.client_cert_asked,
+            client_cert_asked: conn.client_cert_asked.clone(),
         }
     }
 

@@ -75,13 +75,14 @@ pub(crate) fn validate_with(
             "give an address such as \"127.0.0.1:8080\"",
         );
     }
-    let acme_http01 = tls.acme_for_app_hosts
-        && tls.acme_defaults.challenge == AcmeChallenge::Http01
+    // acme_for_app_hosts and on-demand order with [tls.acme_defaults].
+    let defaults_used = tls.acme_for_app_hosts || tls.on_demand_ask.is_some();
+    let acme_http01 = defaults_used && tls.acme_defaults.challenge == AcmeChallenge::Http01
         || tls
             .acme
             .iter()
             .any(|a| a.account.challenge == AcmeChallenge::Http01);
-    let uses_acme = tls.acme_for_app_hosts || !tls.acme.is_empty();
+    let uses_acme = defaults_used || !tls.acme.is_empty();
     if uses_acme && !tls.enabled {
         c.problem(
             "tls.enabled",

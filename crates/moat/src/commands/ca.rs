@@ -119,8 +119,11 @@ fn instructions(root: &Path) -> String {
 }
 
 fn trust(root: &Path, print_only: bool) -> anyhow::Result<ExitCode> {
-    // The file must be a certificate before anything is installed.
-    read(root)?;
+    // The file must be moat's constrained root before anything is
+    // installed into a trust store.
+    let der = read(root)?;
+    moat_proxy::tls::local_ca::check_root(&der)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", root.display()))?;
     let anchors = Path::new(DEBIAN_ANCHORS);
     let tool = find_in_path("update-ca-certificates");
     // SAFETY: geteuid has no preconditions and cannot fail.

@@ -27,9 +27,16 @@ pub fn check(ctx: &mut RequestCtx, app: &AppRuntime, now: UnixTime) -> Step {
     let verdict = ctx.client_cert.as_ref().map(|c| c.verdict(&policy.ca, now));
     // An HTTP/2 connection set up for another host (browsers reuse one for
     // every name its certificate covers) was never asked for a
-    // certificate: 421 makes the browser open one for this host, whose
-    // handshake asks (RFC 9113 §9.1.2).
-    if ctx.client_cert.is_none() && !ctx.client_cert_asked {
+    // certificate, or asked for another app's: 421 makes the browser open
+    // one for this host, whose handshake asks (RFC 9113 §9.1.2).
+    let misdirected = match &ctx.client_cert_asked {
+        None => true,
+        Some(asked) => policy
+            .host
+            .as_deref()
+            .is_some_and(|h| asked.sni.as_deref() != Some(h)),
+    };
+    if misdirected {
         return Err(Rejection::client(
             StatusCode::MISDIRECTED_REQUEST,
             "This connection was made for another site. Your browser retries on its own; if this page stays, reload it.",
@@ -61,6 +68,23 @@ pub fn check(ctx: &mut RequestCtx, app: &AppRuntime, now: UnixTime) -> Step {
         Some(Verdict::UnknownIssuer) => refuse(
             "Your client certificate was not issued by a CA this app trusts. Choose the certificate your administrator gave you for this app (restart the browser to be asked again).",
         ),
+        Some(Verdict::RevocationUnknown(why)) => {
+            crate::log_limit::warn_every(
+                "client-cert-crl",
+                &app.name,
+                std::time::Duration::from_secs(60),
+                |suppressed| {
+                    tracing::warn!(
+                        app = app.name,
+                        suppressed,
+                        "client certificates refused: {why}"
+                    )
+                },
+            );
+            refuse(
+                "moat cannot check whether your client certificate has been revoked. Tell your administrator; nothing is wrong on your side.",
+            )
+        }
         Some(Verdict::Invalid(why)) => {
             tracing::debug!(app = app.name, "client certificate refused: {why}");
             refuse(
@@ -74,7 +98,7 @@ pub fn check(ctx: &mut RequestCtx, app: &AppRuntime, now: UnixTime) -> Step {
 mod tests {
     use super::*;
     use crate::pipeline::testing::{app, ctx, one_app};
-    use crate::tls::client_auth::PeerCert;
+    use crate::tls::client_auth::{Asked, PeerCert};
     use std::sync::Arc;
 
     /// A CA file, and a client certificate it issued (DER).
@@ -129,7 +153,7 @@ mod tests {
         let req = http::Request::get("/").body(()).unwrap();
         let mut c = ctx(&req, "127.0.0.1", true, Some(a.clone()));
         c.client_cert = Some(Arc::new(PeerCert::new(vec![client])));
-        c.client_cert_asked = true;
+        c.client_cert_asked = Some(Asked { sni: None });
         assert!(matches!(
             check(&mut c, &a, UnixTime::now()),
             Ok(Flow::Continue)
@@ -145,13 +169,41 @@ mod tests {
         let req = http::Request::get("/").body(()).unwrap();
         let mut c = ctx(&req, "127.0.0.1", true, Some(a.clone()));
         // The handshake was asked and sent none: 403.
-        c.client_cert_asked = true;
+        c.client_cert_asked = Some(Asked { sni: None });
         let e = check(&mut c, &a, UnixTime::now()).err().unwrap();
         assert_eq!(e.status, StatusCode::FORBIDDEN);
         // A connection made for another host was never asked: 421.
-        c.client_cert_asked = false;
+        c.client_cert_asked = None;
         let e = check(&mut c, &a, UnixTime::now()).err().unwrap();
         assert_eq!(e.status, StatusCode::MISDIRECTED_REQUEST);
+    }
+
+    #[test]
+    fn a_connection_asked_for_another_host_is_misdirected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, _) = ca_and_client(dir.path());
+        let rt = crate::pipeline::testing::runtime(&format!(
+            "[[apps]]\nname = \"a\"\nhost = \"a.example\"\nupstream = \"http://127.0.0.1:9\"\n[apps.client_certs]\nca = {:?}\n",
+            ca.display().to_string()
+        ));
+        let a = app(&rt, "a");
+        let req = http::Request::get("/").body(()).unwrap();
+        let mut c = ctx(&req, "127.0.0.1", true, Some(a.clone()));
+        // HTTP/2 set up for b.example (another app that asks) and reused.
+        c.client_cert_asked = Some(Asked {
+            sni: Some("b.example".into()),
+        });
+        let e = check(&mut c, &a, UnixTime::now()).err().unwrap();
+        assert_eq!(e.status, StatusCode::MISDIRECTED_REQUEST);
+        c.client_cert_asked = Some(Asked {
+            sni: Some("a.example".into()),
+        });
+        let e = check(&mut c, &a, UnixTime::now()).err().unwrap();
+        assert_eq!(
+            e.status,
+            StatusCode::FORBIDDEN,
+            "asked for this host, none sent"
+        );
     }
 
     #[test]
@@ -161,7 +213,7 @@ mod tests {
         let a = app(&rt, "app");
         let req = http::Request::get("/").body(()).unwrap();
         let mut c = ctx(&req, "127.0.0.1", true, Some(a.clone()));
-        c.client_cert_asked = true;
+        c.client_cert_asked = Some(Asked { sni: None });
         assert!(matches!(
             check(&mut c, &a, UnixTime::now()),
             Ok(Flow::Continue)

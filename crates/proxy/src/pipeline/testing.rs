@@ -46,7 +46,7 @@ pub fn ctx<B>(
     let peer: SocketAddr = format!("{client}:40000").parse().expect("an IP address");
     let conn = ConnInfo {
         client_cert: None,
-        client_cert_asked: false,
+        client_cert_asked: None,
         id: 1,
         peer,
         local: "127.0.0.1:443".parse().expect("an address"),

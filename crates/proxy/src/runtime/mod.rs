@@ -96,6 +96,9 @@ pub struct AppRuntime {
 pub struct AppClientCerts {
     pub ca: Arc<ClientCa>,
     pub mode: moat_config::ClientCertMode,
+    /// The app's host: a connection asked under another SNI name is not
+    /// this app's.
+    pub host: Option<String>,
 }
 
 /// An app's CSRF protection with the global trusted origins added.
@@ -158,7 +161,11 @@ impl Runtime {
                         Some(h) => client_hosts.push(h.clone()),
                         None => client_everywhere = true,
                     }
-                    Some(AppClientCerts { ca, mode: cc.mode })
+                    Some(AppClientCerts {
+                        ca,
+                        mode: cc.mode,
+                        host: app.host.clone(),
+                    })
                 }
             };
             let kind = match &app.source {

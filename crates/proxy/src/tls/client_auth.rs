@@ -52,6 +52,9 @@ pub enum Verdict {
     Revoked,
     /// Not issued by (a chain to) the app's CA.
     UnknownIssuer,
+    /// The CRL cannot say (it is another issuer's, or past its
+    /// nextUpdate): the admin's to fix.
+    RevocationUnknown(String),
     /// Anything else (wrong key usage, a bad signature, unreadable).
     Invalid(String),
 }
@@ -130,11 +133,14 @@ impl ClientCa {
             if crls.is_empty() {
                 return Err(format!("{}: holds no X509 CRL", path.display()));
             }
+            // SECURITY: the leaf's status must be known from the CRL (a CRL
+            // of another issuer does not let everyone through), and a CRL
+            // past its nextUpdate is not believed. Intermediates are not
+            // checked: one CRL file is the app CA's.
             builder = builder
                 .with_crls(crls)
-                // An intermediate the CRL does not cover is not refused
-                // for that alone.
-                .allow_unknown_revocation_status();
+                .only_check_end_entity_revocation()
+                .enforce_revocation_expiration();
         }
         builder
             .build()
@@ -180,7 +186,14 @@ impl ClientCa {
             .verify_client_cert(leaf, intermediates, now)
         {
             Ok(_) => match user_of(leaf) {
-                Some(user) => Verdict::Valid { user },
+                // The user travels upstream in a header: a name that cannot
+                // be one is refused rather than dropped on the way.
+                Some(user) if http::HeaderValue::from_str(&user).is_ok() && !user.is_empty() => {
+                    Verdict::Valid { user }
+                }
+                Some(_) => Verdict::Invalid(
+                    "the certificate's name has characters a header cannot carry".into(),
+                ),
                 None => Verdict::Invalid(
                     "the certificate names no one (no SAN email and no common name)".into(),
                 ),
@@ -193,6 +206,23 @@ impl ClientCa {
                     Verdict::NotYetValid
                 }
                 CertificateError::Revoked => Verdict::Revoked,
+                CertificateError::UnknownRevocationStatus => Verdict::RevocationUnknown(format!(
+                    "{}: the CRL does not cover this certificate's issuer",
+                    self.crl_file
+                        .as_deref()
+                        .unwrap_or(Path::new("crl"))
+                        .display()
+                )),
+                CertificateError::ExpiredRevocationList
+                | CertificateError::ExpiredRevocationListContext { .. } => {
+                    Verdict::RevocationUnknown(format!(
+                        "{}: the CRL is past its nextUpdate; publish a fresh one",
+                        self.crl_file
+                            .as_deref()
+                            .unwrap_or(Path::new("crl"))
+                            .display()
+                    ))
+                }
                 CertificateError::UnknownIssuer => Verdict::UnknownIssuer,
                 other => Verdict::Invalid(format!("{other:?}")),
             },
@@ -323,6 +353,14 @@ impl ClientCertVerifier for RequestClientCert {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// A connection whose handshake asked for a client certificate, and for
+/// which name: a request for another host on it (HTTP/2 reused across
+/// names) is sent to a connection of its own.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    pub sni: Option<Arc<str>>,
 }
 
 /// Which handshakes ask for a client certificate.

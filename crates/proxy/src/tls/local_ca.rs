@@ -136,6 +136,7 @@ impl LocalCa {
         let root = CertificateDer::from_pem_file(&files.cert)
             .map_err(|e| err(&files.cert, format!("not a PEM certificate: {e}")))?;
         let facts = inspect(&root).map_err(|e| err(&files.cert, e))?;
+        check_root(&root).map_err(|e| err(&files.cert, e))?;
         let permitted = Permitted::of(&root).map_err(|e| err(&files.cert, e))?;
         let pem = std::fs::read_to_string(&files.key)
             .map_err(|e| err(&files.key, format!("cannot read: {e}")))?;
@@ -264,6 +265,22 @@ impl LocalCa {
             }
         }
         (names, left_out)
+    }
+}
+
+/// SECURITY: a root in the CA folder must be what moat makes, a CA with
+/// critical name constraints; a file swapped for an unconstrained root is
+/// neither served from nor installed into trust stores (`moat ca trust`).
+pub fn check_root(der: &CertificateDer<'_>) -> Result<(), String> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| format!("not a certificate: {e}"))?;
+    if !cert.is_ca() {
+        return Err("is not a CA certificate; it is not moat's local CA root (move the folder aside to make a new CA)".into());
+    }
+    match cert.name_constraints() {
+        Ok(Some(nc)) if nc.critical => Ok(()),
+        _ => Err("has no critical name constraints, so it is not moat's local CA root (move the folder aside to make a new CA)".into()),
     }
 }
 
@@ -477,6 +494,24 @@ mod tests {
         LocalCa::load_or_create(dir.path(), &[], SystemTime::now()).unwrap();
         assert!(!tls.join("self-signed.crt").exists());
         assert!(!tls.join("self-signed.key").exists());
+    }
+
+    #[test]
+    fn an_unconstrained_root_in_the_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = LocalCa::load_or_create(dir.path(), &[], SystemTime::now()).unwrap();
+        // Swap in a CA without name constraints, with its key.
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(&ca.files.cert, cert.pem()).unwrap();
+        std::fs::write(&ca.files.key, key.serialize_pem()).unwrap();
+        let e = LocalCa::load_or_create(dir.path(), &[], SystemTime::now())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("no critical name constraints"), "{e}");
     }
 
     #[test]

@@ -300,6 +300,8 @@ pub struct TlsState {
     client_auth: ArcSwap<Option<(client_auth::Scope, Arc<ServerConfig>)>>,
     /// Names the on-demand ask URL refused lately.
     denials: acme::on_demand::Denials,
+    /// Resumption of the client-certificate config, kept apart.
+    client_auth_resumption: Resumption,
     /// `[tls.on_demand] ask` is set.
     on_demand_on: std::sync::atomic::AtomicBool,
 }
@@ -347,20 +349,25 @@ impl TlsState {
             settings: Mutex::new((config.tls.clone(), config.server.http2)),
             client_auth: ArcSwap::from_pointee(None),
             denials: Default::default(),
+            client_auth_resumption: Resumption::new()?,
             on_demand_on: config.tls.on_demand_ask.is_some().into(),
         })
     }
 
     /// The server config for a handshake naming `sni`: the one that asks
-    /// for a client certificate when an app on that host wants one (the
-    /// flag says which).
-    pub fn config_for(&self, sni: Option<&str>) -> (Arc<ServerConfig>, bool) {
+    /// for a client certificate when an app on that host wants one. With
+    /// it comes what the connection remembers of the asking (the SNI name
+    /// it asked for), or None when it did not ask.
+    pub fn config_for(&self, sni: Option<&str>) -> (Arc<ServerConfig>, Option<client_auth::Asked>) {
         if let Some((scope, config)) = self.client_auth.load().as_ref() {
             if scope.asks(sni) {
-                return (config.clone(), true);
+                let asked = client_auth::Asked {
+                    sni: sni.map(|s| Arc::from(s.to_ascii_lowercase())),
+                };
+                return (config.clone(), Some(asked));
             }
         }
-        (self.server_config.load_full(), false)
+        (self.server_config.load_full(), None)
     }
 
     /// Sets which handshakes ask for a client certificate, offering
@@ -381,11 +388,14 @@ impl TlsState {
             .clone();
         let provider = provider(&tls)?;
         let verifier = Arc::new(client_auth::RequestClientCert::new(hints, &provider));
+        // Its own session cache and ticket keys: a session from a handshake
+        // that was never asked for a certificate must not resume here,
+        // where rustls would not ask either.
         let sc = server_config_with(
             &tls,
             provider,
             self.resolver.clone(),
-            &self.resumption,
+            &self.client_auth_resumption,
             http2,
             Some(verifier),
         )?;
@@ -412,17 +422,32 @@ impl TlsState {
             config.server.http2,
         )?;
         let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        // Issued before anything is replaced: a failure leaves all as it was.
         let local = if config.tls.certificates.is_empty() {
-            let ca = match sources.local.take() {
-                Some(l) => l.ca,
-                None => LocalCa::load_or_create(&self.data_dir, hosts, now)?,
-            };
-            Some(issue_leaf(ca, &config.tls, hosts, now, &provider)?)
+            match sources.local.as_mut() {
+                Some(l) => {
+                    let (served, renew_at) = issue(&l.ca, &config.tls, hosts, now, &provider)?;
+                    Some((served, renew_at))
+                }
+                None => {
+                    let ca = LocalCa::load_or_create(&self.data_dir, hosts, now)?;
+                    let leaf = issue_leaf(ca, &config.tls, hosts, now, &provider)?;
+                    sources.local = Some(leaf);
+                    None
+                }
+            }
         } else {
+            sources.local = None;
             None
         };
+        if let (Some((served, renew_at)), Some(l)) = (local, sources.local.as_mut()) {
+            l.served = served;
+            l.renew_at = renew_at;
+            l.hosts = hosts.to_vec();
+            l.lifetime = config.tls.local_ca.leaf_lifetime;
+            l.failure = None;
+        }
         sources.files = files;
-        sources.local = local;
         sources.file_error = None;
         sync_acme(
             &mut sources.acme,
@@ -433,6 +458,13 @@ impl TlsState {
         );
         self.resolver.replace(sources.store());
         self.server_config.store(Arc::new(sc));
+        // What later builds read: the client-certificate config, on-demand.
+        *self.settings.lock().unwrap_or_else(|p| p.into_inner()) =
+            (config.tls.clone(), config.server.http2);
+        self.on_demand_on.store(
+            config.tls.on_demand_ask.is_some(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.acme_wake.notify_one();
         Ok(())
     }
@@ -507,9 +539,7 @@ impl TlsState {
                 }
             }
         }
-        let acme_before = sources.acme.len();
-        sync_acme(&mut sources.acme, config, &self.data_dir, &provider, now_s);
-        changed |= sources.acme.len() != acme_before;
+        changed |= sync_acme(&mut sources.acme, config, &self.data_dir, &provider, now_s);
         if changed {
             self.resolver.replace(sources.store());
         }
@@ -621,21 +651,32 @@ impl TlsState {
             return false;
         }
         let name = name.to_ascii_lowercase();
-        if !acme::on_demand::plausible(&name) || self.denials.refused(&name, unix(now)) {
+        let private = local_ca::PRIVATE_DOMAINS
+            .iter()
+            .any(|p| name == *p || name.ends_with(&format!(".{p}")));
+        if private || !acme::on_demand::plausible(&name) || self.denials.refused(&name, unix(now)) {
             return false;
         }
         let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(slot) = sources.acme.iter().find(|a| a.spec.domains.contains(&name)) {
-            // Being ordered now: worth waiting for.
-            return slot.served.is_none() && slot.error.is_none();
+            // An on-demand order for it is running: worth waiting for. A
+            // configured one is the ACME task's, not this handshake's.
+            return slot.on_demand && slot.served.is_none() && slot.error.is_none();
         }
         let Ok(server_name) = ServerName::try_from(name.as_str()) else {
             return false;
         };
-        !sources.files.iter().any(|f| {
-            webpki::EndEntityCert::try_from(&f.served.key.cert[0])
+        // Covered already (wildcards included) by a file or ACME certificate.
+        let covers = |s: &Served| {
+            webpki::EndEntityCert::try_from(&s.key.cert[0])
                 .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(&server_name).is_ok())
-        })
+        };
+        !sources.files.iter().any(|f| covers(&f.served))
+            && !sources
+                .acme
+                .iter()
+                .filter_map(|a| a.served.as_ref())
+                .any(covers)
     }
 
     /// Gets a certificate for `name` if the ask URL approves: adds it as an
@@ -859,24 +900,28 @@ fn warn_of_expiry(sources: &mut Sources, now: i64) {
 }
 
 /// Makes `slots` the certificates `config` wants: a slot whose spec is
-/// unchanged keeps its state; a new one starts from what is on disk.
+/// unchanged keeps its state; a new one starts from what is on disk;
+/// on-demand ones stay while on-demand issuance is on. Returns whether the
+/// set changed.
 fn sync_acme(
     slots: &mut Vec<acme::Slot>,
     config: &moat_config::Config,
     data_dir: &Path,
     provider: &CryptoProvider,
     now: i64,
-) {
+) -> bool {
     let wanted = acme::wanted(config);
     let configured = slots.iter().filter(|s| !s.on_demand).count();
+    let on_demand_stays = config.tls.on_demand_ask.is_some() || !slots.iter().any(|s| s.on_demand);
     if configured == wanted.len()
+        && on_demand_stays
         && slots
             .iter()
             .filter(|s| !s.on_demand)
             .zip(&wanted)
             .all(|(s, w)| s.spec == *w)
     {
-        return;
+        return false;
     }
     let mut old = std::mem::take(slots);
     for spec in wanted {
@@ -885,10 +930,10 @@ fn sync_acme(
             None => slots.push(acme::Slot::load(data_dir, spec, provider, now)),
         }
     }
-    // On-demand certificates stay while on-demand issuance is on.
     if config.tls.on_demand_ask.is_some() {
         slots.extend(old.into_iter().filter(|s| s.on_demand));
     }
+    true
 }
 
 /// The host names of the apps a runtime serves, for the local CA's leaf.
@@ -1017,6 +1062,24 @@ mod tests {
         let p = provider(&tls).expect("all configured names are available");
         assert_eq!(p.cipher_suites.len(), tls.cipher_suites.len());
         assert_eq!(p.kx_groups.len(), tls.kx_groups.len());
+    }
+
+    #[test]
+    fn a_reload_turns_on_demand_issuance_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let on = moat_config::load_str("[tls.on_demand]\nask = \"http://127.0.0.1:9/ask\"\n", None)
+            .unwrap();
+        let now = SystemTime::now();
+        let tls = TlsState::new(&on, dir.path(), &[], now).unwrap();
+        assert!(tls.on_demand_candidate("shop.example.com", now));
+        assert!(
+            !tls.on_demand_candidate("notes.lan", now),
+            "the local CA's names"
+        );
+        let off = moat_config::default_config();
+        tls.reconfigure(&off, &[], now).unwrap();
+        assert!(!tls.on_demand_candidate("shop.example.com", now));
+        assert_eq!(tls.settings.lock().unwrap().0.on_demand_ask, None);
     }
 
     #[test]

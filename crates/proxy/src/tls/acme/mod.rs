@@ -8,8 +8,9 @@
 //! Each wanted certificate is a [`Slot`] in the TLS state. A slot is due at
 //! start when nothing usable is on disk, at its renewal time (two thirds
 //! of the lifetime with jitter, `moat_policy::renewal::acme_renew_at`), or
-//! at the retry time after a failure (backing off, at least as long as the
-//! CA's rate limit asks). The order itself runs outside every lock; only
+//! at the retry time after a failure (backing off; at least an hour after
+//! a rate-limit answer, since instant-acme does not hand on the error's
+//! `Retry-After`). The order itself runs outside every lock; only
 //! its result is installed. A failure never removes a certificate that
 //! serves.
 //!
@@ -250,7 +251,18 @@ impl Slot {
                 // The old certificate's window says nothing of the new one.
                 self.window = None;
                 self.ari_next = now;
-                self.next_attempt = self.renew_at(&s);
+                // A certificate due the moment it arrives (this machine's
+                // clock far ahead, or a CA that backdates) would be ordered
+                // again and again: it waits a tenth of its lifetime first.
+                let due = self.renew_at(&s);
+                let floor = now + ((s.facts.not_after - s.facts.not_before) / 10).max(60);
+                if due < floor {
+                    tracing::warn!(
+                        names,
+                        "the new certificate is already due for renewal by this machine's clock; check the clock (renewing again in a tenth of its lifetime)"
+                    );
+                }
+                self.next_attempt = due.max(floor);
                 self.served = Some(s);
                 self.failures = 0;
                 self.error = None;
