@@ -361,7 +361,7 @@ async fn ask_server(
 async fn on_demand_orders_only_names_the_ask_url_approves() {
     let (https, http) = (free_port(), free_port());
     let pebble = Pebble::start(http, https, 86_400).await;
-    let (ask, asked) = ask_server("allowed.example.test").await;
+    let (ask, asked) = ask_server("allowed.example.com").await;
     let toml = format!(
         "[server]\nhttps = \"127.0.0.1:{https}\"\nhttp = \"127.0.0.1:{http}\"\nworkers = 1\n\
          [tls]\nreload_interval = \"0s\"\n\
@@ -373,14 +373,14 @@ async fn on_demand_orders_only_names_the_ask_url_approves() {
     let s = start(&toml).await;
     let root = pebble.root_pem().await;
     // The first handshake for an approved name waits for its certificate.
-    let mut c = connect(s.gateway.https_addr.unwrap(), &root, "allowed.example.test").await;
+    let mut c = connect(s.gateway.https_addr.unwrap(), &root, "allowed.example.com").await;
     assert!(
-        login_page(&mut c, "allowed.example.test")
+        login_page(&mut c, "allowed.example.com")
             .await
             .starts_with("HTTP/1.1 200")
     );
     let got = acme_status(&s.gateway);
-    assert_eq!(got.names, ["allowed.example.test"]);
+    assert_eq!(got.names, ["allowed.example.com"]);
     assert_eq!(Some(leaf_sha(&c)), sha(&got));
 
     // A refused name gets no order: the handshake gets the local CA's
@@ -401,7 +401,7 @@ async fn on_demand_orders_only_names_the_ask_url_approves() {
             .await
             .unwrap();
         let r = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(ServerName::try_from("denied.example.test").unwrap(), tcp)
+            .connect(ServerName::try_from("denied.example.com").unwrap(), tcp)
             .await;
         assert!(r.is_err(), "no Pebble certificate for a refused name");
     }
@@ -415,18 +415,18 @@ async fn on_demand_orders_only_names_the_ask_url_approves() {
     assert!(
         !names
             .iter()
-            .any(|n| n.contains(&"denied.example.test".to_owned())),
+            .any(|n| n.contains(&"denied.example.com".to_owned())),
         "{names:?}"
     );
     assert!(
-        !pebble.logs().contains("denied.example.test"),
+        !pebble.logs().contains("denied.example.com"),
         "{}",
         pebble.logs()
     );
     // Asked once per name: the refusal is remembered.
     assert_eq!(
         *asked.lock().unwrap(),
-        ["allowed.example.test", "denied.example.test"]
+        ["allowed.example.com", "denied.example.com"]
     );
     s.gateway.shutdown().await;
 }

@@ -1,4 +1,6 @@
 //! The control interface: the only way to change moat's running state.
+//! (Over 500 lines: the operations that share the one lock are kept
+//! together; each resource's own operations are in the files below.)
 //!
 //! Every change (an API app, a CSP approval, a bucket, a config reload,
 //! a recording's retention) is one operation here that takes the one write

@@ -1,5 +1,6 @@
 //! moat's local certificate authority: the certificate it serves when no
-//! certificate is configured.
+//! certificate is configured. One file because the root, its constraints
+//! and the leaves it signs are one trust decision; a third of it is tests.
 //!
 //! A root (ECDSA P-256, ten years, `CA:true, pathlen:0`, keyCertSign and
 //! cRLSign, name-constrained) is made once in `DATA_DIR/tls/ca/`. From it

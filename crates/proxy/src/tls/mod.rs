@@ -1,39 +1,46 @@
 //! TLS for the HTTPS listener: rustls server config, certificate choice by
-//! SNI, the local CA's certificate, and reloading certificate files.
+//! SNI, the local CA's certificate, and reloading certificate files. This
+//! file is [`TlsState`]: every change to what a handshake gets goes
+//! through its one lock, so its operations stay together.
 //!
 //! - [`local_ca`]: the CA in the data directory and the leaves it issues.
 //! - [`acme`]: certificates ordered from an ACME CA and renewed.
 //! - [`client_auth`]: client certificates, asked for by SNI and judged per
 //!   app.
 //! - [`inspect`]: what a certificate says (names, validity, fingerprint).
+//! - `store`: the served certificates and the SNI choice among them;
+//!   `server_config`: the rustls server configs and resumption.
+//! - Here: [`TlsState`], the one owner of all of it, and the local CA's
+//!   renewal; its ACME and on-demand operations are in `acme/state.rs`.
 //!
 //! The certificate store sits behind an [`ArcSwap`], so a reload replaces it
 //! for new handshakes while connections already open keep the certificate
 //! they were set up with. The session cache and ticketer are created once and
 //! shared by every server config built later, so resumption survives reloads.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use moat_config::{CertificateFiles, Tls, TlsVersion};
+use moat_config::{CertificateFiles, Tls};
+use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::server::{
-    ClientHello, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions,
-};
-use rustls::sign::CertifiedKey;
-use rustls::{ServerConfig, server::ProducesTickets};
 
 pub mod acme;
 pub mod client_auth;
 pub mod inspect;
 pub mod local_ca;
+mod server_config;
+mod store;
 
-use inspect::{CertificateFacts, inspect};
+use acme::sync_acme;
+use server_config::server_config_with;
+pub use server_config::{Resumption, provider, server_config};
+pub use store::{CertStore, CertificateStatus, SniResolver, Source, check_files};
+use store::{FileCert, Served, load_files, modified};
+
+use inspect::CertificateFacts;
 use local_ca::LocalCa;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,199 +59,6 @@ pub enum TlsError {
     LocalCa { dir: PathBuf, message: String },
     #[error("TLS settings: {0}")]
     Settings(String),
-}
-
-/// Where a served certificate comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// `[[tls.certificates]]`: PEM files the admin renews.
-    File { cert: PathBuf, key: PathBuf },
-    /// moat's local CA, renewed by moat.
-    LocalCa,
-    /// `[[tls.acme]]` (or an app's host): ordered and renewed by moat.
-    Acme {
-        domains: Vec<String>,
-        directory: String,
-    },
-}
-
-impl Source {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Source::File { .. } => "file",
-            Source::LocalCa => "local CA",
-            Source::Acme { .. } => "acme",
-        }
-    }
-}
-
-/// One certificate chain moat can present, with what it says of itself.
-#[derive(Clone)]
-struct Served {
-    key: Arc<CertifiedKey>,
-    facts: CertificateFacts,
-    source: Source,
-}
-
-/// A certificate as `moat status` and the admin API show it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertificateStatus {
-    pub source: Source,
-    /// The names it is (or, not obtained yet, will be) for.
-    pub names: Vec<String>,
-    /// None: an ACME certificate not obtained yet.
-    pub facts: Option<CertificateFacts>,
-    /// Unix seconds of the next renewal, for certificates moat renews.
-    pub next_renewal: Option<i64>,
-    /// The last renewal or reload failure, while the old one still serves.
-    pub error: Option<String>,
-}
-
-/// The certificates handshakes choose from, in order: files, ACME, then
-/// the local CA's leaf.
-pub struct CertStore {
-    entries: Vec<Served>,
-}
-
-impl fmt::Debug for CertStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.entries.iter().map(|e| &e.facts.names))
-            .finish()
-    }
-}
-
-fn modified(p: &Path) -> Option<SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
-}
-
-/// A configured pair as loaded, with the files' times to notice changes.
-struct FileCert {
-    served: Served,
-    files: CertificateFiles,
-    modified: (Option<SystemTime>, Option<SystemTime>),
-}
-
-/// Loads every configured pair; each key must match its certificate.
-fn load_files(
-    pairs: &[CertificateFiles],
-    provider: &CryptoProvider,
-) -> Result<Vec<FileCert>, TlsError> {
-    let mut out = Vec::with_capacity(pairs.len());
-    for (index, files) in pairs.iter().enumerate() {
-        let file_err = |path: &Path, message: String| TlsError::File {
-            path: path.to_owned(),
-            message,
-        };
-        let modified = (modified(&files.cert), modified(&files.key));
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-            .map_err(|e| file_err(&files.cert, format!("cannot read certificates: {e}")))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| {
-                file_err(
-                    &files.cert,
-                    format!("not a valid PEM certificate file: {e}"),
-                )
-            })?;
-        if chain.is_empty() {
-            return Err(file_err(&files.cert, "holds no CERTIFICATE block".into()));
-        }
-        let facts = inspect(&chain[0]).map_err(|e| file_err(&files.cert, e))?;
-        let key_der = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
-            file_err(
-                &files.key,
-                format!("no usable private key (PKCS#8, PKCS#1 or SEC1 PEM): {e}"),
-            )
-        })?;
-        let signing_key = provider
-            .key_provider
-            .load_private_key(key_der)
-            .map_err(|e| file_err(&files.key, format!("unsupported private key: {e}")))?;
-        let key = CertifiedKey::new(chain, signing_key);
-        key.keys_match().map_err(|_| TlsError::KeyMismatch {
-            index,
-            cert: files.cert.clone(),
-            key: files.key.clone(),
-        })?;
-        out.push(FileCert {
-            served: Served {
-                key: Arc::new(key),
-                facts,
-                source: Source::File {
-                    cert: files.cert.clone(),
-                    key: files.key.clone(),
-                },
-            },
-            files: files.clone(),
-            modified,
-        });
-    }
-    Ok(out)
-}
-
-/// Loads the configured certificate files as the server would, to check
-/// them (`moat config check`).
-pub fn check_files(tls: &Tls) -> Result<(), TlsError> {
-    load_files(&tls.certificates, &provider(tls)?).map(|_| ())
-}
-
-impl CertStore {
-    /// The certificate for an SNI name: the first valid for the name, else
-    /// the first (clients without SNI, or asking by IP address, get that
-    /// one).
-    fn choose(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
-        if let Some(name) = sni.and_then(|n| ServerName::try_from(n).ok()) {
-            for e in &self.entries {
-                let leaf = &e.key.cert[0];
-                let valid = webpki::EndEntityCert::try_from(leaf)
-                    .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(&name).is_ok());
-                if valid {
-                    return Some(e.key.clone());
-                }
-            }
-        }
-        self.entries.first().map(|e| e.key.clone())
-    }
-}
-
-/// rustls calls this during every handshake.
-#[derive(Debug)]
-pub struct SniResolver {
-    store: ArcSwap<CertStore>,
-}
-
-impl SniResolver {
-    fn new(store: CertStore) -> Self {
-        SniResolver {
-            store: ArcSwap::from_pointee(store),
-        }
-    }
-
-    fn replace(&self, store: CertStore) {
-        self.store.store(Arc::new(store));
-    }
-}
-
-impl ResolvesServerCert for SniResolver {
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.store.load().choose(hello.server_name())
-    }
-}
-
-/// Resumption state kept across config rebuilds.
-pub struct Resumption {
-    cache: Arc<dyn StoresServerSessions>,
-    ticketer: Arc<dyn ProducesTickets>,
-}
-
-impl Resumption {
-    pub fn new() -> Result<Self, TlsError> {
-        Ok(Resumption {
-            cache: ServerSessionMemoryCache::new(10_240),
-            ticketer: rustls::crypto::ring::Ticketer::new()
-                .map_err(|e| TlsError::Settings(e.to_string()))?,
-        })
-    }
 }
 
 /// The local CA and the leaf it issued last.
@@ -554,203 +368,6 @@ impl TlsState {
         result.map(|()| changed)
     }
 
-    /// The ACME certificates due for an order at `now`, marked as running.
-    pub fn acme_due(&self, now: SystemTime) -> Vec<moat_config::AcmeCertificate> {
-        let now = unix(now);
-        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        sources
-            .acme
-            .iter_mut()
-            .filter(|a| !a.running && now >= a.next_attempt)
-            .map(|a| {
-                a.running = true;
-                a.spec.clone()
-            })
-            .collect()
-    }
-
-    /// Installs the result of an order for `spec` (if the config still
-    /// wants it). Returns whether a new certificate serves.
-    pub fn acme_finished(
-        &self,
-        spec: &moat_config::AcmeCertificate,
-        result: Result<acme::order::Obtained, acme::order::Failure>,
-        now: SystemTime,
-    ) -> bool {
-        let provider = rustls::crypto::ring::default_provider();
-        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(slot) = sources.acme.iter_mut().find(|a| a.spec == *spec) else {
-            return false;
-        };
-        let installed = slot.finish(&self.data_dir, result, &provider, unix(now));
-        if installed {
-            self.resolver.replace(sources.store());
-        }
-        installed
-    }
-
-    /// The served ACME certificates whose renewal information (RFC 9773)
-    /// is due to be asked for, with their leaves; each is not due again
-    /// for an hour unless its answer says otherwise.
-    pub fn acme_ari_due(
-        &self,
-        now: SystemTime,
-    ) -> Vec<(moat_config::AcmeCertificate, CertificateDer<'static>)> {
-        let now = unix(now);
-        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        sources
-            .acme
-            .iter_mut()
-            .filter(|a| !a.running && now >= a.ari_next)
-            .filter_map(|a| {
-                let leaf = a.served.as_ref()?.key.cert.first()?.clone();
-                a.ari_next = now + 3600;
-                Some((a.spec.clone(), leaf))
-            })
-            .collect()
-    }
-
-    /// Installs the CA's renewal information for `spec`.
-    pub fn acme_window(
-        &self,
-        spec: &moat_config::AcmeCertificate,
-        result: Result<Option<((i64, i64), i64)>, acme::order::Failure>,
-        now: SystemTime,
-    ) {
-        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = sources.acme.iter_mut().find(|a| a.spec == *spec) {
-            slot.set_window(result, unix(now));
-        }
-    }
-
-    /// Unix seconds of the next ACME order, if any is waiting.
-    pub fn acme_next_attempt(&self) -> Option<i64> {
-        let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        sources
-            .acme
-            .iter()
-            .filter(|a| !a.running)
-            .flat_map(|a| {
-                let ari = a.served.as_ref().map(|_| a.ari_next);
-                std::iter::once(a.next_attempt).chain(ari)
-            })
-            .min()
-    }
-
-    /// Resolves when an ACME certificate may have become due.
-    pub async fn acme_woken(&self) {
-        self.acme_wake.notified().await
-    }
-
-    /// Whether a handshake for `name` should wait for an on-demand
-    /// certificate: on-demand issuance is on, the name is plausible, not
-    /// refused lately, and no configured or ACME certificate covers it.
-    pub fn on_demand_candidate(&self, name: &str, now: SystemTime) -> bool {
-        // Every handshake asks: off costs one atomic load.
-        if !self.on_demand_on.load(std::sync::atomic::Ordering::Relaxed) {
-            return false;
-        }
-        let name = name.to_ascii_lowercase();
-        let private = local_ca::PRIVATE_DOMAINS
-            .iter()
-            .any(|p| name == *p || name.ends_with(&format!(".{p}")));
-        if private || !acme::on_demand::plausible(&name) || self.denials.refused(&name, unix(now)) {
-            return false;
-        }
-        let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = sources.acme.iter().find(|a| a.spec.domains.contains(&name)) {
-            // An on-demand order for it is running: worth waiting for. A
-            // configured one is the ACME task's, not this handshake's.
-            return slot.on_demand && slot.served.is_none() && slot.error.is_none();
-        }
-        let Ok(server_name) = ServerName::try_from(name.as_str()) else {
-            return false;
-        };
-        // Covered already (wildcards included) by a file or ACME certificate.
-        let covers = |s: &Served| {
-            webpki::EndEntityCert::try_from(&s.key.cert[0])
-                .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(&server_name).is_ok())
-        };
-        !sources.files.iter().any(|f| covers(&f.served))
-            && !sources
-                .acme
-                .iter()
-                .filter_map(|a| a.served.as_ref())
-                .any(covers)
-    }
-
-    /// Gets a certificate for `name` if the ask URL approves: adds it as an
-    /// ACME certificate due now, wakes the ACME task and waits until the
-    /// order ends (the caller bounds the wait).
-    pub async fn on_demand(&self, name: &str, now: SystemTime) {
-        let name = name.to_ascii_lowercase();
-        let (ask, account) = {
-            let settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
-            match &settings.0.on_demand_ask {
-                Some(ask) => (ask.clone(), settings.0.acme_defaults.clone()),
-                None => return,
-            }
-        };
-        let exists = {
-            let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-            sources.acme.iter().any(|a| a.spec.domains.contains(&name))
-        };
-        if !exists {
-            match acme::on_demand::approved(&ask, &name).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!(
-                        name,
-                        "the on-demand ask URL refused a certificate for this name"
-                    );
-                    self.denials.remember(&name, unix(now));
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(name, "no on-demand certificate: {e}");
-                    self.denials.remember(&name, unix(now));
-                    return;
-                }
-            }
-            let provider = rustls::crypto::ring::default_provider();
-            let spec = moat_config::AcmeCertificate {
-                domains: vec![name.clone()],
-                account,
-            };
-            let mut slot = acme::Slot::load(&self.data_dir, spec, &provider, unix(now));
-            slot.on_demand = true;
-            let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-            if !sources.acme.iter().any(|a| a.spec.domains.contains(&name)) {
-                tracing::info!(
-                    name,
-                    "the on-demand ask URL approved a certificate for this name"
-                );
-                if slot.served.is_some() {
-                    sources.acme.push(slot);
-                    self.resolver.replace(sources.store());
-                    return;
-                }
-                sources.acme.push(slot);
-            }
-        }
-        self.acme_wake.notify_one();
-        loop {
-            {
-                let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-                match sources.acme.iter().find(|a| a.spec.domains.contains(&name)) {
-                    Some(a) if a.served.is_none() && a.error.is_none() => {}
-                    _ => return,
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The answers to open ACME challenges.
-    pub fn challenges(&self) -> &Arc<acme::challenge::Challenges> {
-        &self.challenges
-    }
-
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
@@ -899,126 +516,12 @@ fn warn_of_expiry(sources: &mut Sources, now: i64) {
     }
 }
 
-/// Makes `slots` the certificates `config` wants: a slot whose spec is
-/// unchanged keeps its state; a new one starts from what is on disk;
-/// on-demand ones stay while on-demand issuance is on. Returns whether the
-/// set changed.
-fn sync_acme(
-    slots: &mut Vec<acme::Slot>,
-    config: &moat_config::Config,
-    data_dir: &Path,
-    provider: &CryptoProvider,
-    now: i64,
-) -> bool {
-    let wanted = acme::wanted(config);
-    let configured = slots.iter().filter(|s| !s.on_demand).count();
-    let on_demand_stays = config.tls.on_demand_ask.is_some() || !slots.iter().any(|s| s.on_demand);
-    if configured == wanted.len()
-        && on_demand_stays
-        && slots
-            .iter()
-            .filter(|s| !s.on_demand)
-            .zip(&wanted)
-            .all(|(s, w)| s.spec == *w)
-    {
-        return false;
-    }
-    let mut old = std::mem::take(slots);
-    for spec in wanted {
-        match old.iter().position(|s| s.spec == spec) {
-            Some(i) => slots.push(old.swap_remove(i)),
-            None => slots.push(acme::Slot::load(data_dir, spec, provider, now)),
-        }
-    }
-    if config.tls.on_demand_ask.is_some() {
-        slots.extend(old.into_iter().filter(|s| s.on_demand));
-    }
-    true
-}
-
 /// The host names of the apps a runtime serves, for the local CA's leaf.
 pub fn app_hosts(config: &moat_config::Config) -> Vec<String> {
     let mut hosts: Vec<String> = config.apps.iter().filter_map(|a| a.host.clone()).collect();
     hosts.sort();
     hosts.dedup();
     hosts
-}
-
-/// The crypto provider restricted to the configured suites and groups, in
-/// the configured order.
-pub fn provider(tls: &Tls) -> Result<CryptoProvider, TlsError> {
-    let mut p = rustls::crypto::ring::default_provider();
-    if !tls.cipher_suites.is_empty() {
-        let all = std::mem::take(&mut p.cipher_suites);
-        for name in &tls.cipher_suites {
-            let suite = all
-                .iter()
-                .find(|s| format!("{:?}", s.suite()) == *name)
-                .ok_or_else(|| {
-                    TlsError::Settings(format!("cipher suite {name} is not available"))
-                })?;
-            p.cipher_suites.push(*suite);
-        }
-    }
-    if !tls.kx_groups.is_empty() {
-        let all = std::mem::take(&mut p.kx_groups);
-        for name in &tls.kx_groups {
-            let group = all
-                .iter()
-                .find(|g| format!("{:?}", g.name()) == *name)
-                .ok_or_else(|| {
-                    TlsError::Settings(format!("key-exchange group {name} is not available"))
-                })?;
-            p.kx_groups.push(*group);
-        }
-    }
-    Ok(p)
-}
-
-/// Builds the server config for the current TLS settings.
-pub fn server_config(
-    tls: &Tls,
-    provider: CryptoProvider,
-    resolver: Arc<SniResolver>,
-    resumption: &Resumption,
-    http2: bool,
-) -> Result<ServerConfig, TlsError> {
-    server_config_with(tls, provider, resolver, resumption, http2, None)
-}
-
-/// [`server_config`], asking for client certificates through `client`.
-fn server_config_with(
-    tls: &Tls,
-    provider: CryptoProvider,
-    resolver: Arc<SniResolver>,
-    resumption: &Resumption,
-    http2: bool,
-    client: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
-) -> Result<ServerConfig, TlsError> {
-    let versions: &[&'static rustls::SupportedProtocolVersion] = match tls.min_version {
-        TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-        TlsVersion::V1_3 => &[&rustls::version::TLS13],
-    };
-    let builder = ServerConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(versions)
-        .map_err(|e| TlsError::Settings(e.to_string()))?;
-    let builder = match client {
-        Some(v) => builder.with_client_cert_verifier(v),
-        None => builder.with_no_client_auth(),
-    };
-    let mut config = builder.with_cert_resolver(resolver);
-    config.alpn_protocols = if http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
-    config.session_storage = resumption.cache.clone();
-    config.ticketer = resumption.ticketer.clone();
-    config.send_tls13_tickets = 2;
-    // Unlike the server's preference, honouring the client's cipher order
-    // lets devices without AES hardware pick ChaCha20.
-    config.ignore_client_order = false;
-    Ok(config)
 }
 
 /// Creates a directory only its owner can enter.

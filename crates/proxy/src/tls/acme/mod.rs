@@ -20,6 +20,8 @@
 //! renamed, key first.
 
 pub mod challenge;
+mod state;
+pub(super) use state::sync_acme;
 pub mod on_demand;
 pub mod order;
 
