@@ -608,3 +608,86 @@ async fn a_known_browser_is_not_locked_out_by_others() {
         429
     );
 }
+
+/// Stops `moat` (SIGTERM, or SIGKILL with `kill`) and starts it again on
+/// the same folders, config and data directory.
+async fn restart(mut moat: Moat, config: &str, kill: bool) -> Moat {
+    if kill {
+        moat.signal(libc::SIGKILL);
+    } else {
+        moat.signal(libc::SIGTERM);
+    }
+    moat.wait_exit(Duration::from_secs(20)).await;
+    let dir = std::mem::replace(&mut moat.dir, tempfile::tempdir().unwrap());
+    drop(moat);
+    Moat::start_in(BIN, config, dir).await
+}
+
+#[tokio::test]
+async fn sessions_survive_restarts_but_not_sign_out_or_a_new_password() {
+    let moat = start("", "").await;
+    let config = std::fs::read_to_string(moat.dir.path().join("moat.toml")).unwrap();
+    let http = client::http1(&moat.local_ca_root());
+    let first = sign_in(&moat, &http).await;
+    let reaches = |moat: &Moat, session: &str| {
+        let (http, url, session) = (http.clone(), moat.https_url("/app/x"), session.to_owned());
+        async move {
+            let resp = http
+                .get(url)
+                .header("cookie", session)
+                .send()
+                .await
+                .unwrap();
+            resp.status() == 200
+        }
+    };
+    assert!(reaches(&moat, &first).await);
+
+    // A clean stop and start: still signed in.
+    let moat = restart(moat, &config, false).await;
+    assert!(reaches(&moat, &first).await, "{}", moat.logs());
+    assert!(
+        moat.logs()
+            .contains("sign-in sessions kept from the last run")
+    );
+
+    // Signed in right before a kill -9: kept too (stored before the
+    // cookie was handed out).
+    let second = sign_in(&moat, &http).await;
+    let moat = restart(moat, &config, true).await;
+    assert!(reaches(&moat, &second).await, "{}", moat.logs());
+    assert!(reaches(&moat, &first).await);
+
+    // Sign-out ends a session for good, restarts included.
+    let resp = http
+        .post(moat.https_url("/_moat/logout"))
+        .header("sec-fetch-site", "same-origin")
+        .header("cookie", &second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert!(!reaches(&moat, &second).await);
+    let moat = restart(moat, &config, false).await;
+    assert!(
+        !reaches(&moat, &second).await,
+        "signed out stays signed out"
+    );
+    assert!(reaches(&moat, &first).await);
+
+    // A new admin password ends every session of the old one.
+    let hash = bcrypt::hash("another password", 4).unwrap();
+    let changed = config
+        .lines()
+        .map(|l| {
+            if l.starts_with("admin_password_bcrypt") {
+                format!("admin_password_bcrypt = \"{hash}\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let moat = restart(moat, &changed, false).await;
+    assert!(!reaches(&moat, &first).await, "{}", moat.logs());
+}

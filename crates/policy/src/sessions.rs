@@ -23,6 +23,8 @@ pub struct Session {
     pub user: String,
     pub created: Instant,
     pub last_seen: Instant,
+    /// The `last_seen` last handed to [`SessionTable::unflushed`].
+    flushed: Instant,
 }
 
 impl Session {
@@ -63,17 +65,51 @@ impl SessionTable {
 
     /// Starts a session for `user` under `id`.
     pub fn insert(&mut self, id: SessionId, user: String, now: Instant) {
+        self.restore(id, user, now, now, now);
+    }
+
+    /// Puts back a session kept elsewhere (a restart), with the times it
+    /// had; one already expired at `now` is not put back. Returns whether
+    /// it was.
+    pub fn restore(
+        &mut self,
+        id: SessionId,
+        user: String,
+        created: Instant,
+        last_seen: Instant,
+        now: Instant,
+    ) -> bool {
+        let s = Session {
+            user,
+            created,
+            last_seen,
+            flushed: last_seen,
+        };
+        if s.expired(self.timeouts, now) {
+            return false;
+        }
         if self.sessions.len() >= self.capacity && !self.sessions.contains_key(&id) {
             self.make_room(now);
         }
-        self.sessions.insert(
-            id,
-            Session {
-                user,
-                created: now,
-                last_seen: now,
-            },
-        );
+        self.sessions.insert(id, s);
+        true
+    }
+
+    /// Sessions used since the last call, with when: for keeping
+    /// `last_seen` where a restart finds it.
+    pub fn unflushed(&mut self) -> Vec<(SessionId, Instant)> {
+        let mut out = Vec::new();
+        for (id, s) in self.sessions.iter_mut() {
+            if s.last_seen > s.flushed {
+                s.flushed = s.last_seen;
+                out.push((*id, s.last_seen));
+            }
+        }
+        out
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
     }
 
     /// The user of a live session, marking it used; an expired session is
@@ -133,6 +169,24 @@ mod tests {
 
     fn id(n: u8) -> SessionId {
         [n; 32]
+    }
+
+    #[test]
+    fn restored_sessions_keep_their_times_and_report_use() {
+        let t0 = Instant::now();
+        let mut s = SessionTable::new(T, 10);
+        let now = t0 + Duration::from_secs(200);
+        // Created 200 s ago, last used 30 s ago: still live.
+        assert!(s.restore(id(1), "a".into(), t0, now - Duration::from_secs(30), now));
+        // Idle past 60 s: not put back.
+        assert!(!s.restore(id(2), "b".into(), t0, now - Duration::from_secs(61), now));
+        assert_eq!(s.len(), 1);
+        assert!(s.unflushed().is_empty(), "nothing used since the restore");
+        assert_eq!(s.touch(&id(1), now), Some("a"));
+        assert_eq!(s.unflushed(), vec![(id(1), now)]);
+        assert!(s.unflushed().is_empty());
+        // The absolute timeout counts from the original sign-in.
+        assert_eq!(s.touch(&id(1), t0 + Duration::from_secs(300)), None);
     }
 
     #[test]

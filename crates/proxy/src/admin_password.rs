@@ -31,6 +31,14 @@ impl AdminPassword {
         Ok((AdminPassword { hash }, plain))
     }
 
+    /// Names this password without revealing anything of it: a digest
+    /// of its bcrypt hash, kept with the sessions it signed in.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(self.hash.as_bytes());
+        d[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn verify(&self, candidate: &str) -> bool {
         bcrypt::verify(candidate, &self.hash).unwrap_or(false)
     }

@@ -114,6 +114,8 @@ pub struct AuthState {
     /// The system account's password (a configured hash, or this run's
     /// random password).
     admin_password: arc_swap::ArcSwap<AdminPassword>,
+    /// Where sessions outlive a restart (None: memory only, in unit tests).
+    store: Option<moat_store::Store>,
 }
 
 /// How long a password check waits for a free hashing slot.
@@ -133,7 +135,42 @@ impl AuthState {
                     .map_or(1, |n| n.get().div_ceil(2))
                     .max(1),
             )),
+            store: None,
         }
+    }
+
+    /// Keeps sessions in `store` too, so a restart signs nobody out.
+    pub fn with_store(mut self, store: moat_store::Store) -> AuthState {
+        self.store = Some(store);
+        self
+    }
+
+    /// Puts back the sessions the store kept (at start). Sessions signed in
+    /// with another admin password (a changed hash, or the last run's
+    /// random one) are ended first; expired ones are not put back.
+    pub async fn restore_sessions(&self) -> Result<(usize, u64), moat_store::StoreError> {
+        let Some(store) = &self.store else {
+            return Ok((0, 0));
+        };
+        let ended = store
+            .delete_sessions_except(Some(&self.admin_password().fingerprint()))
+            .await?;
+        let rows = store.sessions().await?;
+        let (now, now_ms) = (Instant::now(), wall_ms());
+        // The table counts in `Instant`s, which start at boot: a time
+        // before boot cannot be put back, and such a session ends (the
+        // safe side: it never outlives its absolute timeout).
+        let back = |ms: i64| now.checked_sub(Duration::from_millis((now_ms - ms).max(0) as u64));
+        let mut table = lock(&self.sessions);
+        let mut restored = 0;
+        for r in rows {
+            if let (Some(created), Some(seen)) = (back(r.created), back(r.last_seen)) {
+                if table.restore(r.id_hash, r.user, created, seen, now) {
+                    restored += 1;
+                }
+            }
+        }
+        Ok((restored, ended))
     }
 
     /// The system account's password now.
@@ -148,12 +185,22 @@ impl AuthState {
     }
 
     /// A reload: new timeouts apply to live sessions; a new password ends
-    /// them all.
-    pub fn reconfigure(&self, auth: &moat_config::Auth, password_changed: bool) {
-        let mut s = lock(&self.sessions);
-        s.set_timeouts(timeouts(auth));
-        if password_changed {
-            s.clear();
+    /// them all, kept ones included.
+    pub async fn reconfigure(&self, auth: &moat_config::Auth, password_changed: bool) {
+        {
+            let mut s = lock(&self.sessions);
+            s.set_timeouts(timeouts(auth));
+            if password_changed {
+                s.clear();
+            }
+        }
+        if let (true, Some(store)) = (password_changed, &self.store) {
+            let keep = self.admin_password().fingerprint();
+            if let Err(e) = store.delete_sessions_except(Some(&keep)).await {
+                tracing::error!(
+                    "sessions of the old password could not be removed from the store (they are refused in memory): {e}"
+                );
+            }
         }
     }
 
@@ -174,7 +221,9 @@ impl AuthState {
     /// session, and a key naming the session (for recordings).
     pub fn session_user(&self, headers: &HeaderMap, tls: bool) -> Option<(String, String)> {
         let id = self.session_id(headers, tls)?;
-        let user = lock(&self.sessions).touch(&id, Instant::now())?.to_owned();
+        let user = lock(&self.sessions)
+            .touch(&table_key(&id), Instant::now())?
+            .to_owned();
         Some((user, session_key(&id)))
     }
 
@@ -183,27 +232,53 @@ impl AuthState {
         self.session_id(headers, tls).map(|id| session_key(&id))
     }
 
-    /// Starts a session; returns the `Set-Cookie` value.
-    pub fn start_session(&self, user: String, tls: bool) -> HeaderValue {
+    /// Starts a session, kept in the store before the cookie is handed
+    /// out (so a crash right after sign-in loses nothing); returns the
+    /// `Set-Cookie` value.
+    pub async fn start_session(&self, user: String, tls: bool) -> HeaderValue {
         let mut id = [0u8; 32];
         getrandom::fill(&mut id).expect("the operating system's random generator works");
-        lock(&self.sessions).insert(id, user, Instant::now());
+        let key = table_key(&id);
+        lock(&self.sessions).insert(key, user.clone(), Instant::now());
+        if let Some(store) = &self.store {
+            let at = wall_ms();
+            let row = moat_store::StoredSession {
+                id_hash: key,
+                user,
+                password: self.admin_password().fingerprint(),
+                created: at,
+                last_seen: at,
+            };
+            if let Err(e) = store.insert_session(&row).await {
+                tracing::error!(
+                    "the new session is not kept in the store, so it ends at the next restart: {e}"
+                );
+            }
+        }
         let value = signing::sign_session(&self.session_key, &id);
         cookie_header(tls, &value, None)
     }
 
     /// Ends the request's session, if any; returns the `Set-Cookie` value
     /// that removes the cookie, and the user and key of the session.
-    pub fn end_session(
+    pub async fn end_session(
         &self,
         headers: &HeaderMap,
         tls: bool,
     ) -> (HeaderValue, Option<(String, String)>) {
-        let ended = self.session_id(headers, tls).and_then(|id| {
+        let id = self.session_id(headers, tls);
+        let ended = id.and_then(|id| {
             lock(&self.sessions)
-                .remove(&id)
+                .remove(&table_key(&id))
                 .map(|s| (s.user, session_key(&id)))
         });
+        if let (Some(id), Some(store)) = (id, &self.store) {
+            if let Err(e) = store.delete_session(&table_key(&id)).await {
+                tracing::error!(
+                    "the ended session could not be removed from the store (it is refused in memory; the store forgets it at its expiry): {e}"
+                );
+            }
+        }
         (cookie_header(tls, "", Some(0)), ended)
     }
 
@@ -219,7 +294,10 @@ impl AuthState {
         auth: &moat_config::Auth,
         password: std::sync::Arc<AdminPassword>,
     ) -> SignIn {
-        let id = signing::credentials_session_id(&self.session_key, authorization.as_bytes());
+        let id = table_key(&signing::credentials_session_id(
+            &self.session_key,
+            authorization.as_bytes(),
+        ));
         if let Some(user) = lock(&self.sessions).touch(&id, Instant::now()) {
             return SignIn::Accepted(user.to_owned(), session_key(&id));
         }
@@ -394,9 +472,43 @@ impl AuthState {
         )
     }
 
-    /// Drops expired sessions (run periodically; lookups also drop them).
-    pub fn sweep(&self) {
-        lock(&self.sessions).sweep(Instant::now());
+    /// Drops expired sessions (run periodically; lookups also drop them),
+    /// and brings the store up to date: when kept sessions were last used,
+    /// and which have expired.
+    pub async fn sweep(&self) {
+        let now = Instant::now();
+        let (seen, t) = {
+            let mut s = lock(&self.sessions);
+            s.sweep(now);
+            (s.unflushed(), s.timeouts())
+        };
+        let Some(store) = &self.store else {
+            return;
+        };
+        let now_ms = wall_ms();
+        let seen: Vec<([u8; 32], i64)> = seen
+            .into_iter()
+            .map(|(id, at)| {
+                (
+                    id,
+                    now_ms - now.saturating_duration_since(at).as_millis() as i64,
+                )
+            })
+            .collect();
+        let idle_before = now_ms - t.idle.as_millis() as i64;
+        let created_before = now_ms - t.absolute.as_millis() as i64;
+        let result = async {
+            store.touch_sessions(&seen).await?;
+            store
+                .delete_expired_sessions(idle_before, created_before)
+                .await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(
+                "sessions in the store not brought up to date (tried again in a minute): {e}"
+            );
+        }
     }
 
     /// The `X-Moat-Identity` value for `user` at `app`: a JWT valid for one
@@ -428,6 +540,20 @@ fn session_key(id: &SessionId) -> String {
     use sha2::Digest;
     let d = sha2::Sha256::digest(id);
     d[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The table's (and the store's) key for a session id: its SHA-256, so
+/// what is kept cannot be turned back into a cookie.
+fn table_key(id: &SessionId) -> SessionId {
+    use sha2::Digest;
+    sha2::Sha256::digest(id).into()
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn timeouts(auth: &moat_config::Auth) -> Timeouts {

@@ -193,7 +193,20 @@ impl Gateway {
             .unwrap_or_else(|| data_dir.join("moat.sock"));
         let access_log = AccessLog::start(&config.log.access_log, config.log.access_log_format)
             .map_err(GatewayError::AccessLog)?;
-        let sign_in = Arc::new(AuthState::new(&keys, &config.auth, admin_password));
+        let sign_in =
+            Arc::new(AuthState::new(&keys, &config.auth, admin_password).with_store(store.clone()));
+        // Sessions kept from the last run sign nobody out by a restart.
+        match sign_in.restore_sessions().await {
+            Ok((0, 0)) => {}
+            Ok((restored, ended)) => tracing::info!(
+                restored,
+                ended,
+                "sign-in sessions kept from the last run (ended: those of another admin password)"
+            ),
+            Err(e) => tracing::error!(
+                "sign-in sessions could not be read from the store; everyone signs in again: {e}"
+            ),
+        }
 
         let control = Arc::new(Control::new(
             Parts {
@@ -349,6 +362,8 @@ impl Gateway {
         // Uploads of the recordings just sealed update the index: they
         // finish before the store closes (within the drain deadline).
         crate::buckets::drain(timeout).await;
+        // When sign-in sessions were last used, for the next start.
+        self.listening.pipeline.sign_in.sweep().await;
         self.store.close().await;
         self.listening.workers.stop();
         self.access_log.flush();
@@ -440,7 +455,7 @@ async fn sweep(
             recorder.end_all("critically low storage");
         }
         if seconds % 60 == 0 {
-            sign_in.sweep();
+            sign_in.sweep().await;
             zones.sweep();
             let now = recorder.clock().now_ms();
             crate::recorder::reaper::reap(&store, recorder.kek(), recorder.root(), now).await;

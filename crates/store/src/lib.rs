@@ -2,8 +2,8 @@
 //! survive a restart, in one SQLite file in the data directory.
 //!
 //! It holds the apps created through the admin API, CSP approvals and
-//! reports, storage buckets, the index of session recordings, and the audit
-//! log of every admin change. A change and its audit entry are written in
+//! reports, storage buckets, the index of session recordings, sign-in
+//! sessions, and the audit log of every admin change. A change and its audit entry are written in
 //! one transaction, so there is never a change without its record.
 //!
 //! Must not validate app definitions (the config crate does that before
@@ -22,6 +22,8 @@
 //! - `buckets`: storage buckets recordings move to.
 //! - `recordings`: the recording index ([`RecordingRow`],
 //!   [`RecordingQuery`]).
+//! - `sessions`: sign-in sessions by the hash of their id
+//!   ([`StoredSession`]).
 //! - `migrations/`: the schema, one numbered SQL file per change, embedded
 //!   in the binary and applied at open.
 
@@ -31,6 +33,7 @@ mod buckets;
 mod csp;
 mod recordings;
 mod reports;
+mod sessions;
 mod states;
 
 use std::borrow::Cow;
@@ -47,6 +50,7 @@ pub use apps::StoredApp;
 pub use audit::{AuditEntry, AuditQuery};
 pub use recordings::{RecordingQuery, RecordingRow};
 pub use reports::{CspReport, MAX_REPORTS_PER_APP};
+pub use sessions::StoredSession;
 pub use states::{Location, RecordingState};
 
 /// The schema's migrations, oldest first. A released migration is never
@@ -77,6 +81,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "retention",
         include_str!("../migrations/0006_retention.sql"),
+    ),
+    (
+        7,
+        "sessions",
+        include_str!("../migrations/0007_sessions.sql"),
     ),
 ];
 

@@ -337,7 +337,8 @@ impl Control {
         }
         self.parts
             .sign_in
-            .reconfigure(&config.auth, password_changed);
+            .reconfigure(&config.auth, password_changed)
+            .await;
         inputs.file = config.clone();
         self.serve(runtime);
         tracing::info!(apps = config.apps.len(), "configuration reloaded");

@@ -164,7 +164,7 @@ mod tests {
         assert_eq!(r.status, 401);
         assert!(r.headers.iter().any(|(n, _)| n == header::WWW_AUTHENTICATE));
 
-        let cookie = sign_in.start_session("admin".into(), true);
+        let cookie = sign_in.start_session("admin".into(), true).await;
         let pair = cookie
             .to_str()
             .unwrap()

@@ -84,7 +84,7 @@ where
         (Method::GET | Method::HEAD, login::LOGOUT_PATH) => Ok(logout_page()),
         (Method::POST, login::LOGOUT_PATH) => {
             refuse_cross_origin(&req, ctx)?;
-            let (clear, ended) = sign_in.end_session(req.headers(), ctx.tls);
+            let (clear, ended) = sign_in.end_session(req.headers(), ctx.tls).await;
             if let Some((user, key)) = ended {
                 tracing::info!(client = %ctx.client.ip, user, "signed out");
                 // A signed-out session's recordings end with it.
@@ -179,7 +179,7 @@ where
         SignIn::Accepted(user, _) => {
             tracing::info!(client = %ctx.client.ip, user, "signed in");
             let device = sign_in.device_cookie(&user, ctx.tls);
-            let cookie = sign_in.start_session(user, ctx.tls);
+            let cookie = sign_in.start_session(user, ctx.tls).await;
             let mut resp = see_other(&next);
             resp.headers_mut().insert(header::SET_COOKIE, cookie);
             // This browser may sign in again even while the account's
@@ -433,7 +433,7 @@ mod tests {
             .expect("refused");
         assert_eq!(r.status, 403);
 
-        let cookie = sign_in.start_session("admin".into(), true);
+        let cookie = sign_in.start_session("admin".into(), true).await;
         let pair = cookie
             .to_str()
             .unwrap()
