@@ -30,10 +30,12 @@ pub fn acme_renew_at(
     jitter: f64,
 ) -> i64 {
     let jitter = jitter.clamp(0.0, 1.0);
-    if let Some((start, end)) = window {
-        if start <= end && end > not_before && start < not_after {
-            return start + ((end - start) as f64 * jitter) as i64;
-        }
+    if let Some((start, end)) = window
+        && start <= end
+        && end > not_before
+        && start < not_after
+    {
+        return start + ((end - start) as f64 * jitter) as i64;
     }
     let lifetime = (not_after - not_before).max(0);
     let spread = lifetime / 20;

@@ -164,10 +164,10 @@ impl AuthState {
         let mut table = lock(&self.sessions);
         let mut restored = 0;
         for r in rows {
-            if let (Some(created), Some(seen)) = (back(r.created), back(r.last_seen)) {
-                if table.restore(r.id_hash, r.user, created, seen, now) {
-                    restored += 1;
-                }
+            if let (Some(created), Some(seen)) = (back(r.created), back(r.last_seen))
+                && table.restore(r.id_hash, r.user, created, seen, now)
+            {
+                restored += 1;
             }
         }
         Ok((restored, ended))
@@ -272,12 +272,12 @@ impl AuthState {
                 .remove(&table_key(&id))
                 .map(|s| (s.user, session_key(&id)))
         });
-        if let (Some(id), Some(store)) = (id, &self.store) {
-            if let Err(e) = store.delete_session(&table_key(&id)).await {
-                tracing::error!(
-                    "the ended session could not be removed from the store (it is refused in memory; the store forgets it at its expiry): {e}"
-                );
-            }
+        if let (Some(id), Some(store)) = (id, &self.store)
+            && let Err(e) = store.delete_session(&table_key(&id)).await
+        {
+            tracing::error!(
+                "the ended session could not be removed from the store (it is refused in memory; the store forgets it at its expiry): {e}"
+            );
         }
         (cookie_header(tls, "", Some(0)), ended)
     }

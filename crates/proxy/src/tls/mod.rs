@@ -136,8 +136,10 @@ impl TlsState {
         now: SystemTime,
     ) -> Result<TlsState, TlsError> {
         let provider = provider(&config.tls)?;
-        let mut sources = Sources::default();
-        sources.files = load_files(&config.tls.certificates, &provider)?;
+        let mut sources = Sources {
+            files: load_files(&config.tls.certificates, &provider)?,
+            ..Sources::default()
+        };
         sync_acme(&mut sources.acme, config, data_dir, &provider, unix(now));
         if config.tls.certificates.is_empty() {
             let ca = LocalCa::load_or_create(data_dir, hosts, now)?;
@@ -173,13 +175,13 @@ impl TlsState {
     /// it comes what the connection remembers of the asking (the SNI name
     /// it asked for), or None when it did not ask.
     pub fn config_for(&self, sni: Option<&str>) -> (Arc<ServerConfig>, Option<client_auth::Asked>) {
-        if let Some((scope, config)) = self.client_auth.load().as_ref() {
-            if scope.asks(sni) {
-                let asked = client_auth::Asked {
-                    sni: sni.map(|s| Arc::from(s.to_ascii_lowercase())),
-                };
-                return (config.clone(), Some(asked));
-            }
+        if let Some((scope, config)) = self.client_auth.load().as_ref()
+            && scope.asks(sni)
+        {
+            let asked = client_auth::Asked {
+                sni: sni.map(|s| Arc::from(s.to_ascii_lowercase())),
+            };
+            return (config.clone(), Some(asked));
         }
         (self.server_config.load_full(), None)
     }

@@ -188,17 +188,17 @@ impl Slot {
     /// offers no renewal information) is asked again a day later.
     pub fn set_window(
         &mut self,
-        result: Result<Option<((i64, i64), i64)>, order::Failure>,
+        result: Result<Option<order::RenewalInfo>, order::Failure>,
         now: i64,
     ) {
         match result {
-            Ok(Some((window, retry))) => {
-                self.window = Some(window);
-                self.ari_next = now + retry.clamp(3600, 86_400);
-                if self.failures == 0 {
-                    if let Some(s) = &self.served {
-                        self.next_attempt = self.renew_at(s);
-                    }
+            Ok(Some(info)) => {
+                self.window = Some(info.window);
+                self.ari_next = now + info.retry_after.clamp(3600, 86_400);
+                if self.failures == 0
+                    && let Some(s) = &self.served
+                {
+                    self.next_attempt = self.renew_at(s);
                 }
             }
             Ok(None) => self.ari_next = now + 86_400,

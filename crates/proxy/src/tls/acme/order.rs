@@ -228,25 +228,33 @@ pub async fn obtain(
     result
 }
 
-/// The CA's renewal information for `leaf` (RFC 9773): its suggested
-/// window (Unix seconds) and how long until asking again. `Ok(None)`: the
-/// CA offers none (its directory has no `renewalInfo`).
+/// What the CA said of a certificate's renewal (RFC 9773).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenewalInfo {
+    /// The suggested window, Unix seconds.
+    pub window: (i64, i64),
+    /// Seconds until asking again.
+    pub retry_after: i64,
+}
+
+/// The CA's renewal information for `leaf`. `Ok(None)`: the CA offers
+/// none (its directory has no `renewalInfo`).
 pub async fn renewal_window(
     data_dir: &Path,
     cert: &AcmeCertificate,
     leaf: &CertificateDer<'_>,
-) -> Result<Option<((i64, i64), i64)>, Failure> {
+) -> Result<Option<RenewalInfo>, Failure> {
     let id = CertificateIdentifier::try_from(leaf).map_err(Failure::new)?;
     let acct = account(data_dir, &cert.account).await?;
     let asked = tokio::time::timeout(Duration::from_secs(30), acct.renewal_info(&id)).await;
     match asked {
-        Ok(Ok((info, retry))) => Ok(Some((
-            (
+        Ok(Ok((info, retry))) => Ok(Some(RenewalInfo {
+            window: (
                 info.suggested_window.start.unix_timestamp(),
                 info.suggested_window.end.unix_timestamp(),
             ),
-            retry.as_secs() as i64,
-        ))),
+            retry_after: retry.as_secs() as i64,
+        })),
         Ok(Err(instant_acme::Error::Unsupported(_))) => Ok(None),
         Ok(Err(e)) => Err(explain("asking the CA for renewal information", e)),
         Err(_) => Err(Failure::new(

@@ -74,7 +74,7 @@ impl TlsState {
     pub fn acme_window(
         &self,
         spec: &moat_config::AcmeCertificate,
-        result: Result<Option<((i64, i64), i64)>, acme::order::Failure>,
+        result: Result<Option<acme::order::RenewalInfo>, acme::order::Failure>,
         now: SystemTime,
     ) {
         let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
