@@ -269,3 +269,37 @@ async fn status_shows_an_acme_certificate_that_could_not_be_obtained() {
         "{logs}"
     );
 }
+
+#[tokio::test]
+async fn a_file_certificate_near_expiry_is_a_warning_in_the_log_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(10 * 86_400);
+    let cert =
+        moat_testkit::certs::write_valid_until(dir.path(), "site", &["localhost"], Some(soon));
+    let moat = Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[[tls.certificates]]\ncert = {}\nkey = {}\n",
+            moat_testkit::moat::toml_path(&cert.cert),
+            moat_testkit::moat::toml_path(&cert.key)
+        ),
+    )
+    .await;
+    let status = cli::json(&cli::against(BIN, &moat, &["status", "--json"]));
+    let certs = status["certificates"].as_array().unwrap();
+    assert_eq!(
+        certs.len(),
+        1,
+        "no local CA when a file is configured: {status:#}"
+    );
+    assert_eq!(certs[0]["source"], "file");
+    assert_eq!(certs[0]["expires_soon"], true);
+    assert!(
+        certs[0]["next_renewal"].is_null(),
+        "moat does not renew files"
+    );
+    let table = String::from_utf8_lossy(&cli::against(BIN, &moat, &["status"]).stdout).into_owned();
+    assert!(table.contains("(expires soon)"), "{table}");
+    let logs = moat.wait_stderr("expires within 14 days").await;
+    assert!(logs.contains("days_left"), "{logs}");
+}
