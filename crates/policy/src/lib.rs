@@ -38,6 +38,7 @@
 //! - [`renewal`]: when a certificate is renewed and a failed renewal
 //!   retried.
 //! - [`throttle`]: lockout after repeated failed authentication attempts.
+//! - [`totp`]: the second factor's one-time passwords and recovery codes.
 //! - [`units`]: parsing sizes (`16KiB`) and durations (`10s`) from config.
 
 pub mod basic_auth;
@@ -63,4 +64,5 @@ pub mod sessions;
 pub mod signing;
 pub mod static_path;
 pub mod throttle;
+pub mod totp;
 pub mod units;
