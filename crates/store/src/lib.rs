@@ -24,6 +24,8 @@
 //!   [`RecordingQuery`]).
 //! - `sessions`: sign-in sessions by the hash of their id
 //!   ([`StoredSession`]).
+//! - `totp`: the system account's second factor ([`TotpEnrolment`]) and
+//!   its recovery codes (hashed).
 //! - `migrations/`: the schema, one numbered SQL file per change, embedded
 //!   in the binary and applied at open.
 
@@ -35,6 +37,7 @@ mod recordings;
 mod reports;
 mod sessions;
 mod states;
+mod totp;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -52,6 +55,7 @@ pub use recordings::{RecordingQuery, RecordingRow};
 pub use reports::{CspReport, MAX_REPORTS_PER_APP};
 pub use sessions::StoredSession;
 pub use states::{Location, RecordingState};
+pub use totp::TotpEnrolment;
 
 /// The schema's migrations, oldest first. A released migration is never
 /// edited: a change is a new file.
@@ -87,6 +91,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sessions",
         include_str!("../migrations/0007_sessions.sql"),
     ),
+    (8, "totp", include_str!("../migrations/0008_totp.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
