@@ -485,6 +485,8 @@ pub struct Auth {
     pub absolute_timeout: Duration,
     /// Non-browser clients may send HTTP Basic credentials (over TLS only).
     pub basic_auth: bool,
+    /// The system account signs in only with a second factor (TOTP).
+    pub require_totp: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -532,6 +532,7 @@ pub struct RawAuth {
     pub idle_timeout: Human,
     pub absolute_timeout: Human,
     pub basic_auth: bool,
+    pub require_totp: bool,
 }
 
 impl Default for RawAuth {
@@ -541,6 +542,7 @@ impl Default for RawAuth {
             idle_timeout: Human::s("1h"),
             absolute_timeout: Human::s("12h"),
             basic_auth: true,
+            require_totp: false,
         }
     }
 }

@@ -72,6 +72,34 @@ pub fn verify_device(key: &[u8; 32], value: &str, user: &str, now: u64, max_age:
     B64.decode(name).is_ok_and(|n| n == user.as_bytes()) && issued <= now && now - issued <= max_age
 }
 
+/// The token the login page's second step carries: `user`'s password was
+/// right at `issued`. Signed under its own label, so it can be neither a
+/// device cookie nor a session.
+pub fn sign_second_factor(key: &[u8; 32], user: &str, issued: u64) -> String {
+    let body = format!("{}.{issued}", B64.encode(user));
+    format!(
+        "{body}.{}",
+        B64.encode(mac(key, b"second-factor", body.as_bytes()))
+    )
+}
+
+/// The user of a second-step token issued at most `max_age` seconds
+/// before `now`.
+pub fn verify_second_factor(key: &[u8; 32], value: &str, now: u64, max_age: u64) -> Option<String> {
+    let (body, sig) = value.rsplit_once('.')?;
+    let (name, issued) = body.split_once('.')?;
+    let sig = B64.decode(sig).ok()?;
+    let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(b"second-factor");
+    m.update(body.as_bytes());
+    m.verify_slice(&sig).ok()?;
+    let issued = issued.parse::<u64>().ok()?;
+    if issued > now || now - issued > max_age {
+        return None;
+    }
+    String::from_utf8(B64.decode(name).ok()?).ok()
+}
+
 /// A session id standing for one set of HTTP Basic credentials, so a client
 /// that sends them with every request pays for the password check once per
 /// session. Keyed, so the table never holds a password or an unkeyed hash.
@@ -153,6 +181,21 @@ impl IdentityKey {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn second_factor_tokens_expire_and_are_not_device_cookies() {
+        let key = [3u8; 32];
+        let t = sign_second_factor(&key, "admin", 1000);
+        assert_eq!(
+            verify_second_factor(&key, &t, 1100, 300).as_deref(),
+            Some("admin")
+        );
+        assert_eq!(verify_second_factor(&key, &t, 1301, 300), None);
+        assert_eq!(verify_second_factor(&[4u8; 32], &t, 1100, 300), None);
+        assert!(!verify_device(&key, &t, "admin", 1100, 300));
+        let d = sign_device(&key, "admin", 1000);
+        assert_eq!(verify_second_factor(&key, &d, 1100, 300), None);
+    }
+
     use super::*;
 
     #[test]

@@ -118,6 +118,9 @@ pub struct AuthState {
     store: Option<moat_store::Store>,
 }
 
+/// How long the login page's second step may follow the password.
+const SECOND_STEP_MAX_AGE: u64 = 300;
+
 /// How long a password check waits for a free hashing slot.
 const HASH_QUEUE_WAIT: Duration = Duration::from_secs(10);
 
@@ -329,6 +332,14 @@ impl AuthState {
             }
         }
         match verdict {
+            // Basic carries no one-time code: an account with a second
+            // factor cannot sign in this way.
+            SignIn::Accepted(user, _)
+                if auth.require_totp || self.has_second_factor(&user).await =>
+            {
+                tracing::warn!(client = %client, user, "HTTP Basic refused: the account signs in with a second factor");
+                SignIn::Refused
+            }
             SignIn::Accepted(user, _) => {
                 lock(&self.sessions).insert(id, user.clone(), Instant::now());
                 SignIn::Accepted(user, session_key(&id))
@@ -379,6 +390,33 @@ impl AuthState {
         hash: std::sync::Arc<AdminPassword>,
         trusted_device: bool,
     ) -> SignIn {
+        self.check_password_step(
+            user,
+            password,
+            client,
+            security,
+            auth,
+            hash,
+            trusted_device,
+            false,
+        )
+        .await
+    }
+
+    /// [`AuthState::check_password`] as the first of two steps: a right
+    /// password resets no lockout count (`defer_success`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn check_password_step(
+        &self,
+        user: &str,
+        password: String,
+        client: IpAddr,
+        security: &Security,
+        auth: &moat_config::Auth,
+        hash: std::sync::Arc<AdminPassword>,
+        trusted_device: bool,
+        defer_success: bool,
+    ) -> SignIn {
         let now = Instant::now();
         let _by_address = match reserve(&self.by_address, &client, now) {
             Ok(r) => r,
@@ -402,6 +440,12 @@ impl AuthState {
             return SignIn::Busy;
         };
         let now = Instant::now();
+        if user_ok && password_ok && defer_success {
+            // The password was only the first step: the lockout counts
+            // stay until the second factor passes too, so a stolen
+            // password does not buy unlimited code guesses.
+            return SignIn::Accepted(user.to_owned(), String::new());
+        }
         if user_ok && password_ok {
             lock(&self.by_address).success(&client);
             // A known browser signing in leaves the name's lockout alone:
@@ -428,6 +472,108 @@ impl AuthState {
             }
             (Verdict::Locked { retry_after }, _) | (_, Verdict::Locked { retry_after }) => {
                 tracing::warn!(client = %client, user, "sign-in locked out for {}s after repeated failures", retry_after.as_secs());
+                SignIn::Locked(retry_after)
+            }
+            _ => SignIn::Refused,
+        }
+    }
+
+    /// Whether `user` signs in with a second factor: a confirmed TOTP
+    /// enrolment in the store. A store that cannot be read counts as yes
+    /// (the code step then fails closed).
+    pub async fn has_second_factor(&self, user: &str) -> bool {
+        let Some(store) = &self.store else {
+            return false;
+        };
+        match store.totp(user).await {
+            Ok(e) => e.is_some_and(|e| e.confirmed),
+            Err(e) => {
+                tracing::error!("the second factor could not be read; sign-in needs it: {e}");
+                true
+            }
+        }
+    }
+
+    /// The second step's token: `user`'s password was right just now.
+    pub fn second_factor_token(&self, user: &str) -> Option<String> {
+        Some(signing::sign_second_factor(
+            &self.session_key,
+            user,
+            unix_now()?,
+        ))
+    }
+
+    /// Checks the second step: the token from the first, and a TOTP code
+    /// (or an unused recovery code), with the same lockout as passwords.
+    /// Each code and recovery code is accepted once.
+    pub async fn check_second_factor(
+        &self,
+        token: &str,
+        code: &str,
+        client: IpAddr,
+        trusted_device: bool,
+    ) -> SignIn {
+        let Some(now_s) = unix_now() else {
+            return SignIn::Refused;
+        };
+        let Some(user) =
+            signing::verify_second_factor(&self.session_key, token, now_s, SECOND_STEP_MAX_AGE)
+        else {
+            return SignIn::Refused;
+        };
+        let now = Instant::now();
+        let _by_address = match reserve(&self.by_address, &client, now) {
+            Ok(r) => r,
+            Err(verdict) => return verdict,
+        };
+        let _by_user = if trusted_device {
+            None
+        } else {
+            match reserve(&self.by_user, &user, now) {
+                Ok(r) => Some(r),
+                Err(verdict) => return verdict,
+            }
+        };
+        let passed = match &self.store {
+            None => false,
+            Some(store) => match store.totp(&user).await {
+                Ok(Some(e)) if e.confirmed => {
+                    if code.chars().any(|c| c.is_ascii_alphabetic()) {
+                        let hash = moat_policy::totp::recovery_hash(code);
+                        store.use_recovery_code(&user, &hash).await.unwrap_or(false)
+                    } else {
+                        match moat_policy::totp::verify(&e.secret, code, now_s, e.last_step) {
+                            // Recorded only if still later than the last:
+                            // two sign-ins racing with one code cannot both
+                            // win.
+                            Ok(step) => store.use_totp_step(&user, step).await.unwrap_or(false),
+                            Err(_) => false,
+                        }
+                    }
+                }
+                _ => false,
+            },
+        };
+        let now = Instant::now();
+        if passed {
+            lock(&self.by_address).success(&client);
+            if !trusted_device {
+                lock(&self.by_user).success(&user);
+            }
+            return SignIn::Accepted(user, String::new());
+        }
+        tracing::warn!(client = %client, user, "sign-in failed: wrong or reused one-time code");
+        let a = lock(&self.by_address).failure(&client, now);
+        let u = if trusted_device {
+            Verdict::Allow
+        } else {
+            lock(&self.by_user).failure(&user, now)
+        };
+        match (a, u) {
+            (Verdict::Locked { retry_after: x }, Verdict::Locked { retry_after: y }) => {
+                SignIn::Locked(x.max(y))
+            }
+            (Verdict::Locked { retry_after }, _) | (_, Verdict::Locked { retry_after }) => {
                 SignIn::Locked(retry_after)
             }
             _ => SignIn::Refused,

@@ -18,6 +18,7 @@ pub(super) fn validate(c: &mut Checker<'_>, a: &RawAuth) -> Auth {
             Duration::from_secs(1),
         ),
         basic_auth: a.basic_auth,
+        require_totp: a.require_totp,
     };
     if auth.idle_timeout > auth.absolute_timeout {
         c.problem(

@@ -160,12 +160,39 @@ where
         }
     };
     let form = String::from_utf8_lossy(&form);
+    let next = login::safe_next(login::form_field(&form, "next").as_deref());
+    // The second step: the token from the first and a one-time code.
+    if let Some(token) = login::form_field(&form, "pending") {
+        let code = login::form_field(&form, "code").unwrap_or_default();
+        return match sign_in
+            .check_second_factor(&token, &code, ctx.client.ip, false)
+            .await
+        {
+            SignIn::Accepted(user, _) => Ok(signed_in(sign_in, ctx, user, &next).await),
+            SignIn::Refused => Ok(code_page(
+                StatusCode::UNAUTHORIZED,
+                &next,
+                &token,
+                Some(
+                    "Wrong or already used code. Enter the code your authenticator shows now, or a recovery code.",
+                ),
+            )),
+            SignIn::Busy => Ok(code_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                &next,
+                &token,
+                Some("Another sign-in is being checked. Try again in a moment."),
+            )),
+            SignIn::Locked(retry) => Err(locked(retry)),
+        };
+    }
     let user = login::form_field(&form, "user").unwrap_or_default();
     let password = login::form_field(&form, "password").unwrap_or_default();
-    let next = login::safe_next(login::form_field(&form, "next").as_deref());
     let trusted_device = sign_in.is_trusted_device(&headers, ctx.tls, &user);
+    let enrolled = sign_in.has_second_factor(&user).await;
+    let second_step = enrolled || config.auth.require_totp;
     let verdict = sign_in
-        .check_password(
+        .check_password_step(
             &user,
             password,
             ctx.client.ip,
@@ -173,22 +200,26 @@ where
             &config.auth,
             sign_in.admin_password(),
             trusted_device,
+            second_step,
         )
         .await;
     match verdict {
-        SignIn::Accepted(user, _) => {
-            tracing::info!(client = %ctx.client.ip, user, "signed in");
-            let device = sign_in.device_cookie(&user, ctx.tls);
-            let cookie = sign_in.start_session(user, ctx.tls).await;
-            let mut resp = see_other(&next);
-            resp.headers_mut().insert(header::SET_COOKIE, cookie);
-            // This browser may sign in again even while the account's
-            // name is locked out by failures elsewhere.
-            if let Some(d) = device {
-                resp.headers_mut().append(header::SET_COOKIE, d);
-            }
-            Ok(resp)
+        SignIn::Accepted(user, _) if second_step && !enrolled => {
+            tracing::warn!(client = %ctx.client.ip, user, "sign-in refused: auth.require_totp is on and the account has no second factor");
+            Ok(login_page(
+                StatusCode::FORBIDDEN,
+                &next,
+                &user,
+                Some(Message::Error(
+                    "This account must sign in with a one-time code, and none is set up. An administrator sets it up with: moat totp enroll",
+                )),
+            ))
         }
+        SignIn::Accepted(user, _) if second_step => match sign_in.second_factor_token(&user) {
+            Some(token) => Ok(code_page(StatusCode::OK, &next, &token, None)),
+            None => Err(Rejection::internal("the clock is before 1970")),
+        },
+        SignIn::Accepted(user, _) => Ok(signed_in(sign_in, ctx, user, &next).await),
         SignIn::Busy => {
             let mut resp = login_page(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -210,6 +241,55 @@ where
         )),
         SignIn::Locked(retry) => Err(locked(retry)),
     }
+}
+
+/// A sign-in that passed every step: the session and device cookies, and
+/// the way back to `next`.
+async fn signed_in(
+    sign_in: &AuthState,
+    ctx: &RequestCtx,
+    user: String,
+    next: &str,
+) -> Response<Body> {
+    tracing::info!(client = %ctx.client.ip, user, "signed in");
+    let device = sign_in.device_cookie(&user, ctx.tls);
+    let cookie = sign_in.start_session(user, ctx.tls).await;
+    let mut resp = see_other(next);
+    resp.headers_mut().insert(header::SET_COOKIE, cookie);
+    // This browser may sign in again even while the account's name is
+    // locked out by failures elsewhere.
+    if let Some(d) = device {
+        resp.headers_mut().append(header::SET_COOKIE, d);
+    }
+    resp
+}
+
+/// The second step: the code from the authenticator (or a recovery code),
+/// carrying the first step's token.
+fn code_page(status: StatusCode, next: &str, token: &str, error: Option<&str>) -> Response<Body> {
+    let message = error
+        .map(|m| {
+            format!(
+                "<p class=\"message error\" role=\"alert\">{}</p>",
+                html_escape(m)
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        r#"{message}
+<form method="post" action="{action}">
+<input type="hidden" name="next" value="{next}">
+<input type="hidden" name="pending" value="{token}">
+<label for="code">One-time code</label>
+<input id="code" name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus>
+<p>The six digits your authenticator app shows for moat, or one of your recovery codes.</p>
+<button type="submit">Sign in</button>
+</form>"#,
+        action = login::LOGIN_PATH,
+        next = html_escape(next),
+        token = html_escape(token),
+    );
+    page(status, shell("Sign in: one-time code", &body))
 }
 
 fn refuse_cross_origin<B>(req: &Request<B>, ctx: &RequestCtx) -> Result<(), Rejection> {
