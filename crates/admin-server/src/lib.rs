@@ -33,6 +33,7 @@ mod socket;
 mod status;
 #[cfg(test)]
 mod tests;
+mod totp;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -125,6 +126,9 @@ impl AdminApi for AdminServer {
 pub fn router(control: Ctl) -> Router {
     Router::new()
         .route("/api/v1/status", get(status::status))
+        .route("/api/v1/totp", axum::routing::delete(totp::remove))
+        .route("/api/v1/totp/enroll", post(totp::enroll))
+        .route("/api/v1/totp/confirm", post(totp::confirm))
         .route("/api/v1/apps", get(apps::list).post(apps::create))
         .route(
             "/api/v1/apps/{name}",

@@ -19,6 +19,27 @@ pub struct Status {
     pub certificates: Vec<Certificate>,
 }
 
+/// `POST /api/v1/totp/enroll`: the new secret, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpEnrolment {
+    /// Base32, for typing into an authenticator.
+    pub secret: String,
+    /// `otpauth://totp/…`, for scanning.
+    pub otpauth_uri: String,
+}
+
+/// `POST /api/v1/totp/confirm`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpConfirm {
+    pub code: String,
+}
+
+/// The recovery codes an enrolment made, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpRecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
 /// A served certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Certificate {
@@ -440,6 +461,9 @@ pub mod paths {
     use super::{AuditFilter, RecordingFilter, ReportFilter};
 
     pub const STATUS: &str = "/api/v1/status";
+    pub const TOTP: &str = "/api/v1/totp";
+    pub const TOTP_ENROLL: &str = "/api/v1/totp/enroll";
+    pub const TOTP_CONFIRM: &str = "/api/v1/totp/confirm";
     pub const APPS: &str = "/api/v1/apps";
     pub const AUDIT: &str = "/api/v1/audit";
     pub const BUCKETS: &str = "/api/v1/buckets";

@@ -72,10 +72,34 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The system account's second factor (TOTP): enroll or remove it.
+    Totp {
+        #[command(subcommand)]
+        command: TotpCommand,
+    },
     /// moat's local certificate authority: show, export or trust its root.
     Ca {
         #[command(subcommand)]
         command: CaCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TotpCommand {
+    /// Prints an otpauth:// URI and a QR code for an authenticator app,
+    /// asks for a code to confirm, and prints single-use recovery codes.
+    Enroll {
+        /// The confirming code, instead of asking for it.
+        #[arg(long)]
+        code: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Removes the second factor (the password alone signs in again,
+    /// unless [auth] require_totp is on).
+    Remove {
+        #[command(flatten)]
+        target: Target,
     },
 }
 

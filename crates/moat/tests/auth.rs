@@ -691,3 +691,187 @@ async fn sessions_survive_restarts_but_not_sign_out_or_a_new_password() {
     let moat = restart(moat, &changed, false).await;
     assert!(!reaches(&moat, &first).await, "{}", moat.logs());
 }
+
+/// A TOTP code from pyotp (an implementation that is not moat's), for
+/// `offset` seconds from now.
+fn pyotp(secret: &str, offset: i64) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import pyotp, time; print(pyotp.TOTP({secret:?}).at(int(time.time()) + ({offset})))"
+            ),
+        ])
+        .output()
+        .expect("python3 runs (scripts/test installs pyotp)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `moat totp enroll` as an admin runs it: reads the secret it prints,
+/// answers its prompt with pyotp's code; returns the secret and the
+/// recovery codes.
+fn enroll(moat: &Moat) -> (String, Vec<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "totp",
+            "enroll",
+            "--data-dir",
+            moat.data_dir().to_str().unwrap(),
+        ])
+        .env_remove("MOAT_CLIENT_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut secret = None;
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        if let Some(s) = line.trim().strip_prefix("secret: ") {
+            secret = Some(s.to_owned());
+        }
+        if line.starts_with("uri:") {
+            assert!(line.contains("otpauth://totp/moat:admin"), "{line}");
+            break;
+        }
+        line.clear();
+    }
+    let secret = secret.expect("the secret is printed");
+    writeln!(child.stdin.as_mut().unwrap(), "{}", pyotp(&secret, 0)).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+    let codes: Vec<String> = rest
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.len() == 19 && l.matches('-').count() == 3)
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(codes.len(), 10, "{rest}");
+    (secret, codes)
+}
+
+/// The hidden second-step token of a code page.
+fn pending_token(page: &str) -> String {
+    let at = page.find("name=\"pending\" value=\"").expect("a code page")
+        + "name=\"pending\" value=\"".len();
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+async fn post_code(
+    moat: &Moat,
+    http: &reqwest::Client,
+    token: &str,
+    code: &str,
+) -> reqwest::Response {
+    http.post(moat.https_url("/_moat/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(format!("next=%2Fapp%2F&pending={token}&code={code}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn totp_second_factor_with_single_use_codes_and_recovery_codes() {
+    let moat = start("", "").await;
+    let http = client::http1(&moat.local_ca_root());
+    let (secret, recovery) = enroll(&moat);
+
+    // The password alone now leads to the code page, not a session.
+    let resp = post_login(&moat, &http, form("admin", PASSWORD, "/app/")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("set-cookie").is_none());
+    let token = pending_token(&resp.text().await.unwrap());
+    // A wrong code is refused on the same page.
+    let resp = post_code(&moat, &http, &token, "000000").await;
+    assert_eq!(resp.status(), 401);
+    // The next step's code (the enrolment used this one) signs in.
+    let code = pyotp(&secret, 30);
+    let resp = post_code(&moat, &http, &token, &code).await;
+    assert_eq!(resp.status(), 303, "{}", moat.logs());
+    let session = session_of(&resp);
+    let seen = upstream_headers(get(&moat, &http, "/app/x", &session).await).await;
+    assert_eq!(values(&seen, "x-moat-user"), ["admin"]);
+    // The same code again: refused, even though it is right.
+    let resp = post_code(&moat, &http, &token, &code).await;
+    assert_eq!(resp.status(), 401);
+    assert!(resp.text().await.unwrap().contains("already used"));
+
+    // A recovery code works once (any case, with or without dashes).
+    let rc = recovery[0].to_uppercase();
+    let resp = post_code(&moat, &http, &token, &rc).await;
+    assert_eq!(resp.status(), 303);
+    let resp = post_code(&moat, &http, &token, &rc).await;
+    assert_eq!(resp.status(), 401);
+
+    // A forged token gets nowhere.
+    let resp = post_code(&moat, &http, "YWRtaW4.1.AAAA", &pyotp(&secret, 60)).await;
+    assert_eq!(resp.status(), 401);
+
+    // HTTP Basic carries no code: refused for this account.
+    let resp = http
+        .get(moat.https_url("/app/x"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    // Removed, the password alone signs in again.
+    let out = moat_testkit::cli::run(
+        BIN,
+        &[
+            "totp",
+            "remove",
+            "--data-dir",
+            moat.data_dir().to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", moat_testkit::cli::show(&out));
+    let resp = post_login(&moat, &http, form("admin", PASSWORD, "/app/")).await;
+    assert_eq!(resp.status(), 303);
+}
+
+#[tokio::test]
+async fn require_totp_refuses_an_account_without_one() {
+    let moat = start("", "[auth]\nrequire_totp = true\n").await;
+    let http = client::http1(&moat.local_ca_root());
+    let resp = post_login(&moat, &http, form("admin", PASSWORD, "/app/")).await;
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().await.unwrap().contains("moat totp enroll"));
+}
+
+#[tokio::test]
+async fn wrong_codes_count_toward_the_lockout() {
+    let moat = start("", "").await;
+    let http = client::http1(&moat.local_ca_root());
+    let (secret, _) = enroll(&moat);
+    let resp = post_login(&moat, &http, form("admin", PASSWORD, "/app/")).await;
+    let token = pending_token(&resp.text().await.unwrap());
+    for _ in 0..4 {
+        assert_eq!(
+            post_code(&moat, &http, &token, "000000").await.status(),
+            401
+        );
+    }
+    // The fifth failure locks the address, as for passwords.
+    assert_eq!(
+        post_code(&moat, &http, &token, "000000").await.status(),
+        429
+    );
+    // Locked: even the right code waits.
+    let resp = post_code(&moat, &http, &token, &pyotp(&secret, 30)).await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().get("retry-after").is_some());
+    // And the password step does not reset the count.
+    let resp = post_login(&moat, &http, form("admin", PASSWORD, "/app/")).await;
+    assert_eq!(resp.status(), 429);
+}

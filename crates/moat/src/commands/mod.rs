@@ -16,6 +16,7 @@ mod config;
 mod csp;
 mod recordings;
 mod text;
+mod totp;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Recordings { command } => Ok(recordings::run(command)),
         Command::Audit { command } => Ok(audit::run(command)),
         Command::Ca { command } => ca::run(command),
+        Command::Totp { command } => Ok(totp::run(command)),
     }
 }
 

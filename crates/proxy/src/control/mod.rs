@@ -22,6 +22,8 @@ mod apps;
 mod buckets;
 mod csp;
 mod recordings;
+mod totp;
+pub use totp::Enrolment;
 #[cfg(test)]
 mod tests;
 
