@@ -486,7 +486,7 @@ impl AuthState {
             return false;
         };
         match store.totp(user).await {
-            Ok(e) => e.is_some_and(|e| e.confirmed),
+            Ok(e) => e.is_some(),
             Err(e) => {
                 tracing::error!("the second factor could not be read; sign-in needs it: {e}");
                 true
@@ -537,7 +537,7 @@ impl AuthState {
         let passed = match &self.store {
             None => false,
             Some(store) => match store.totp(&user).await {
-                Ok(Some(e)) if e.confirmed => {
+                Ok(Some(e)) => {
                     if code.chars().any(|c| c.is_ascii_alphabetic()) {
                         let hash = moat_policy::totp::recovery_hash(code);
                         store.use_recovery_code(&user, &hash).await.unwrap_or(false)

@@ -1,12 +1,18 @@
 -- The system account's second factor. `secret` is the TOTP seed (the
--- store file is private, beside the data directory's keys); `confirmed`
--- once a code from the authenticator was checked; `last_step` the step of
--- the last code accepted, so no code is accepted twice.
+-- store file is private, beside the data directory's keys); `last_step`
+-- the step of the last code accepted, so no code is accepted twice.
 CREATE TABLE totp (
     user TEXT PRIMARY KEY NOT NULL,
     secret BLOB NOT NULL,
-    confirmed INTEGER NOT NULL DEFAULT 0,
     last_step INTEGER,
+    created INTEGER NOT NULL
+);
+
+-- An enrolment under way: it replaces the user's `totp` row only once a
+-- code confirms it, so an abandoned enrolment changes nothing.
+CREATE TABLE totp_pending (
+    user TEXT PRIMARY KEY NOT NULL,
+    secret BLOB NOT NULL,
     created INTEGER NOT NULL
 );
 

@@ -5,17 +5,17 @@ use sqlx::Row;
 
 use crate::{Store, StoreError, now_ms};
 
-/// A user's enrolment.
+/// A user's second factor in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TotpEnrolment {
     pub secret: [u8; 20],
-    pub confirmed: bool,
     pub last_step: Option<u64>,
 }
 
 impl Store {
-    /// Starts (or restarts) an enrolment: a new secret, not confirmed, no
-    /// recovery codes. SECURITY: audited without the secret.
+    /// Starts (or restarts) an enrolment: a new secret, pending until a
+    /// code confirms it; the second factor in force (if any) stays until
+    /// then. SECURITY: audited without the secret.
     pub async fn begin_totp(
         &self,
         user: &str,
@@ -24,11 +24,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let at = now_ms();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM totp WHERE user = ?")
-            .bind(user)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO totp (user, secret, confirmed, created) VALUES (?, ?, 0, ?)")
+        sqlx::query("INSERT OR REPLACE INTO totp_pending (user, secret, created) VALUES (?, ?, ?)")
             .bind(user)
             .bind(&secret[..])
             .bind(at)
@@ -39,8 +35,17 @@ impl Store {
         Ok(())
     }
 
-    /// Confirms an enrolment at `step` and keeps its recovery codes'
-    /// hashes (replacing any).
+    /// The secret of the enrolment under way, if any.
+    pub async fn pending_totp(&self, user: &str) -> Result<Option<[u8; 20]>, StoreError> {
+        let row = sqlx::query("SELECT secret FROM totp_pending WHERE user = ?")
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|r| r.get::<Vec<u8>, _>("secret").try_into().ok()))
+    }
+
+    /// Puts the pending enrolment in force at `step`, with its recovery
+    /// codes' hashes (replacing the old factor and its codes).
     pub async fn confirm_totp(
         &self,
         user: &str,
@@ -50,12 +55,27 @@ impl Store {
     ) -> Result<(), StoreError> {
         let at = now_ms();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE totp SET confirmed = 1, last_step = ? WHERE user = ?")
-            .bind(step as i64)
+        let secret: Option<Vec<u8>> = sqlx::query("SELECT secret FROM totp_pending WHERE user = ?")
+            .bind(user)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get("secret"));
+        let Some(secret) = secret else {
+            return Ok(());
+        };
+        // The old factor and its recovery codes go (by cascade).
+        sqlx::query("DELETE FROM totp WHERE user = ?")
             .bind(user)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM totp_recovery WHERE user = ?")
+        sqlx::query("INSERT INTO totp (user, secret, last_step, created) VALUES (?, ?, ?, ?)")
+            .bind(user)
+            .bind(&secret)
+            .bind(step as i64)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM totp_pending WHERE user = ?")
             .bind(user)
             .execute(&mut *tx)
             .await?;
@@ -74,6 +94,10 @@ impl Store {
     pub async fn remove_totp(&self, user: &str, actor: &crate::Actor) -> Result<bool, StoreError> {
         let at = now_ms();
         let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM totp_pending WHERE user = ?")
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query("DELETE FROM totp WHERE user = ?")
             .bind(user)
             .execute(&mut *tx)
@@ -86,7 +110,7 @@ impl Store {
     }
 
     pub async fn totp(&self, user: &str) -> Result<Option<TotpEnrolment>, StoreError> {
-        let row = sqlx::query("SELECT secret, confirmed, last_step FROM totp WHERE user = ?")
+        let row = sqlx::query("SELECT secret, last_step FROM totp WHERE user = ?")
             .bind(user)
             .fetch_optional(&self.pool)
             .await?;
@@ -94,7 +118,6 @@ impl Store {
             let secret: Vec<u8> = r.get("secret");
             Some(TotpEnrolment {
                 secret: secret.try_into().ok()?,
-                confirmed: r.get::<i64, _>("confirmed") != 0,
                 last_step: r.get::<Option<i64>, _>("last_step").map(|s| s as u64),
             })
         }))
@@ -105,7 +128,7 @@ impl Store {
     /// was recorded.
     pub async fn use_totp_step(&self, user: &str, step: u64) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE totp SET last_step = ? WHERE user = ? AND confirmed = 1 \
+            "UPDATE totp SET last_step = ? WHERE user = ? \
              AND (last_step IS NULL OR last_step < ?)",
         )
         .bind(step as i64)
@@ -150,14 +173,15 @@ mod tests {
             source: "unix:uid=0".into(),
         };
         store.begin_totp("admin", &[7; 20], &actor).await.unwrap();
-        let e = store.totp("admin").await.unwrap().unwrap();
-        assert!(!e.confirmed);
-        // Not confirmed: no step is accepted.
+        assert_eq!(store.pending_totp("admin").await.unwrap(), Some([7; 20]));
+        // Pending: nothing in force, no step is accepted.
+        assert_eq!(store.totp("admin").await.unwrap(), None);
         assert!(!store.use_totp_step("admin", 5).await.unwrap());
         store
             .confirm_totp("admin", 10, &[[1; 32], [2; 32]], &actor)
             .await
             .unwrap();
+        assert_eq!(store.pending_totp("admin").await.unwrap(), None);
         assert!(
             !store.use_totp_step("admin", 10).await.unwrap(),
             "the confirming step is used"
@@ -167,6 +191,16 @@ mod tests {
         assert!(store.use_recovery_code("admin", &[1; 32]).await.unwrap());
         assert!(!store.use_recovery_code("admin", &[1; 32]).await.unwrap());
         assert_eq!(store.recovery_codes_left("admin").await.unwrap(), 1);
+        // A new enrolment begun and abandoned leaves the factor in force.
+        store.begin_totp("admin", &[8; 20], &actor).await.unwrap();
+        assert_eq!(store.totp("admin").await.unwrap().unwrap().secret, [7; 20]);
+        // Confirmed, it replaces the old factor and its recovery codes.
+        store
+            .confirm_totp("admin", 20, &[[3; 32]], &actor)
+            .await
+            .unwrap();
+        assert_eq!(store.totp("admin").await.unwrap().unwrap().secret, [8; 20]);
+        assert!(!store.use_recovery_code("admin", &[2; 32]).await.unwrap());
         // The audit log names the actions, never the secret.
         let audit = store.audit_log(&Default::default()).await.unwrap();
         assert!(audit.iter().any(|a| a.action == "totp.confirm"));

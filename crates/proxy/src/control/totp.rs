@@ -17,8 +17,8 @@ impl Control {
         self.parts.runtime.load().config.security.admin_user.clone()
     }
 
-    /// Starts enrolling the system account. Any earlier enrolment is
-    /// replaced at once, so the admin finishes this one to sign in again.
+    /// Starts enrolling the system account. A second factor in force
+    /// stays until a code confirms the new one.
     pub async fn totp_begin(&self, actor: &Actor) -> Result<Enrolment, ControlError> {
         let user = self.system_user();
         let mut secret = [0u8; 20];
@@ -48,13 +48,13 @@ impl Control {
     ) -> Result<Vec<String>, ControlError> {
         let user = self.system_user();
         let store = &self.parts.store;
-        let enrolment = store.totp(&user).await?.ok_or_else(|| {
+        let secret = store.pending_totp(&user).await?.ok_or_else(|| {
             ControlError::NotFound(
                 "no enrolment is under way: start one with moat totp enroll".into(),
             )
         })?;
         let now = self.parts.clock.now_ms() / 1000;
-        let step = moat_policy::totp::verify(&enrolment.secret, code, now as u64, None).map_err(|_| {
+        let step = moat_policy::totp::verify(&secret, code, now as u64, None).map_err(|_| {
             ControlError::BadRequest(
                 "that is not the code the authenticator shows now (check the phone's clock, and that the secret was entered exactly)".into(),
             )
