@@ -447,12 +447,7 @@ impl AuthState {
             return SignIn::Accepted(user.to_owned(), String::new());
         }
         if user_ok && password_ok {
-            lock(&self.by_address).success(&client);
-            // A known browser signing in leaves the name's lockout alone:
-            // it was set by failures elsewhere, and still holds for them.
-            if !trusted_device {
-                lock(&self.by_user).success(&user_key);
-            }
+            self.passed(client, &user_key, trusted_device);
             return SignIn::Accepted(user.to_owned(), String::new());
         }
         if !auth.system_account {
@@ -460,11 +455,28 @@ impl AuthState {
         } else {
             tracing::warn!(client = %client, user, "sign-in failed: wrong user name or password");
         }
+        self.failed(client, &user_key, trusted_device, now)
+    }
+
+    /// A whole sign-in passed: its address's (and, unless the browser is
+    /// a known one, its name's) failure counts are cleared.
+    fn passed(&self, client: IpAddr, user: &str, trusted_device: bool) {
+        lock(&self.by_address).success(&client);
+        // A known browser leaves the name's lockout alone: it was set by
+        // failures elsewhere, and still holds for them.
+        if !trusted_device {
+            lock(&self.by_user).success(&user.to_owned());
+        }
+    }
+
+    /// A step failed: counted per address and (unless the browser is a
+    /// known one) per name; the verdict says whether either is now locked.
+    fn failed(&self, client: IpAddr, user: &str, trusted_device: bool, now: Instant) -> SignIn {
         let a = lock(&self.by_address).failure(&client, now);
         let u = if trusted_device {
             Verdict::Allow
         } else {
-            lock(&self.by_user).failure(&user_key, now)
+            lock(&self.by_user).failure(&user.to_owned(), now)
         };
         match (a, u) {
             (Verdict::Locked { retry_after: x }, Verdict::Locked { retry_after: y }) => {
@@ -556,28 +568,11 @@ impl AuthState {
         };
         let now = Instant::now();
         if passed {
-            lock(&self.by_address).success(&client);
-            if !trusted_device {
-                lock(&self.by_user).success(&user);
-            }
+            self.passed(client, &user, trusted_device);
             return SignIn::Accepted(user, String::new());
         }
         tracing::warn!(client = %client, user, "sign-in failed: wrong or reused one-time code");
-        let a = lock(&self.by_address).failure(&client, now);
-        let u = if trusted_device {
-            Verdict::Allow
-        } else {
-            lock(&self.by_user).failure(&user, now)
-        };
-        match (a, u) {
-            (Verdict::Locked { retry_after: x }, Verdict::Locked { retry_after: y }) => {
-                SignIn::Locked(x.max(y))
-            }
-            (Verdict::Locked { retry_after }, _) | (_, Verdict::Locked { retry_after }) => {
-                SignIn::Locked(retry_after)
-            }
-            _ => SignIn::Refused,
-        }
+        self.failed(client, &user, trusted_device, now)
     }
 
     /// The `Set-Cookie` value of a device cookie for `user`, set when a
