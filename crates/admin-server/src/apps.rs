@@ -170,7 +170,7 @@ fn summary(a: &App) -> AppSummary {
         kind: kind.to_owned(),
         target,
         defined_in: a.origin.as_str().to_owned(),
-        auth: a.auth.as_str().to_owned(),
+        auth: a.auth.to_string(),
     }
 }
 

@@ -487,6 +487,52 @@ pub struct Auth {
     pub basic_auth: bool,
     /// The system account signs in only with a second factor (TOTP).
     pub require_totp: bool,
+    /// OpenID Connect providers, in the config file's order.
+    pub oidc: Vec<OidcProvider>,
+}
+
+impl Auth {
+    pub fn provider(&self, name: &str) -> Option<&OidcProvider> {
+        self.oidc.iter().find(|p| p.name == name)
+    }
+}
+
+/// An OpenID Connect provider people sign in through.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OidcProvider {
+    /// What `oidc:NAME` and the callback path name it by.
+    pub name: String,
+    /// What the login page's button says.
+    pub display_name: String,
+    /// The issuer URL exactly as the provider states it (discovery is at
+    /// `ISSUER/.well-known/openid-configuration`).
+    pub issuer: String,
+    pub client_id: String,
+    /// SECURITY: never printed.
+    pub client_secret: String,
+    pub scopes: Vec<String>,
+    /// The claim holding the user's groups (a list of strings).
+    pub groups_claim: String,
+    /// The claim that names the user to apps (`X-Moat-User`).
+    pub user_claim: String,
+    /// Also ask the userinfo endpoint for claims after sign-in.
+    pub userinfo: bool,
+    pub rules: moat_policy::access::Rules,
+    /// The CA of the provider's HTTPS certificate (None: system roots).
+    pub ca: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcProvider")
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("scopes", &self.scopes)
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -526,6 +572,9 @@ pub struct App {
     pub max_upstream_connections: usize,
     pub timeouts: Timeouts,
     pub auth: AppAuth,
+    /// Who of the sign-in sources' users may use the app (on top of each
+    /// provider's own rules).
+    pub access: moat_policy::access::Rules,
     /// Also send the user upstream as a short-lived signed JWT.
     pub identity_jwt: bool,
     pub origin: AppOrigin,
@@ -569,23 +618,49 @@ pub enum ClientCertMode {
 }
 
 /// Who may reach an app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppAuth {
     /// Anyone: moat asks for no login.
     None,
-    /// People signed in through moat (its login page, or HTTP Basic).
-    System,
+    /// People signed in through one of these sources (moat's login page
+    /// lists them), in the order the app names them.
+    SignIn(Vec<moat_policy::access::Source>),
     /// The holder of a valid client certificate, named by its SAN email,
     /// else its subject's common name.
     Cert,
 }
 
 impl AppAuth {
-    pub fn as_str(self) -> &'static str {
+    /// The system account alone (the default).
+    pub fn system() -> AppAuth {
+        AppAuth::SignIn(vec![moat_policy::access::Source::System])
+    }
+
+    /// Whether people sign in to the app (through moat's login page).
+    pub fn sources(&self) -> &[moat_policy::access::Source] {
         match self {
-            AppAuth::None => "none",
-            AppAuth::Cert => "cert",
-            AppAuth::System => "system",
+            AppAuth::SignIn(s) => s,
+            _ => &[],
+        }
+    }
+}
+
+impl std::fmt::Display for AppAuth {
+    /// As the config file writes it: `none`, `cert`, `system`,
+    /// `oidc:corp`, `oidc:corp, system`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppAuth::None => f.write_str("none"),
+            AppAuth::Cert => f.write_str("cert"),
+            AppAuth::SignIn(sources) => {
+                for (i, s) in sources.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{s}")?;
+                }
+                Ok(())
+            }
         }
     }
 }

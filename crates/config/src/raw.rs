@@ -533,6 +533,63 @@ pub struct RawAuth {
     pub absolute_timeout: Human,
     pub basic_auth: bool,
     pub require_totp: bool,
+    /// `[[auth.oidc]]`: OpenID Connect providers people sign in through.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub oidc: Vec<RawOidc>,
+}
+
+/// One `[[auth.oidc]]` entry.
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOidc {
+    pub name: String,
+    pub display_name: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// SECURITY: never printed (see the Debug below).
+    pub client_secret: String,
+    pub client_secret_file: String,
+    pub scopes: Option<Vec<String>>,
+    pub groups_claim: Option<String>,
+    pub user_claim: Option<String>,
+    pub userinfo: bool,
+    pub allowed_users: Vec<String>,
+    pub allowed_groups: Vec<String>,
+    pub allowed_domains: Vec<String>,
+    /// A PEM file of the CA that signed the provider's HTTPS certificate
+    /// (a private provider); empty: the system's roots.
+    pub ca: String,
+}
+
+impl std::fmt::Debug for RawOidc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawOidc")
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// An app's `auth`: one source or mode, or a list of sources.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RawAppAuth {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<String> for RawAppAuth {
+    fn from(s: String) -> Self {
+        RawAppAuth::One(s)
+    }
+}
+
+impl From<&str> for RawAppAuth {
+    fn from(s: &str) -> Self {
+        RawAppAuth::One(s.to_owned())
+    }
 }
 
 impl Default for RawAuth {
@@ -543,6 +600,7 @@ impl Default for RawAuth {
             absolute_timeout: Human::s("12h"),
             basic_auth: true,
             require_totp: false,
+            oidc: Vec::new(),
         }
     }
 }
@@ -585,10 +643,18 @@ pub struct RawApp {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_upstream_connections: Option<i64>,
     pub timeouts: RawTimeouts,
-    /// `"system"` (moat's login; the default when absent), `"none"`, or
-    /// `"cert"` (a client certificate).
+    /// `"system"` (moat's login; the default when absent), `"none"`,
+    /// `"cert"` (a client certificate), `"oidc:NAME"`, or a list of sign-in
+    /// sources (`["oidc:corp", "system"]`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth: Option<String>,
+    pub auth: Option<RawAppAuth>,
+    /// Narrow who of the sign-in sources' users may use the app.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_users: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_groups: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_domains: Vec<String>,
     pub identity_jwt: bool,
     pub headers: RawAppHeaders,
     pub csp: RawAppCsp,

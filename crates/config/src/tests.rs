@@ -22,7 +22,7 @@ fn default_file_documents_every_key() {
         host: Some(String::new()),
         path: Some(String::new()),
         max_body_size: Some(raw::Human::Int(0)),
-        auth: Some(String::new()),
+        auth: Some(String::new().into()),
         ..Default::default()
     });
     raw.tls.certificates.push(raw::RawCertificate::default());
@@ -54,6 +54,18 @@ fn default_file_documents_every_key() {
         frame_options: Some(String::new()),
         ..Default::default()
     };
+    raw.apps[0].allowed_users.push(String::new());
+    raw.apps[0].allowed_groups.push(String::new());
+    raw.apps[0].allowed_domains.push(String::new());
+    raw.auth.oidc.push(raw::RawOidc {
+        scopes: Some(vec![]),
+        groups_claim: Some(String::new()),
+        user_claim: Some(String::new()),
+        allowed_users: vec![String::new()],
+        allowed_groups: vec![String::new()],
+        allowed_domains: vec![String::new()],
+        ..Default::default()
+    });
     raw.apps[0].client_certs = Some(raw::RawClientCerts {
         ca: String::new(),
         mode: Some(String::new()),
@@ -335,7 +347,7 @@ fn app_auth_defaults_to_system_and_is_checked() {
         None,
     )
     .unwrap();
-    assert_eq!(c.apps[0].auth, AppAuth::System);
+    assert_eq!(c.apps[0].auth, AppAuth::system());
     assert_eq!(c.apps[1].auth, AppAuth::None);
     assert_eq!(c.apps[0].origin, AppOrigin::ConfigFile);
     assert!(c.auth.system_account);

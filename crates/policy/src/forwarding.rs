@@ -31,6 +31,11 @@ pub const OWNED: [HeaderName; 6] = [
 pub const MOAT_PREFIX: &str = "x-moat-";
 /// The signed-in user's name, sent to upstreams of `auth = "system"` apps.
 pub const USER_HEADER: HeaderName = HeaderName::from_static("x-moat-user");
+/// The signed-in user's email, from their OpenID provider (verified).
+pub const EMAIL_HEADER: HeaderName = HeaderName::from_static("x-moat-email");
+/// The signed-in user's groups, from their OpenID provider
+/// (comma-separated, see `access::groups_header`).
+pub const GROUPS_HEADER: HeaderName = HeaderName::from_static("x-moat-groups");
 /// A signed JWT naming the user, for apps with `identity_jwt = true`.
 pub const IDENTITY_HEADER: HeaderName = HeaderName::from_static("x-moat-identity");
 

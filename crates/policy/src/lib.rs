@@ -6,6 +6,8 @@
 //! tested and fuzzed in isolation. The proxy crate does the I/O and calls in.
 //!
 //! # Layout
+//! - [`access`]: signed-in identities, their sources, and the allow rules
+//!   of providers and apps.
 //! - [`basic_auth`]: HTTP Basic credentials and constant-time comparison.
 //! - [`client_ip`]: who the client is, given the peer address, the trusted
 //!   proxies and the forwarding headers.
@@ -41,6 +43,7 @@
 //! - [`totp`]: the second factor's one-time passwords and recovery codes.
 //! - [`units`]: parsing sizes (`16KiB`) and durations (`10s`) from config.
 
+pub mod access;
 pub mod basic_auth;
 pub mod canonical_path;
 pub mod client_ip;

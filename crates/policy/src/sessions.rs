@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::access::{Identity, Source};
+
 /// A session id: 32 random bytes from the caller's generator.
 pub type SessionId = [u8; 32];
 
@@ -20,7 +22,7 @@ pub struct Timeouts {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    pub user: String,
+    pub identity: Identity,
     pub created: Instant,
     pub last_seen: Instant,
     /// The `last_seen` last handed to [`SessionTable::unflushed`].
@@ -55,6 +57,11 @@ impl SessionTable {
         self.timeouts = timeouts;
     }
 
+    /// Whether `id` names a session (live or not yet swept).
+    pub fn contains(&self, id: &SessionId) -> bool {
+        self.sessions.contains_key(id)
+    }
+
     pub fn len(&self) -> usize {
         self.sessions.len()
     }
@@ -63,9 +70,21 @@ impl SessionTable {
         self.sessions.is_empty()
     }
 
-    /// Starts a session for `user` under `id`.
-    pub fn insert(&mut self, id: SessionId, user: String, now: Instant) {
-        self.restore(id, user, now, now, now);
+    /// Starts a session for `identity` under `id`.
+    pub fn insert(&mut self, id: SessionId, identity: Identity, now: Instant) {
+        self.restore(id, identity, now, now, now);
+    }
+
+    /// Replaces a live session's identity (a provider's refresh brought
+    /// new claims); its times stay. Returns whether it was live.
+    pub fn update(&mut self, id: &SessionId, identity: Identity) -> bool {
+        match self.sessions.get_mut(id) {
+            Some(s) => {
+                s.identity = identity;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Puts back a session kept elsewhere (a restart), with the times it
@@ -74,13 +93,13 @@ impl SessionTable {
     pub fn restore(
         &mut self,
         id: SessionId,
-        user: String,
+        identity: Identity,
         created: Instant,
         last_seen: Instant,
         now: Instant,
     ) -> bool {
         let s = Session {
-            user,
+            identity,
             created,
             last_seen,
             flushed: last_seen,
@@ -112,9 +131,9 @@ impl SessionTable {
         self.timeouts
     }
 
-    /// The user of a live session, marking it used; an expired session is
-    /// removed and `None` returned.
-    pub fn touch(&mut self, id: &SessionId, now: Instant) -> Option<&str> {
+    /// The identity of a live session, marking it used; an expired session
+    /// is removed and `None` returned.
+    pub fn touch(&mut self, id: &SessionId, now: Instant) -> Option<&Session> {
         let timeouts = self.timeouts;
         if self.sessions.get(id)?.expired(timeouts, now) {
             self.sessions.remove(id);
@@ -122,7 +141,7 @@ impl SessionTable {
         }
         let s = self.sessions.get_mut(id)?;
         s.last_seen = now;
-        Some(&s.user)
+        Some(s)
     }
 
     /// Ends a session (sign-out); returns it if it existed.
@@ -130,9 +149,11 @@ impl SessionTable {
         self.sessions.remove(id)
     }
 
-    /// Ends every session (the password changed).
-    pub fn clear(&mut self) {
-        self.sessions.clear();
+    /// Ends every session of the system account (its password changed);
+    /// those signed in through a provider stay.
+    pub fn clear_system(&mut self) {
+        self.sessions
+            .retain(|_, s| s.identity.source != Source::System);
     }
 
     /// Drops expired sessions; returns how many.
@@ -171,36 +192,47 @@ mod tests {
         [n; 32]
     }
 
+    fn who(u: &str) -> Identity {
+        Identity::system(u)
+    }
+
+    fn user(s: Option<&Session>) -> Option<&str> {
+        s.map(|s| s.identity.user.as_str())
+    }
+
     #[test]
     fn restored_sessions_keep_their_times_and_report_use() {
         let t0 = Instant::now();
         let mut s = SessionTable::new(T, 10);
         let now = t0 + Duration::from_secs(200);
         // Created 200 s ago, last used 30 s ago: still live.
-        assert!(s.restore(id(1), "a".into(), t0, now - Duration::from_secs(30), now));
+        assert!(s.restore(id(1), who("a"), t0, now - Duration::from_secs(30), now));
         // Idle past 60 s: not put back.
-        assert!(!s.restore(id(2), "b".into(), t0, now - Duration::from_secs(61), now));
+        assert!(!s.restore(id(2), who("b"), t0, now - Duration::from_secs(61), now));
         assert_eq!(s.len(), 1);
         assert!(s.unflushed().is_empty(), "nothing used since the restore");
-        assert_eq!(s.touch(&id(1), now), Some("a"));
+        assert_eq!(user(s.touch(&id(1), now)), Some("a"));
         assert_eq!(s.unflushed(), vec![(id(1), now)]);
         assert!(s.unflushed().is_empty());
         // The absolute timeout counts from the original sign-in.
-        assert_eq!(s.touch(&id(1), t0 + Duration::from_secs(300)), None);
+        assert_eq!(user(s.touch(&id(1), t0 + Duration::from_secs(300))), None);
     }
 
     #[test]
     fn idle_timeout_ends_an_unused_session() {
         let t0 = Instant::now();
         let mut s = SessionTable::new(T, 10);
-        s.insert(id(1), "alice".into(), t0);
-        assert_eq!(s.touch(&id(1), t0 + Duration::from_secs(59)), Some("alice"));
-        // Use moved the idle deadline.
+        s.insert(id(1), who("alice"), t0);
         assert_eq!(
-            s.touch(&id(1), t0 + Duration::from_secs(118)),
+            user(s.touch(&id(1), t0 + Duration::from_secs(59))),
             Some("alice")
         );
-        assert_eq!(s.touch(&id(1), t0 + Duration::from_secs(178)), None);
+        // Use moved the idle deadline.
+        assert_eq!(
+            user(s.touch(&id(1), t0 + Duration::from_secs(118))),
+            Some("alice")
+        );
+        assert_eq!(user(s.touch(&id(1), t0 + Duration::from_secs(178))), None);
         assert!(s.is_empty(), "an expired session is forgotten");
     }
 
@@ -208,34 +240,51 @@ mod tests {
     fn absolute_timeout_ends_even_an_active_session() {
         let t0 = Instant::now();
         let mut s = SessionTable::new(T, 10);
-        s.insert(id(1), "alice".into(), t0);
+        s.insert(id(1), who("alice"), t0);
         for minute in 1..5 {
             assert!(
                 s.touch(&id(1), t0 + Duration::from_secs(minute * 59))
                     .is_some()
             );
         }
-        assert_eq!(s.touch(&id(1), t0 + Duration::from_secs(300)), None);
+        assert_eq!(user(s.touch(&id(1), t0 + Duration::from_secs(300))), None);
+    }
+
+    #[test]
+    fn a_password_change_ends_only_system_sessions() {
+        let t0 = Instant::now();
+        let mut s = SessionTable::new(T, 10);
+        s.insert(id(1), who("admin"), t0);
+        let mut alice = who("alice");
+        alice.source = Source::Oidc("corp".into());
+        s.insert(id(2), alice.clone(), t0);
+        s.clear_system();
+        assert_eq!(user(s.touch(&id(1), t0)), None);
+        assert_eq!(user(s.touch(&id(2), t0)), Some("alice"));
+        alice.groups = vec!["eng".into()];
+        assert!(s.update(&id(2), alice.clone()));
+        assert_eq!(s.touch(&id(2), t0).unwrap().identity, alice);
+        assert!(!s.update(&id(1), alice));
     }
 
     #[test]
     fn remove_and_unknown_ids() {
         let t0 = Instant::now();
         let mut s = SessionTable::new(T, 10);
-        s.insert(id(1), "alice".into(), t0);
-        assert_eq!(s.touch(&id(2), t0), None);
+        s.insert(id(1), who("alice"), t0);
+        assert_eq!(user(s.touch(&id(2), t0)), None);
         assert!(s.remove(&id(1)).is_some());
-        assert_eq!(s.touch(&id(1), t0), None);
+        assert_eq!(user(s.touch(&id(1), t0)), None);
     }
 
     #[test]
     fn capacity_drops_expired_then_least_recently_used() {
         let t0 = Instant::now();
         let mut s = SessionTable::new(T, 2);
-        s.insert(id(1), "a".into(), t0);
-        s.insert(id(2), "b".into(), t0 + Duration::from_secs(1));
+        s.insert(id(1), who("a"), t0);
+        s.insert(id(2), who("b"), t0 + Duration::from_secs(1));
         s.touch(&id(1), t0 + Duration::from_secs(2));
-        s.insert(id(3), "c".into(), t0 + Duration::from_secs(3));
+        s.insert(id(3), who("c"), t0 + Duration::from_secs(3));
         assert_eq!(s.len(), 2);
         assert!(
             s.touch(&id(2), t0 + Duration::from_secs(3)).is_none(),
@@ -243,7 +292,7 @@ mod tests {
         );
         assert!(s.touch(&id(1), t0 + Duration::from_secs(3)).is_some());
         // Far later both have expired; a new one sweeps them.
-        s.insert(id(4), "d".into(), t0 + Duration::from_secs(1000));
+        s.insert(id(4), who("d"), t0 + Duration::from_secs(1000));
         assert_eq!(s.len(), 1);
     }
 }

@@ -127,6 +127,9 @@ pub struct Claims<'a> {
     /// The app the token is for (`aud`), so one app's token is not valid at
     /// another.
     pub app: &'a str,
+    /// From the user's OpenID provider, when it gave them.
+    pub email: Option<&'a str>,
+    pub groups: &'a [String],
     /// Unix seconds.
     pub issued_at: u64,
     pub lifetime_secs: u64,
@@ -149,7 +152,7 @@ impl IdentityKey {
     /// `nbf`, `exp`.
     pub fn token(&self, c: &Claims<'_>) -> String {
         let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": self.kid});
-        let claims = serde_json::json!({
+        let mut claims = serde_json::json!({
             "iss": "moat",
             "sub": c.user,
             "aud": c.app,
@@ -157,6 +160,12 @@ impl IdentityKey {
             "nbf": c.issued_at,
             "exp": c.issued_at + c.lifetime_secs,
         });
+        if let Some(email) = c.email {
+            claims["email"] = email.into();
+        }
+        if !c.groups.is_empty() {
+            claims["groups"] = c.groups.into();
+        }
         let signing_input = format!(
             "{}.{}",
             B64.encode(header.to_string()),
@@ -243,6 +252,8 @@ mod tests {
         let t = k.token(&Claims {
             user: "alice",
             app: "grafana",
+            email: Some("alice@example.com"),
+            groups: &["eng".to_string()],
             issued_at: 1_700_000_000,
             lifetime_secs: 60,
         });

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, header};
 use moat_config::Security;
+use moat_policy::access::{Identity, Source};
 use moat_policy::basic_auth;
 use moat_policy::sessions::{SessionId, SessionTable, Timeouts};
 use moat_policy::signing::{self, IdentityKey};
@@ -116,6 +117,34 @@ pub struct AuthState {
     admin_password: arc_swap::ArcSwap<AdminPassword>,
     /// Where sessions outlive a restart (None: memory only, in unit tests).
     store: Option<moat_store::Store>,
+    /// OpenID Connect providers, logins under way, and the provider
+    /// tokens behind sessions signed in through them.
+    pub oidc: crate::oidc::Oidc,
+}
+
+/// A live session, as a request found it.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub identity: Identity,
+    /// Names the session outside moat's memory (recordings, logs).
+    pub key: String,
+    /// The session table's key (the hash of the id).
+    pub id: SessionId,
+}
+
+/// A provider session's extra facts, as the store keeps them.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct StoredClaims {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    groups: Vec<String>,
+    /// The provider's subject.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    sub: String,
+    /// When the provider's tokens stop vouching (Unix ms).
+    #[serde(default)]
+    renew_at: i64,
 }
 
 /// How long the login page's second step may follow the password.
@@ -139,6 +168,7 @@ impl AuthState {
                     .max(1),
             )),
             store: None,
+            oidc: crate::oidc::Oidc::new(&auth.oidc),
         }
     }
 
@@ -167,9 +197,25 @@ impl AuthState {
         let mut table = lock(&self.sessions);
         let mut restored = 0;
         for r in rows {
+            let Some(source) = Source::parse(&r.source) else {
+                continue;
+            };
+            let claims: StoredClaims = serde_json::from_str(&r.claims).unwrap_or_default();
+            let identity = Identity {
+                user: r.user,
+                email: claims.email,
+                groups: claims.groups,
+                source: source.clone(),
+            };
             if let (Some(created), Some(seen)) = (back(r.created), back(r.last_seen))
-                && table.restore(r.id_hash, r.user, created, seen, now)
+                && table.restore(r.id_hash, identity, created, seen, now)
             {
+                if let Source::Oidc(provider) = &source {
+                    let renew_at = std::time::UNIX_EPOCH
+                        + Duration::from_millis(claims.renew_at.max(0) as u64);
+                    self.oidc
+                        .restore(r.id_hash, provider, &claims.sub, renew_at);
+                }
                 restored += 1;
             }
         }
@@ -194,9 +240,10 @@ impl AuthState {
             let mut s = lock(&self.sessions);
             s.set_timeouts(timeouts(auth));
             if password_changed {
-                s.clear();
+                s.clear_system();
             }
         }
+        self.oidc.reconfigure(&auth.oidc);
         if let (true, Some(store)) = (password_changed, &self.store) {
             let keep = self.admin_password().fingerprint();
             if let Err(e) = store.delete_sessions_except(Some(&keep)).await {
@@ -220,14 +267,52 @@ impl AuthState {
         signing::verify_session(&self.session_key, value)
     }
 
-    /// The user of the request's session cookie, if it names a live
-    /// session, and a key naming the session (for recordings).
-    pub fn session_user(&self, headers: &HeaderMap, tls: bool) -> Option<(String, String)> {
+    /// The live session the request's cookie names, if any.
+    pub fn session(&self, headers: &HeaderMap, tls: bool) -> Option<SignedIn> {
         let id = self.session_id(headers, tls)?;
-        let user = lock(&self.sessions)
-            .touch(&table_key(&id), Instant::now())?
-            .to_owned();
-        Some((user, session_key(&id)))
+        let key = table_key(&id);
+        let identity = lock(&self.sessions)
+            .touch(&key, Instant::now())?
+            .identity
+            .clone();
+        Some(SignedIn {
+            identity,
+            key: session_key(&id),
+            id: key,
+        })
+    }
+
+    /// A provider's refresh brought new claims: the session (and the
+    /// store's copy) carries them from now on.
+    pub async fn update_session(
+        &self,
+        id: &SessionId,
+        identity: Identity,
+        subject: &str,
+        renew_at: std::time::SystemTime,
+    ) {
+        let claims = stored_claims(&identity, subject, renew_at);
+        if !lock(&self.sessions).update(id, identity) {
+            return;
+        }
+        if let Some(store) = &self.store
+            && let Err(e) = store.update_session_claims(id, &claims).await
+        {
+            tracing::warn!(
+                "a refreshed session's claims were not stored (the next restart puts back the old ones until they expire): {e}"
+            );
+        }
+    }
+
+    /// Ends a session found stale (its provider no longer vouches for it).
+    pub async fn drop_session(&self, id: &SessionId) {
+        lock(&self.sessions).remove(id);
+        self.oidc.forget(id);
+        if let Some(store) = &self.store
+            && let Err(e) = store.delete_session(id).await
+        {
+            tracing::warn!("an ended session could not be removed from the store: {e}");
+        }
     }
 
     /// The key naming the request's session, live or not.
@@ -235,22 +320,50 @@ impl AuthState {
         self.session_id(headers, tls).map(|id| session_key(&id))
     }
 
-    /// Starts a session, kept in the store before the cookie is handed
-    /// out (so a crash right after sign-in loses nothing); returns the
-    /// `Set-Cookie` value.
+    /// Starts a session for the system account; returns the `Set-Cookie`
+    /// value.
     pub async fn start_session(&self, user: String, tls: bool) -> HeaderValue {
+        self.start_identity_session(Identity::system(user), None, tls)
+            .await
+            .0
+    }
+
+    /// Starts a session for `identity`, kept in the store before the
+    /// cookie is handed out (so a crash right after sign-in loses
+    /// nothing); a provider's session keeps its tokens too. Returns the
+    /// `Set-Cookie` value and the session's table key.
+    pub async fn start_identity_session(
+        &self,
+        identity: Identity,
+        tokens: Option<&crate::oidc::Tokens>,
+        tls: bool,
+    ) -> (HeaderValue, SessionId) {
         let mut id = [0u8; 32];
         getrandom::fill(&mut id).expect("the operating system's random generator works");
         let key = table_key(&id);
-        lock(&self.sessions).insert(key, user.clone(), Instant::now());
+        let (password, claims) = match (&identity.source, tokens) {
+            (Source::Oidc(provider), Some(t)) => {
+                let renew_at = self.oidc.keep(key, provider, t);
+                (
+                    String::new(),
+                    stored_claims(&identity, &t.subject, renew_at),
+                )
+            }
+            _ => (self.admin_password().fingerprint(), "{}".to_owned()),
+        };
+        let source = identity.source.to_string();
+        let user = identity.user.clone();
+        lock(&self.sessions).insert(key, identity, Instant::now());
         if let Some(store) = &self.store {
             let at = wall_ms();
             let row = moat_store::StoredSession {
                 id_hash: key,
                 user,
-                password: self.admin_password().fingerprint(),
+                password,
                 created: at,
                 last_seen: at,
+                source,
+                claims,
             };
             if let Err(e) = store.insert_session(&row).await {
                 tracing::error!(
@@ -259,22 +372,28 @@ impl AuthState {
             }
         }
         let value = signing::sign_session(&self.session_key, &id);
-        cookie_header(tls, &value, None)
+        (cookie_header(tls, &value, None), key)
     }
 
     /// Ends the request's session, if any; returns the `Set-Cookie` value
-    /// that removes the cookie, and the user and key of the session.
+    /// that removes the cookie, the session's identity and key, and for a
+    /// provider's session its name and ID token (to end its session too).
     pub async fn end_session(
         &self,
         headers: &HeaderMap,
         tls: bool,
-    ) -> (HeaderValue, Option<(String, String)>) {
+    ) -> (
+        HeaderValue,
+        Option<(Identity, String)>,
+        Option<(String, Option<String>)>,
+    ) {
         let id = self.session_id(headers, tls);
         let ended = id.and_then(|id| {
             lock(&self.sessions)
                 .remove(&table_key(&id))
-                .map(|s| (s.user, session_key(&id)))
+                .map(|s| (s.identity, session_key(&id)))
         });
+        let provider = id.and_then(|id| self.oidc.forget(&table_key(&id)));
         if let (Some(id), Some(store)) = (id, &self.store)
             && let Err(e) = store.delete_session(&table_key(&id)).await
         {
@@ -282,7 +401,7 @@ impl AuthState {
                 "the ended session could not be removed from the store (it is refused in memory; the store forgets it at its expiry): {e}"
             );
         }
-        (cookie_header(tls, "", Some(0)), ended)
+        (cookie_header(tls, "", Some(0)), ended, provider)
     }
 
     /// The user behind HTTP Basic credentials. Credentials already checked
@@ -301,8 +420,8 @@ impl AuthState {
             &self.session_key,
             authorization.as_bytes(),
         ));
-        if let Some(user) = lock(&self.sessions).touch(&id, Instant::now()) {
-            return SignIn::Accepted(user.to_owned(), session_key(&id));
+        if let Some(s) = lock(&self.sessions).touch(&id, Instant::now()) {
+            return SignIn::Accepted(s.identity.user.clone(), session_key(&id));
         }
         let Some((user, pass)) = authorization.to_str().ok().and_then(basic_auth::parse) else {
             return SignIn::Refused;
@@ -327,8 +446,8 @@ impl AuthState {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
-            if let Some(user) = lock(&self.sessions).touch(&id, Instant::now()) {
-                return SignIn::Accepted(user.to_owned(), session_key(&id));
+            if let Some(s) = lock(&self.sessions).touch(&id, Instant::now()) {
+                return SignIn::Accepted(s.identity.user.clone(), session_key(&id));
             }
         }
         match verdict {
@@ -341,7 +460,7 @@ impl AuthState {
                 SignIn::Refused
             }
             SignIn::Accepted(user, _) => {
-                lock(&self.sessions).insert(id, user.clone(), Instant::now());
+                lock(&self.sessions).insert(id, Identity::system(user.clone()), Instant::now());
                 SignIn::Accepted(user, session_key(&id))
             }
             other => other,
@@ -623,6 +742,10 @@ impl AuthState {
             s.sweep(now);
             (s.unflushed(), s.timeouts())
         };
+        {
+            let s = lock(&self.sessions);
+            self.oidc.retain_sessions(|id| s.contains(id));
+        }
         let Some(store) = &self.store else {
             return;
         };
@@ -655,7 +778,13 @@ impl AuthState {
     /// The `X-Moat-Identity` value for `user` at `app`: a JWT valid for one
     /// minute, enough for the upstream to check on arrival and of little
     /// use if replayed later.
-    pub fn identity_token(&self, user: &str, app: &str) -> Option<HeaderValue> {
+    pub fn identity_token(
+        &self,
+        user: &str,
+        email: Option<&str>,
+        groups: &[String],
+        app: &str,
+    ) -> Option<HeaderValue> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .ok()?
@@ -663,6 +792,8 @@ impl AuthState {
         let token = self.identity.token(&signing::Claims {
             user,
             app,
+            email,
+            groups,
             issued_at: now,
             lifetime_secs: 60,
         });
@@ -688,6 +819,20 @@ fn session_key(id: &SessionId) -> String {
 fn table_key(id: &SessionId) -> SessionId {
     use sha2::Digest;
     sha2::Sha256::digest(id).into()
+}
+
+fn stored_claims(identity: &Identity, subject: &str, renew_at: std::time::SystemTime) -> String {
+    let renew_at = renew_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    serde_json::to_string(&StoredClaims {
+        email: identity.email.clone(),
+        groups: identity.groups.clone(),
+        sub: subject.to_owned(),
+        renew_at,
+    })
+    .unwrap_or_else(|_| "{}".into())
 }
 
 fn wall_ms() -> i64 {
@@ -718,10 +863,19 @@ fn cookie_header(tls: bool, value: &str, max_age: Option<u32>) -> HeaderValue {
     .expect("cookie values are base64url")
 }
 
-/// Removes moat's session cookie from a request's `Cookie` headers, so an
-/// upstream never sees (and cannot replay) it.
+/// Removes moat's session cookie (and a provider login's binding cookie)
+/// from a request's `Cookie` headers, so an upstream never sees (and
+/// cannot replay) them.
 pub fn strip_session_cookie(headers: &mut HeaderMap) {
-    strip_cookies(headers, &[SESSION_COOKIE, SESSION_COOKIE_PLAIN]);
+    strip_cookies(
+        headers,
+        &[
+            SESSION_COOKIE,
+            SESSION_COOKIE_PLAIN,
+            crate::oidc::BINDING_COOKIE,
+            crate::oidc::BINDING_COOKIE_PLAIN,
+        ],
+    );
 }
 
 /// Removes the named cookies from a request's `Cookie` headers.

@@ -195,6 +195,9 @@ impl Gateway {
             .map_err(GatewayError::AccessLog)?;
         let sign_in =
             Arc::new(AuthState::new(&keys, &config.auth, admin_password).with_store(store.clone()));
+        // OpenID providers are looked up in the background: one that is
+        // down does not stop moat, its apps answer 503 until it is found.
+        sign_in.oidc.start();
         // Sessions kept from the last run sign nobody out by a restart.
         match sign_in.restore_sessions().await {
             Ok((0, 0)) => {}

@@ -21,6 +21,8 @@
 //! - [`buckets`]: storage buckets as stored, and moving recordings there.
 //! - [`auth`]: sign-in sessions, the session cookie, password checks with
 //!   lockout, identity tokens.
+//! - [`oidc`]: OpenID Connect providers (discovery, the code flow, ID
+//!   token checks, refresh) and the provider tokens behind sessions.
 //! - [`admin_api`]: the seam the admin API (its own crate) plugs into.
 //! - [`connections`]: the registry of open connections: caps, idle
 //!   timeouts, which connection gives way when a pool is full, the drain.
@@ -47,6 +49,7 @@ pub mod keys;
 pub mod listener;
 pub mod log_limit;
 pub mod namespace;
+pub mod oidc;
 pub mod pipeline;
 pub mod recorder;
 pub mod request;

@@ -8,6 +8,20 @@ pub const NAMESPACE: &str = "/_moat";
 pub const ADMIN_API: &str = "/_moat/api/";
 /// CSP violation reports, one endpoint per app.
 pub const CSP_REPORT_PREFIX: &str = "/_moat/csp-report/";
+/// OpenID Connect logins: `/_moat/oidc/NAME/start` and `.../callback`.
+pub const OIDC_PREFIX: &str = "/_moat/oidc/";
+
+/// The callback path of a provider (what the provider is told to
+/// redirect to, on the host the login began on).
+pub fn oidc_callback_path(provider: &str) -> String {
+    format!("{OIDC_PREFIX}{provider}/callback")
+}
+
+/// The path that begins a login through a provider.
+pub fn oidc_start_path(provider: &str) -> String {
+    format!("{OIDC_PREFIX}{provider}/start")
+}
+
 /// The Reporting API endpoint name used in every policy.
 pub const CSP_REPORT_GROUP: &str = "moat-csp";
 

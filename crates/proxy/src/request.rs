@@ -36,6 +36,10 @@ pub struct RequestCtx {
     pub app: Option<Arc<AppRuntime>>,
     /// The signed-in user, once the auth stage has found one.
     pub user: Option<String>,
+    /// The email and groups a provider gave for the user (empty for the
+    /// system account and client certificates).
+    pub email: Option<String>,
+    pub groups: Vec<String>,
     /// CORS headers for the response (apps whose CORS moat manages).
     pub cors: Vec<(http::HeaderName, http::HeaderValue)>,
     /// A key naming the client's session (sign-in, or a visit cookie).
@@ -65,6 +69,8 @@ impl RequestCtx {
             host: request_host(req),
             app: None,
             user: None,
+            email: None,
+            groups: Vec::new(),
             cors: Vec::new(),
             session: None,
             ended_session: None,

@@ -92,6 +92,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0007_sessions.sql"),
     ),
     (8, "totp", include_str!("../migrations/0008_totp.sql")),
+    (
+        9,
+        "session_sources",
+        include_str!("../migrations/0009_session_sources.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

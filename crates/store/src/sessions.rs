@@ -10,8 +10,14 @@ use crate::{Store, StoreError};
 pub struct StoredSession {
     pub id_hash: [u8; 32],
     pub user: String,
-    /// Names the admin password it was signed in with.
+    /// Names the admin password it was signed in with (empty for a
+    /// provider's session).
     pub password: String,
+    /// `system` or `oidc:NAME`.
+    pub source: String,
+    /// What the provider said of the person (JSON), `{}` for the system
+    /// account.
+    pub claims: String,
     pub created: i64,
     pub last_seen: i64,
 }
@@ -19,14 +25,16 @@ pub struct StoredSession {
 impl Store {
     pub async fn insert_session(&self, s: &StoredSession) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT OR REPLACE INTO sessions (id_hash, user, password, created, last_seen) \
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO sessions (id_hash, user, password, created, last_seen, source, claims) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.id_hash[..])
         .bind(&s.user)
         .bind(&s.password)
         .bind(s.created)
         .bind(s.last_seen)
+        .bind(&s.source)
+        .bind(&s.claims)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -40,12 +48,12 @@ impl Store {
         Ok(())
     }
 
-    /// Ends every session not signed in with `password` (all of them with
-    /// `None`).
+    /// Ends every session of the system account not signed in with
+    /// `password` (all of them, providers' too, with `None`).
     pub async fn delete_sessions_except(&self, password: Option<&str>) -> Result<u64, StoreError> {
         let done = match password {
             Some(p) => {
-                sqlx::query("DELETE FROM sessions WHERE password != ?")
+                sqlx::query("DELETE FROM sessions WHERE source = 'system' AND password != ?")
                     .bind(p)
                     .execute(&self.pool)
                     .await?
@@ -91,10 +99,26 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    pub async fn sessions(&self) -> Result<Vec<StoredSession>, StoreError> {
-        let rows = sqlx::query("SELECT id_hash, user, password, created, last_seen FROM sessions")
-            .fetch_all(&self.pool)
+    /// Replaces what a provider said of a session's person (a refresh).
+    pub async fn update_session_claims(
+        &self,
+        id_hash: &[u8; 32],
+        claims: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET claims = ? WHERE id_hash = ?")
+            .bind(claims)
+            .bind(&id_hash[..])
+            .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    pub async fn sessions(&self) -> Result<Vec<StoredSession>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id_hash, user, password, created, last_seen, source, claims FROM sessions",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .iter()
             .filter_map(|r| {
@@ -105,6 +129,8 @@ impl Store {
                     password: r.get("password"),
                     created: r.get("created"),
                     last_seen: r.get("last_seen"),
+                    source: r.get("source"),
+                    claims: r.get("claims"),
                 })
             })
             .collect())
@@ -122,6 +148,8 @@ mod tests {
             password: password.into(),
             created,
             last_seen: created,
+            source: "system".into(),
+            claims: "{}".into(),
         }
     }
 
@@ -132,12 +160,28 @@ mod tests {
         store.insert_session(&session(1, "p1", 1000)).await.unwrap();
         store.insert_session(&session(2, "p1", 2000)).await.unwrap();
         store.insert_session(&session(3, "p0", 2000)).await.unwrap();
+        // A provider's session: no password, its claims kept.
+        let corp = StoredSession {
+            source: "oidc:corp".into(),
+            claims: r#"{"groups":["eng"]}"#.into(),
+            ..session(4, "", 2000)
+        };
+        store.insert_session(&corp).await.unwrap();
+        store
+            .update_session_claims(&[4; 32], r#"{"groups":["ops"]}"#)
+            .await
+            .unwrap();
         store
             .touch_sessions(&[([1; 32], 5000), ([9; 32], 7000)])
             .await
             .unwrap();
         let all = store.sessions().await.unwrap();
-        assert_eq!(all.len(), 3);
+        assert_eq!(all.len(), 4);
+        let kept = all.iter().find(|s| s.id_hash == [4; 32]).unwrap();
+        assert_eq!(
+            (kept.source.as_str(), kept.claims.as_str()),
+            ("oidc:corp", r#"{"groups":["ops"]}"#)
+        );
         assert_eq!(
             all.iter().find(|s| s.id_hash == [1; 32]).unwrap().last_seen,
             5000
@@ -155,8 +199,9 @@ mod tests {
                 .last_seen,
             5000
         );
-        // Sessions of another password end.
+        // Sessions of another password end; the provider's stays.
         assert_eq!(store.delete_sessions_except(Some("p1")).await.unwrap(), 1);
+        store.delete_session(&[4; 32]).await.unwrap();
         // Idle since before 3000: session 2.
         assert_eq!(store.delete_expired_sessions(3000, 0).await.unwrap(), 1);
         store.delete_session(&[1; 32]).await.unwrap();

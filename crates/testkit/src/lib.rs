@@ -11,12 +11,14 @@
 //! - [`certs`]: certificates for test host names.
 //! - [`browser`]: headless Chromium driven through chromedriver.
 //! - [`pebble`]: the ACME test CA and its mock DNS server.
+//! - [`oidc`]: a real OpenID provider (`oidc-provider` from npm).
 
 pub mod browser;
 pub mod certs;
 pub mod cli;
 pub mod client;
 pub mod moat;
+pub mod oidc;
 pub mod pebble;
 pub mod upstream;
 

@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use moat_policy::access::{Rules, is_provider_name};
+
 use super::checker::Checker;
-use crate::model::Auth;
-use crate::raw::RawAuth;
+use crate::model::{Auth, OidcProvider};
+use crate::raw::{RawAuth, RawOidc};
 
 /// Keys are relative to `auth.`.
 pub(super) fn validate(c: &mut Checker<'_>, a: &RawAuth) -> Auth {
@@ -19,7 +21,22 @@ pub(super) fn validate(c: &mut Checker<'_>, a: &RawAuth) -> Auth {
         ),
         basic_auth: a.basic_auth,
         require_totp: a.require_totp,
+        oidc: Vec::new(),
     };
+    let mut names = std::collections::HashSet::new();
+    let mut oidc = Vec::new();
+    for (i, raw) in a.oidc.iter().enumerate() {
+        let p = c.scope(&format!("oidc[{i}]."), |c| provider(c, raw));
+        if !names.insert(p.name.clone()) {
+            c.problem(
+                format!("oidc[{i}].name"),
+                format!("provider name {:?} is used twice", p.name),
+                "give every [[auth.oidc]] entry its own name",
+            );
+        }
+        oidc.push(p);
+    }
+    let auth = Auth { oidc, ..auth };
     if auth.idle_timeout > auth.absolute_timeout {
         c.problem(
             "idle_timeout",
@@ -28,6 +45,184 @@ pub(super) fn validate(c: &mut Checker<'_>, a: &RawAuth) -> Auth {
         );
     }
     auth
+}
+
+/// One `[[auth.oidc]]` entry; keys are relative to it.
+fn provider(c: &mut Checker<'_>, a: &RawOidc) -> OidcProvider {
+    if !is_provider_name(&a.name) {
+        c.problem(
+            "name",
+            format!("{:?} is not a provider name", a.name),
+            "use lower-case letters, digits, - and _ (it appears in oidc:NAME and the callback path /_moat/oidc/NAME/callback)",
+        );
+    }
+    check_issuer(c, &a.issuer);
+    if a.client_id.is_empty() {
+        c.problem(
+            "client_id",
+            "is missing",
+            "give the client id the provider registered for moat",
+        );
+    }
+    let client_secret = match (a.client_secret.is_empty(), a.client_secret_file.is_empty()) {
+        (false, true) => a.client_secret.clone(),
+        (true, false) => {
+            let path = c.path(&a.client_secret_file);
+            match std::fs::read_to_string(&path) {
+                Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
+                Ok(_) => {
+                    c.problem(
+                        "client_secret_file",
+                        format!("{} is empty", path.display()),
+                        "write the client secret into the file",
+                    );
+                    String::new()
+                }
+                Err(e) => {
+                    c.problem(
+                        "client_secret_file",
+                        format!("{} cannot be read: {e}", path.display()),
+                        "give a readable file holding the client secret",
+                    );
+                    String::new()
+                }
+            }
+        }
+        (false, false) => {
+            c.problem(
+                "client_secret",
+                "both client_secret and client_secret_file are set",
+                "keep one: client_secret_file keeps the secret out of the config file",
+            );
+            String::new()
+        }
+        (true, true) => {
+            c.problem(
+                "client_secret",
+                "is missing",
+                "give client_secret_file = \"/path/to/secret\" (or client_secret)",
+            );
+            String::new()
+        }
+    };
+    let scopes = a
+        .scopes
+        .clone()
+        .unwrap_or_else(|| ["openid", "email", "profile"].map(String::from).to_vec());
+    if !scopes.iter().any(|s| s == "openid") {
+        c.problem(
+            "scopes",
+            "does not include \"openid\", so the provider would not sign anyone in with OpenID Connect",
+            "add \"openid\" to scopes",
+        );
+    }
+    if let Some(bad) = scopes.iter().find(|s| {
+        s.is_empty()
+            || s.bytes()
+                .any(|b| b <= b' ' || b == b'"' || b == b'\\' || b >= 0x7f)
+    }) {
+        c.problem(
+            "scopes",
+            format!("{bad:?} is not a scope"),
+            "list scopes without spaces or quotes, e.g. [\"openid\", \"email\", \"groups\"]",
+        );
+    }
+    let claim = |c: &mut Checker<'_>, key: &str, v: &Option<String>, default: &str| {
+        let v = v.clone().unwrap_or_else(|| default.to_owned());
+        if v.is_empty() {
+            c.problem(key, "is empty", format!("name a claim, e.g. \"{default}\""));
+        }
+        v
+    };
+    let groups_claim = claim(c, "groups_claim", &a.groups_claim, "groups");
+    let user_claim = claim(c, "user_claim", &a.user_claim, "email");
+    let ca = (!a.ca.is_empty()).then(|| {
+        let path = c.path(&a.ca);
+        if !path.is_file() {
+            c.problem(
+                "ca",
+                format!("{} does not exist or is not a file", path.display()),
+                "give the PEM file of the CA that signed the provider's HTTPS certificate, or leave ca empty to use the system's roots",
+            );
+        }
+        path
+    });
+    OidcProvider {
+        name: a.name.clone(),
+        display_name: if a.display_name.is_empty() {
+            a.name.clone()
+        } else {
+            a.display_name.clone()
+        },
+        issuer: a.issuer.clone(),
+        client_id: a.client_id.clone(),
+        client_secret,
+        scopes,
+        groups_claim,
+        user_claim,
+        userinfo: a.userinfo,
+        rules: rules(c, &a.allowed_users, &a.allowed_groups, &a.allowed_domains),
+        ca,
+    }
+}
+
+/// The issuer must be an https URL with a host and no query or fragment
+/// (OpenID Connect Discovery 1.0, section 2).
+fn check_issuer(c: &mut Checker<'_>, issuer: &str) {
+    let fix = "write the provider's issuer URL exactly as its discovery document states it, e.g. \"https://login.example.com/realms/corp\"";
+    let problem = if issuer.is_empty() {
+        Some("is missing".to_owned())
+    } else {
+        match issuer.parse::<http::Uri>() {
+            Err(_) => Some(format!("{issuer:?} is not a URL")),
+            Ok(u) if u.scheme_str() != Some("https") => Some(format!(
+                "{issuer:?} is not an https:// URL (OpenID Connect requires one)"
+            )),
+            Ok(u) if u.host().is_none_or(str::is_empty) => Some(format!("{issuer:?} has no host")),
+            Ok(_) if issuer.contains('?') || issuer.contains('#') => Some(format!(
+                "{issuer:?} has a query or fragment, which an issuer may not"
+            )),
+            Ok(_) => None,
+        }
+    };
+    if let Some(p) = problem {
+        c.problem("issuer", p, fix);
+    }
+}
+
+/// Allow lists (of a provider, or of an app); keys are relative.
+pub(super) fn rules(
+    c: &mut Checker<'_>,
+    users: &[String],
+    groups: &[String],
+    domains: &[String],
+) -> Rules {
+    let mut empty = |key: &str, list: &[String]| {
+        if list.iter().any(|v| v.trim().is_empty()) {
+            c.problem(
+                key,
+                "has an empty entry",
+                "remove it: an empty entry matches nothing",
+            );
+        }
+    };
+    empty("allowed_users", users);
+    empty("allowed_groups", groups);
+    empty("allowed_domains", domains);
+    for d in domains {
+        if d.starts_with('@') || d.starts_with('.') || d.contains('*') {
+            c.problem(
+                "allowed_domains",
+                format!("{d:?} is not a bare domain"),
+                "write the email domain alone, e.g. \"example.com\" (subdomains are listed each)",
+            );
+        }
+    }
+    Rules {
+        users: users.to_vec(),
+        groups: groups.to_vec(),
+        domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -60,5 +255,70 @@ mod tests {
             "is longer than auth.absolute_timeout",
         );
         assert_eq!(problems.len(), 2, "{problems:#?}");
+    }
+
+    fn corp() -> RawOidc {
+        RawOidc {
+            name: "corp".into(),
+            issuer: "https://login.example.com/realms/corp".into(),
+            client_id: "moat".into(),
+            client_secret: "s3cret".into(),
+            ..RawOidc::default()
+        }
+    }
+
+    #[test]
+    fn a_provider_gets_defaults_and_keeps_its_secret_out_of_debug() {
+        let raw = RawAuth {
+            oidc: vec![corp()],
+            ..RawAuth::default()
+        };
+        let (a, problems) = check(|c| validate(c, &raw));
+        assert_eq!(problems, []);
+        let p = &a.oidc[0];
+        assert_eq!(p.scopes, ["openid", "email", "profile"]);
+        assert_eq!(
+            (p.groups_claim.as_str(), p.user_claim.as_str()),
+            ("groups", "email")
+        );
+        assert_eq!(p.display_name, "corp");
+        assert!(!format!("{p:?}{:?}", raw.oidc[0]).contains("s3cret"));
+    }
+
+    #[test]
+    fn provider_mistakes_are_named() {
+        let raw = RawAuth {
+            oidc: vec![
+                RawOidc {
+                    issuer: "htps://login.example.com".into(),
+                    client_secret: String::new(),
+                    scopes: Some(vec!["email".into()]),
+                    allowed_domains: vec!["@example.com".into()],
+                    ..corp()
+                },
+                RawOidc {
+                    name: "Corp Login".into(),
+                    issuer: "https://x.example/?a=1".into(),
+                    client_secret_file: "/nonexistent/secret".into(),
+                    ..corp()
+                },
+                corp(),
+            ],
+            ..RawAuth::default()
+        };
+        let (_, problems) = check(|c| validate(c, &raw));
+        assert_problem(&problems, "oidc[0].issuer", "is not an https:// URL");
+        assert_problem(&problems, "oidc[0].client_secret", "is missing");
+        assert_problem(&problems, "oidc[0].scopes", "does not include \"openid\"");
+        assert_problem(&problems, "oidc[0].allowed_domains", "is not a bare domain");
+        assert_problem(&problems, "oidc[1].name", "is not a provider name");
+        assert_problem(&problems, "oidc[1].issuer", "has a query or fragment");
+        assert_problem(
+            &problems,
+            "oidc[1].client_secret",
+            "both client_secret and client_secret_file",
+        );
+        assert_problem(&problems, "oidc[2].name", "is used twice");
+        assert_eq!(problems.len(), 8, "{problems:#?}");
     }
 }

@@ -37,6 +37,7 @@ pub(crate) use apps::{BundleSource, FileSystem};
 pub use rate_limit::unknown_zone;
 
 use checker::Checker;
+use moat_policy::access::Source;
 
 use crate::error::Problem;
 use crate::model::*;
@@ -166,6 +167,22 @@ pub(crate) fn validate_with(
             }
         }
     }
+    for (i, app) in apps.iter().enumerate() {
+        if let Some(missing) = unknown_provider(&app.auth, &auth) {
+            c.problem(
+                format!("apps[{i}].auth"),
+                format!("no [[auth.oidc]] provider is named {missing:?}"),
+                "define it under [[auth.oidc]] with name, issuer, client_id and client_secret_file, or correct the name",
+            );
+        }
+        if app.auth.sources().contains(&Source::System) && !auth.system_account {
+            c.problem(
+                format!("apps[{i}].auth"),
+                "accepts the system account, but auth.system_account = false, so nobody could sign in that way",
+                "remove \"system\" from the app's auth, or set auth.system_account = true",
+            );
+        }
+    }
     let zone_names: Vec<&str> = rate_limit.zones.iter().map(|z| z.name.as_str()).collect();
     for (i, a) in raw.apps.iter().enumerate() {
         for (j, l) in a.rate_limit.iter().enumerate() {
@@ -195,6 +212,16 @@ pub(crate) fn validate_with(
         csp,
         log,
         apps,
+    })
+}
+
+/// The first `oidc:NAME` source of `auth` with no such provider in
+/// `[[auth.oidc]]` (an API app's sources are checked against the running
+/// config with this too).
+pub fn unknown_provider<'a>(auth: &'a AppAuth, config: &Auth) -> Option<&'a str> {
+    auth.sources().iter().find_map(|s| match s {
+        Source::Oidc(name) if config.provider(name).is_none() => Some(name.as_str()),
+        _ => None,
     })
 }
 

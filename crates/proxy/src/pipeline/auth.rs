@@ -2,11 +2,14 @@
 //! a login is needed) and before anything reaches the app.
 //!
 //! `auth = "none"`: everyone passes. `auth = "cert"`: the user the
-//! client-certificate stage found passes. `auth = "system"`: a live session
-//! cookie, or HTTP Basic credentials over TLS (when `auth.basic_auth`),
-//! lets the request through with its user in [`RequestCtx::user`]; a
-//! browser navigation without either is sent to the login page, anything
-//! else gets 401 with a challenge.
+//! client-certificate stage found passes. Sign-in sources (`system`,
+//! `oidc:NAME`): a live session cookie from one of the app's sources, or
+//! HTTP Basic credentials over TLS for the system account (when
+//! `auth.basic_auth`), lets the request through with its user in
+//! [`RequestCtx::user`] once the provider's and the app's allow lists
+//! admit it (a 403 page naming the account otherwise, never a login
+//! loop); a browser navigation without either is sent to the login page,
+//! anything else gets 401 with a challenge.
 //!
 //! SECURITY: moat's session cookie is removed from every request, and
 //! Basic credentials moat consumed are removed too, so neither reaches an
@@ -14,11 +17,14 @@
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use moat_config::{AppAuth, Config};
+use moat_policy::access::{self, Identity, Refusal, Rules, Source};
 use moat_policy::login::{self, Challenge};
 
-use crate::auth::{AuthState, SignIn, strip_session_cookie};
+use crate::auth::{AuthState, SignIn, SignedIn, strip_session_cookie};
 use crate::body::{self, Body};
 use crate::error::Rejection;
+use crate::oidc::Freshness;
+use crate::pipeline::pages;
 use crate::pipeline::{Flow, Step};
 use crate::request::RequestCtx;
 use crate::runtime::AppRuntime;
@@ -32,9 +38,11 @@ pub async fn authenticate<B>(
     config: &Config,
     sign_in: &AuthState,
 ) -> Step {
-    let session_user = match app.auth {
-        AppAuth::None | AppAuth::Cert => None,
-        AppAuth::System => sign_in.session_user(req.headers(), ctx.tls),
+    let sources = app.auth.sources();
+    let session = if sources.is_empty() {
+        None
+    } else {
+        sign_in.session(req.headers(), ctx.tls)
     };
     strip_session_cookie(req.headers_mut());
     match app.auth {
@@ -47,19 +55,43 @@ pub async fn authenticate<B>(
                 "This app needs a valid client certificate.",
             ));
         }
-        AppAuth::System => {}
+        AppAuth::SignIn(_) => {}
     }
-    if let Some((user, key)) = session_user {
-        ctx.user = Some(user);
-        ctx.session = Some(key);
-        return Ok(Flow::Continue);
+    // A session through a source this app does not accept is no sign-in
+    // here: the person is offered the app's sources.
+    if let Some(s) = session.filter(|s| sources.contains(&s.identity.source))
+        && let Some(identity) = current(s.clone(), sign_in).await
+    {
+        let provider_rules = match &identity.source {
+            Source::Oidc(name) => config.auth.provider(name).map(|p| &p.rules),
+            Source::System => None,
+        };
+        let empty = Rules::default();
+        return match access::decide(&identity, provider_rules.unwrap_or(&empty), &app.access) {
+            Ok(()) => {
+                ctx.user = Some(identity.user);
+                ctx.email = identity.email;
+                ctx.groups = identity.groups;
+                ctx.session = Some(s.key);
+                Ok(Flow::Continue)
+            }
+            Err(refusal) => {
+                let why = match refusal {
+                    Refusal::Provider => "The sign-in provider no longer admits this account.",
+                    Refusal::App => "This app is open to some users and groups only.",
+                };
+                tracing::info!(app = app.name, user = identity.user, source = %identity.source, groups = ?identity.groups, "refused: the app's allowed_users, allowed_groups and allowed_domains leave this account out");
+                Ok(Flow::Respond(pages::not_allowed(&identity, &app.name, why)))
+            }
+        };
     }
     let basic = req
         .headers()
         .get(header::AUTHORIZATION)
         .filter(|v| v.as_bytes().len() > 6 && v.as_bytes()[..6].eq_ignore_ascii_case(b"basic "))
         .cloned();
-    if let Some(authorization) = basic.filter(|_| ctx.tls && config.auth.basic_auth) {
+    let basic_ok = ctx.tls && config.auth.basic_auth && sources.contains(&Source::System);
+    if let Some(authorization) = basic.filter(|_| basic_ok) {
         let verdict = sign_in
             .basic_user(
                 &authorization,
@@ -76,10 +108,23 @@ pub async fn authenticate<B>(
                 ctx.session = Some(key);
                 Ok(Flow::Continue)
             }
-            SignIn::Refused => Err(unauthorized(ctx, config, "wrong user name or password")),
+            SignIn::Refused => Err(unauthorized(basic_ok, "wrong user name or password")),
             SignIn::Locked(retry) => Err(super::login::locked(retry)),
             SignIn::Busy => Err(super::login::busy()),
         };
+    }
+    // Only providers, none of them reachable: nobody can sign in now, and
+    // the page says so rather than offering buttons that fail.
+    let providers: Vec<String> = sources
+        .iter()
+        .filter_map(|s| match s {
+            Source::Oidc(n) => Some(n.clone()),
+            Source::System => None,
+        })
+        .collect();
+    if providers.len() == sources.len() && !providers.iter().any(|p| sign_in.oidc.is_ready(p)) {
+        tracing::warn!(app = app.name, providers = ?providers, "sign-in unavailable: no provider of the app is discovered yet");
+        return Ok(Flow::Respond(pages::sign_in_unavailable(&providers)));
     }
     match login::challenge(req.method(), req.headers()) {
         Challenge::LoginPage => {
@@ -90,7 +135,31 @@ pub async fn authenticate<B>(
                 .unwrap_or("/");
             Ok(Flow::Respond(redirect(&login::login_url(target))))
         }
-        Challenge::Unauthorized => Err(unauthorized(ctx, config, "sign-in required")),
+        Challenge::Unauthorized => Err(unauthorized(basic_ok, "sign-in required")),
+    }
+}
+
+/// The session's identity now: a provider's session is checked against
+/// its tokens (refreshed when they ran out, ended when the provider no
+/// longer vouches for the person).
+async fn current(s: SignedIn, sign_in: &AuthState) -> Option<Identity> {
+    if s.identity.source == Source::System {
+        return Some(s.identity);
+    }
+    match sign_in.oidc.check(&s.id).await {
+        Freshness::Fresh => Some(s.identity),
+        Freshness::Renewed(identity, subject, renew_at) => {
+            tracing::debug!(user = identity.user, source = %identity.source, "session refreshed at its provider");
+            sign_in
+                .update_session(&s.id, identity.clone(), &subject, renew_at)
+                .await;
+            Some(identity)
+        }
+        Freshness::Ended(why) => {
+            tracing::info!(user = s.identity.user, source = %s.identity.source, "session ended: {why}");
+            sign_in.drop_session(&s.id).await;
+            None
+        }
     }
 }
 
@@ -108,8 +177,8 @@ fn redirect(location: &str) -> Response<Body> {
 
 /// 401 with a challenge: HTTP Basic where moat accepts it, else moat's own
 /// scheme naming the login page (RFC 9110 requires a challenge on a 401).
-fn unauthorized(ctx: &RequestCtx, config: &Config, why: &str) -> Rejection {
-    let challenge = if ctx.tls && config.auth.basic_auth {
+fn unauthorized(basic: bool, why: &str) -> Rejection {
+    let challenge = if basic {
         "Basic realm=\"moat\", charset=\"UTF-8\""
     } else {
         "MoatLogin realm=\"moat\", login=\"/_moat/login\""

@@ -9,17 +9,20 @@
 
 use std::time::Duration;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
-use moat_config::Config;
+use moat_policy::access::Source;
 use moat_policy::csrf;
 use moat_policy::login::{self, html_escape};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
+use super::pages::{page, see_other, shell};
 use crate::auth::{AuthState, SignIn};
 use crate::body::{self, Body, BoxError};
 use crate::error::Rejection;
 use crate::pipeline::{Flow, Step};
 use crate::request::RequestCtx;
+use crate::runtime::Runtime;
 
 pub const STYLESHEET_PATH: &str = "/_moat/login.css";
 pub const JWKS_PATH: &str = "/_moat/jwks.json";
@@ -28,8 +31,6 @@ const STYLESHEET: &str = include_str!("login/login.css");
 const MAX_FORM: usize = 16 * 1024;
 /// The longest a sign-in form may take to arrive.
 const FORM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Whether moat answers this path itself (rather than an app).
 pub fn is_page(path: &str) -> bool {
@@ -44,20 +45,20 @@ pub fn is_page(path: &str) -> bool {
 pub async fn handle<B>(
     req: Request<B>,
     ctx: &mut RequestCtx,
-    config: &Config,
+    runtime: &Runtime,
     sign_in: &AuthState,
 ) -> Step
 where
     B: http_body::Body<Data = bytes::Bytes>,
     B::Error: Into<BoxError>,
 {
-    answer(req, ctx, config, sign_in).await.map(Flow::Respond)
+    answer(req, ctx, runtime, sign_in).await.map(Flow::Respond)
 }
 
 async fn answer<B>(
     req: Request<B>,
     ctx: &mut RequestCtx,
-    config: &Config,
+    runtime: &Runtime,
     sign_in: &AuthState,
 ) -> Result<Response<Body>, Rejection>
 where
@@ -69,28 +70,45 @@ where
         (Method::GET | Method::HEAD, login::LOGIN_PATH) => {
             let query = req.uri().query();
             let next = login::safe_next(login::query_param(query, "next").as_deref());
+            let offer = Offer::for_next(runtime, ctx, &next, sign_in);
             let message = if login::query_param(query, "signed_out").is_some() {
                 Some(Message::Info("You are signed out."))
-            } else if !config.auth.system_account {
+            } else if offer.is_empty() {
                 Some(Message::Error(
-                    "Sign-in is disabled on this server (auth.system_account = false).",
+                    "Sign-in is disabled on this server (auth.system_account = false and no [[auth.oidc]] provider).",
                 ))
             } else {
                 None
             };
-            Ok(login_page(StatusCode::OK, &next, "", message))
+            Ok(login_page(StatusCode::OK, &next, "", message, &offer))
         }
-        (Method::POST, login::LOGIN_PATH) => sign_in_form(req, ctx, config, sign_in).await,
+        (Method::POST, login::LOGIN_PATH) => sign_in_form(req, ctx, runtime, sign_in).await,
         (Method::GET | Method::HEAD, login::LOGOUT_PATH) => Ok(logout_page()),
         (Method::POST, login::LOGOUT_PATH) => {
             refuse_cross_origin(&req, ctx)?;
-            let (clear, ended) = sign_in.end_session(req.headers(), ctx.tls).await;
-            if let Some((user, key)) = ended {
-                tracing::info!(client = %ctx.client.ip, user, "signed out");
+            let (clear, ended, provider) = sign_in.end_session(req.headers(), ctx.tls).await;
+            if let Some((identity, key)) = ended {
+                tracing::info!(client = %ctx.client.ip, user = identity.user, source = %identity.source, "signed out");
                 // A signed-out session's recordings end with it.
                 ctx.ended_session = Some(key);
             }
-            let mut resp = see_other(&format!("{}?signed_out=1", login::LOGIN_PATH));
+            let signed_out = format!("{}?signed_out=1", login::LOGIN_PATH);
+            // A provider's session is ended at the provider too, when it
+            // offers that (RP-initiated logout), and the provider sends
+            // the browser back to the login page.
+            let at_provider = provider.and_then(|(name, hint)| {
+                let host = ctx.host.as_deref()?;
+                let back = format!("{}://{host}{signed_out}", ctx.proto());
+                let url = sign_in
+                    .oidc
+                    .provider(&name)?
+                    .end_session_url(hint.as_deref(), &back)?;
+                Some((name, url))
+            });
+            let mut resp = match at_provider {
+                Some((name, url)) => provider_logout_page(&name, &url),
+                None => see_other(&signed_out),
+            };
             resp.headers_mut().insert(header::SET_COOKIE, clear);
             Ok(resp)
         }
@@ -129,13 +147,14 @@ where
 async fn sign_in_form<B>(
     req: Request<B>,
     ctx: &RequestCtx,
-    config: &Config,
+    runtime: &Runtime,
     sign_in: &AuthState,
 ) -> Result<Response<Body>, Rejection>
 where
     B: http_body::Body<Data = bytes::Bytes>,
     B::Error: Into<BoxError>,
 {
+    let config = &runtime.config;
     refuse_cross_origin(&req, ctx)?;
     let headers = req.headers().clone();
     // SECURITY: a stalled form is not held open (the form is tiny).
@@ -161,6 +180,7 @@ where
     };
     let form = String::from_utf8_lossy(&form);
     let next = login::safe_next(login::form_field(&form, "next").as_deref());
+    let offer = Offer::for_next(runtime, ctx, &next, sign_in);
     // The second step: the token from the first and a one-time code.
     if let Some(token) = login::form_field(&form, "pending") {
         let code = login::form_field(&form, "code").unwrap_or_default();
@@ -213,6 +233,7 @@ where
                 Some(Message::Error(
                     "This account must sign in with a one-time code, and none is set up. An administrator sets it up with: moat totp enroll",
                 )),
+                &offer,
             ))
         }
         SignIn::Accepted(user, _) if second_step => match sign_in.second_factor_token(&user) {
@@ -228,6 +249,7 @@ where
                 Some(Message::Error(
                     "Another sign-in is being checked. Try again in a moment.",
                 )),
+                &offer,
             );
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
@@ -238,6 +260,7 @@ where
             &next,
             &user,
             Some(Message::Error("Wrong user name or password.")),
+            &offer,
         )),
         SignIn::Locked(retry) => Err(locked(retry)),
     }
@@ -307,20 +330,94 @@ enum Message {
     Error(&'static str),
 }
 
+/// The ways to sign in the login page offers: those of the app the person
+/// is going to, or (going nowhere in particular) every one configured.
+struct Offer {
+    system: bool,
+    /// Name, button text, and whether it can be used now.
+    providers: Vec<(String, String, bool)>,
+}
+
+impl Offer {
+    fn for_next(runtime: &Runtime, ctx: &RequestCtx, next: &str, sign_in: &AuthState) -> Offer {
+        let config = &runtime.config;
+        let path = next.split(['?', '#']).next().unwrap_or("/");
+        let app_sources = runtime
+            .router
+            .find(ctx.host.as_deref(), path)
+            .map(|i| runtime.apps[i].auth.sources().to_vec())
+            .filter(|s| !s.is_empty());
+        let sources = app_sources.unwrap_or_else(|| {
+            let mut all = vec![Source::System];
+            all.extend(
+                config
+                    .auth
+                    .oidc
+                    .iter()
+                    .map(|p| Source::Oidc(p.name.clone())),
+            );
+            all
+        });
+        let mut offer = Offer {
+            system: false,
+            providers: Vec::new(),
+        };
+        for s in sources {
+            match s {
+                Source::System => offer.system = config.auth.system_account,
+                Source::Oidc(name) => {
+                    if let Some(p) = config.auth.provider(&name) {
+                        let ready = sign_in.oidc.is_ready(&name);
+                        offer.providers.push((name, p.display_name.clone(), ready));
+                    }
+                }
+            }
+        }
+        offer
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.system && self.providers.is_empty()
+    }
+}
+
 fn login_page(
     status: StatusCode,
     next: &str,
     user: &str,
     message: Option<Message>,
+    offer: &Offer,
 ) -> Response<Body> {
     let message = match message {
         Some(Message::Info(m)) => format!("<p class=\"message\" role=\"status\">{m}</p>"),
         Some(Message::Error(m)) => format!("<p class=\"message error\" role=\"alert\">{m}</p>"),
         None => String::new(),
     };
+    let mut buttons = String::new();
+    for (name, display, ready) in &offer.providers {
+        if *ready {
+            buttons.push_str(&format!(
+                "<p><a class=\"button provider\" id=\"oidc-{name}\" href=\"{start}?next={next}\">Sign in with {display}</a></p>\n",
+                start = crate::namespace::oidc_start_path(name),
+                next = html_escape(&utf8_percent_encode(next, NON_ALPHANUMERIC).to_string()),
+                display = html_escape(display),
+            ));
+        } else {
+            buttons.push_str(&format!(
+                "<p class=\"message error\" id=\"oidc-{name}\">Sign-in with {} is unavailable right now: moat cannot reach it. Try again in a minute.</p>\n",
+                html_escape(display)
+            ));
+        }
+    }
+    if !offer.system {
+        return page(status, shell("Sign in", &format!("{message}\n{buttons}")));
+    }
+    if !buttons.is_empty() {
+        buttons.push_str("<p class=\"or\">or with moat's own account:</p>\n");
+    }
     let body = format!(
         r#"{message}
-<form method="post" action="{action}">
+{buttons}<form method="post" action="{action}">
 <input type="hidden" name="next" value="{next}">
 <label for="user">User name</label>
 <input id="user" name="user" autocomplete="username" required autofocus value="{user}">
@@ -335,6 +432,26 @@ fn login_page(
     page(status, shell("Sign in", &body))
 }
 
+/// After signing out of moat: the browser goes on to the provider to end
+/// its session there too. A page rather than a redirect, because the
+/// sign-out form's `form-action 'self'` would stop a redirect to another
+/// site.
+fn provider_logout_page(provider: &str, url: &str) -> Response<Body> {
+    let body = format!(
+        r#"<p class="message" role="status">You are signed out of moat.</p>
+<p><a class="button" id="provider-logout" href="{href}">Sign out of {provider} too</a></p>"#,
+        href = html_escape(url),
+        provider = html_escape(provider),
+    );
+    let mut resp = page(StatusCode::OK, shell("Signed out", &body));
+    // Sent on at once where the browser allows it; the link otherwise.
+    if let Ok(v) = HeaderValue::from_str(&format!("0; url={url}")) {
+        resp.headers_mut()
+            .insert(HeaderName::from_static("refresh"), v);
+    }
+    resp
+}
+
 fn logout_page() -> Response<Body> {
     let body = format!(
         r#"<form method="post" action="{}">
@@ -343,67 +460,6 @@ fn logout_page() -> Response<Body> {
         login::LOGOUT_PATH
     );
     page(StatusCode::OK, shell("Sign out", &body))
-}
-
-/// moat's page around `body` (trusted markup; callers escape what they
-/// put in it).
-fn shell(title: &str, body: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · moat</title>
-<link rel="stylesheet" href="{STYLESHEET_PATH}">
-</head>
-<body>
-<main>
-<h1>{title}</h1>
-{body}
-<footer>Protected by moat</footer>
-</main>
-</body>
-</html>
-"#
-    )
-}
-
-fn page(status: StatusCode, html: String) -> Response<Body> {
-    let mut resp = Response::new(body::full(html));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(PAGE_CSP),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-fn see_other(location: &str) -> Response<Body> {
-    let mut resp = Response::new(body::empty());
-    *resp.status_mut() = StatusCode::SEE_OTHER;
-    let h = resp.headers_mut();
-    h.insert(
-        header::LOCATION,
-        HeaderValue::from_str(location).unwrap_or_else(|_| HeaderValue::from_static("/")),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
 }
 
 /// 429 after repeated failed sign-ins, with `Retry-After`.
@@ -448,9 +504,9 @@ mod tests {
         req: Request<http_body_util::Full<bytes::Bytes>>,
         sign_in: &AuthState,
     ) -> Result<Response<Body>, Rejection> {
-        let config = moat_config::default_config();
+        let rt = testing::one_app("", "");
         let mut ctx = testing::ctx(&req, "127.0.0.1", true, None);
-        match handle(req, &mut ctx, &config, sign_in).await? {
+        match handle(req, &mut ctx, &rt, sign_in).await? {
             Flow::Respond(resp) => Ok(resp),
             Flow::Continue => panic!("moat's pages always answer"),
         }
@@ -465,7 +521,10 @@ mod tests {
             .unwrap();
         let resp = answer_of(req, &sign_in).await.unwrap();
         assert_eq!(resp.status(), 200);
-        assert_eq!(resp.headers()[header::CONTENT_SECURITY_POLICY], PAGE_CSP);
+        assert_eq!(
+            resp.headers()[header::CONTENT_SECURITY_POLICY],
+            crate::pipeline::pages::PAGE_CSP
+        );
     }
 
     #[tokio::test]
@@ -528,7 +587,8 @@ mod tests {
             .body(http_body_util::Full::new(bytes::Bytes::new()))
             .unwrap();
         let mut ctx = testing::ctx(&req, "127.0.0.1", true, None);
-        let Ok(Flow::Respond(resp)) = handle(req, &mut ctx, &config, &sign_in).await else {
+        let rt = testing::one_app("", "");
+        let Ok(Flow::Respond(resp)) = handle(req, &mut ctx, &rt, &sign_in).await else {
             panic!("signed out");
         };
         assert_eq!(resp.status(), StatusCode::SEE_OTHER);
@@ -538,6 +598,6 @@ mod tests {
         );
         let mut h = http::HeaderMap::new();
         h.insert(header::COOKIE, pair.parse().unwrap());
-        assert!(sign_in.session_user(&h, true).is_none());
+        assert!(sign_in.session(&h, true).is_none());
     }
 }

@@ -25,6 +25,8 @@ pub mod csp_report;
 pub mod csrf;
 pub mod limits;
 pub mod login;
+pub mod oidc;
+pub mod pages;
 pub mod rate_limit;
 pub mod record;
 pub mod redirect;
@@ -166,7 +168,12 @@ impl Pipeline {
         }
         // moat's login pages, in the same namespace for the same reason.
         if login::is_page(path) {
-            stage!(login::handle(req, ctx, &runtime.config, &self.sign_in).await);
+            stage!(login::handle(req, ctx, runtime, &self.sign_in).await);
+            return Err(Rejection::not_found());
+        }
+        // Sign-in through an OpenID provider: the same namespace.
+        if oidc::is_page(path) {
+            stage!(oidc::handle(&req, ctx, &runtime.config, &self.sign_in).await);
             return Err(Rejection::not_found());
         }
         if path.starts_with(crate::namespace::CSP_REPORT_PREFIX) {

@@ -114,8 +114,23 @@ impl UpstreamApp {
             if let Ok(v) = HeaderValue::from_str(user) {
                 h.insert(forwarding::USER_HEADER, v);
             }
+            if let Some(v) = ctx
+                .email
+                .as_deref()
+                .and_then(|e| HeaderValue::from_str(e).ok())
+            {
+                h.insert(forwarding::EMAIL_HEADER, v);
+            }
+            if !ctx.groups.is_empty()
+                && let Ok(v) =
+                    HeaderValue::from_str(&moat_policy::access::groups_header(&ctx.groups))
+            {
+                h.insert(forwarding::GROUPS_HEADER, v);
+            }
             if app.identity_jwt {
-                if let Some(token) = sign_in.identity_token(user, &app.name) {
+                if let Some(token) =
+                    sign_in.identity_token(user, ctx.email.as_deref(), &ctx.groups, &app.name)
+                {
                     h.insert(forwarding::IDENTITY_HEADER, token);
                 }
             }

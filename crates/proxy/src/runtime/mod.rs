@@ -74,6 +74,9 @@ pub struct AppRuntime {
     pub prefix: String,
     pub max_body_size: u64,
     pub auth: AppAuth,
+    /// Who of the signed-in people may use the app, on top of their
+    /// provider's rules.
+    pub access: moat_policy::access::Rules,
     pub identity_jwt: bool,
     /// Security headers and the composed CSP.
     pub response_policy: ResponsePolicy,
@@ -196,7 +199,8 @@ impl Runtime {
                 name: app.name.clone(),
                 prefix: app.path.clone(),
                 max_body_size: app.max_body_size,
-                auth: app.auth,
+                auth: app.auth.clone(),
+                access: app.access.clone(),
                 identity_jwt: app.identity_jwt,
                 response_policy: app_policy(&config, app, grants),
                 cors: app.cors.clone(),
@@ -223,7 +227,8 @@ impl Runtime {
                 max_body_size: 0,
                 // The welcome page says how to configure moat: only for
                 // people who can sign in.
-                auth: AppAuth::System,
+                auth: AppAuth::system(),
+                access: Default::default(),
                 identity_jwt: false,
                 response_policy: base_policy(
                     &config,

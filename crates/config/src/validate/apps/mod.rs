@@ -10,6 +10,7 @@ mod upstream;
 
 use std::time::Duration;
 
+use moat_policy::access::Source;
 use moat_policy::glob::PathPattern;
 use moat_policy::route::{host_without_port, normalize_prefix};
 use moat_policy::units::parse_size;
@@ -20,8 +21,9 @@ pub(crate) use bundle::{BundleSource, FileSystem};
 
 use super::checker::Checker;
 use super::{cors, csp, headers};
+
 use crate::model::{App, AppAuth, AppLimit, AppOrigin, AppSource, Csrf, Timeouts};
-use crate::raw::{self, RawApp};
+use crate::raw::{self, RawApp, RawAppAuth};
 
 /// Upstream requests in flight per app when the app sets none.
 const DEFAULT_MAX_UPSTREAM_CONNECTIONS: i64 = 512;
@@ -144,19 +146,15 @@ pub(super) fn validate(
         1_000_000,
     ) as usize;
     let recording = c.scope("recording.", |c| recording::validate(c, &a.recording));
-    let auth = match a.auth.as_deref() {
-        None | Some("system") => AppAuth::System,
-        Some("none") => AppAuth::None,
-        Some("cert") => AppAuth::Cert,
-        Some(other) => {
-            c.problem(
-                "auth",
-                format!("{other:?} is not an authentication mode"),
-                "write auth = \"system\" (sign in through moat), auth = \"cert\" (a client certificate) or auth = \"none\" (open to anyone)",
-            );
-            AppAuth::System
-        }
-    };
+    let auth = app_auth(c, a.auth.as_ref());
+    let access = super::auth::rules(c, &a.allowed_users, &a.allowed_groups, &a.allowed_domains);
+    if !access.is_empty() && auth.sources().is_empty() {
+        c.problem(
+            "allowed_users",
+            format!("allow lists apply to people who sign in, and auth = \"{auth}\" signs nobody in"),
+            "set auth to sign-in sources (\"system\", \"oidc:NAME\"), or remove allowed_users, allowed_groups and allowed_domains",
+        );
+    }
     let client_certs = a
         .client_certs
         .as_ref()
@@ -218,6 +216,7 @@ pub(super) fn validate(
         max_upstream_connections,
         timeouts,
         auth,
+        access,
         identity_jwt: a.identity_jwt,
         origin,
         headers,
@@ -331,6 +330,46 @@ fn security(c: &mut Checker<'_>, s: &raw::RawAppSecurity) -> (Csrf, Vec<String>)
     (csrf, underscore)
 }
 
+/// The app's `auth`: a mode (`none`, `cert`) or one or more sign-in
+/// sources (`system`, `oidc:NAME`). Whether each provider exists is
+/// checked against `[[auth.oidc]]` by the caller.
+fn app_auth(c: &mut Checker<'_>, raw: Option<&RawAppAuth>) -> AppAuth {
+    let fix = "write auth = \"system\" (moat's login), \"oidc:NAME\" (an [[auth.oidc]] provider), a list of those such as [\"oidc:corp\", \"system\"], \"cert\" (a client certificate) or \"none\" (open to anyone)";
+    let list = match raw {
+        None => return AppAuth::system(),
+        Some(RawAppAuth::One(s)) if s == "none" => return AppAuth::None,
+        Some(RawAppAuth::One(s)) if s == "cert" => return AppAuth::Cert,
+        Some(RawAppAuth::One(s)) => std::slice::from_ref(s),
+        Some(RawAppAuth::Many(l)) => l.as_slice(),
+    };
+    let mut sources = Vec::new();
+    for s in list {
+        match Source::parse(s) {
+            Some(src) if sources.contains(&src) => {
+                c.problem(
+                    "auth",
+                    format!("{s:?} is listed twice"),
+                    "list each source once",
+                );
+            }
+            Some(src) => sources.push(src),
+            None if s == "none" || s == "cert" => c.problem(
+                "auth",
+                format!("{s:?} cannot be combined with sign-in sources"),
+                fix,
+            ),
+            None => c.problem("auth", format!("{s:?} is not an authentication mode"), fix),
+        }
+    }
+    if sources.is_empty() {
+        if list.is_empty() {
+            c.problem("auth", "is an empty list", fix);
+        }
+        return AppAuth::system();
+    }
+    AppAuth::SignIn(sources)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,7 +407,7 @@ mod tests {
         assert_eq!(app.path, "/");
         assert_eq!(app.max_body_size, 1 << 20);
         assert_eq!(app.max_upstream_connections, 512);
-        assert_eq!(app.auth, AppAuth::System);
+        assert_eq!(app.auth, AppAuth::system());
         assert!(app.csrf.enabled && app.csrf.bypass[0].matches("/hooks/github"));
         assert_eq!(app.allow_underscore_headers, ["x_custom_id"]);
         assert!(app.rate_limits[0].path.as_ref().unwrap().matches("/login"));
