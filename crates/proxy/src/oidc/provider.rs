@@ -365,7 +365,7 @@ impl Provider {
         } else {
             first
         };
-        result.map_err(|e| err(format!("the ID token was refused: {e}")))?;
+        result.map_err(|e| err(format!("the ID token was refused: {}", error_chain(&e))))?;
         // Verified: now read the claims moat maps (groups and the user
         // claim are not among the library's typed ones).
         payload(id_token)
