@@ -489,6 +489,52 @@ pub struct Auth {
     pub require_totp: bool,
     /// OpenID Connect providers, in the config file's order.
     pub oidc: Vec<OidcProvider>,
+    /// `None`: no captcha on the login page.
+    pub captcha: Option<Captcha>,
+}
+
+/// The login page's captcha.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captcha {
+    /// Asked once an address has this many recent failed sign-ins (0:
+    /// always).
+    pub after_failures: u32,
+    pub kind: CaptchaKind,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum CaptchaKind {
+    /// moat's own proof of work: this many leading zero bits.
+    Pow { difficulty: u8 },
+    Hosted {
+        service: moat_policy::captcha::Hosted,
+        site_key: String,
+        /// SECURITY: never printed.
+        secret: String,
+        verify_url: String,
+        /// A verify that takes longer fails (closed).
+        timeout: Duration,
+    },
+}
+
+impl std::fmt::Debug for CaptchaKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaptchaKind::Pow { difficulty } => write!(f, "Pow({difficulty})"),
+            CaptchaKind::Hosted {
+                service,
+                site_key,
+                verify_url,
+                ..
+            } => f
+                .debug_struct("Hosted")
+                .field("service", service)
+                .field("site_key", site_key)
+                .field("secret", &"[redacted]")
+                .field("verify_url", verify_url)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 impl Auth {

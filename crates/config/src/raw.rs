@@ -536,6 +536,49 @@ pub struct RawAuth {
     /// `[[auth.oidc]]`: OpenID Connect providers people sign in through.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub oidc: Vec<RawOidc>,
+    /// `[auth.captcha]`: a check on the login page that a bot cannot
+    /// script around.
+    pub captcha: RawCaptcha,
+}
+
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCaptcha {
+    /// `""` (off), `pow`, `recaptcha`, `hcaptcha` or `turnstile`.
+    pub provider: String,
+    pub after_failures: i64,
+    pub difficulty: i64,
+    pub site_key: String,
+    /// SECURITY: never printed (see the Debug below).
+    pub secret: String,
+    pub secret_file: String,
+    pub verify_url: String,
+    pub timeout: Human,
+}
+
+impl Default for RawCaptcha {
+    fn default() -> Self {
+        RawCaptcha {
+            provider: String::new(),
+            after_failures: 3,
+            difficulty: 18,
+            site_key: String::new(),
+            secret: String::new(),
+            secret_file: String::new(),
+            verify_url: String::new(),
+            timeout: Human::s("5s"),
+        }
+    }
+}
+
+impl std::fmt::Debug for RawCaptcha {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawCaptcha")
+            .field("provider", &self.provider)
+            .field("after_failures", &self.after_failures)
+            .field("secret", &"[redacted]")
+            .finish_non_exhaustive()
+    }
 }
 
 /// One `[[auth.oidc]]` entry.
@@ -601,6 +644,7 @@ impl Default for RawAuth {
             basic_auth: true,
             require_totp: false,
             oidc: Vec::new(),
+            captcha: RawCaptcha::default(),
         }
     }
 }

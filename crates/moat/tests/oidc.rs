@@ -542,3 +542,200 @@ fn a_mistyped_issuer_is_a_config_error_naming_the_key() {
         "{err}"
     );
 }
+
+/// Waits (up to 15 s) until the browser's URL starts with `prefix`.
+async fn wait_url(b: &moat_testkit::browser::Browser, prefix: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let url = b.client.current_url().await.unwrap().to_string();
+        if url.starts_with(prefix) {
+            return url;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the browser is at {url}, not {prefix}…"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn in_a_browser_two_providers_share_the_login_page_and_sign_out_reaches_the_provider() {
+    use moat_testkit::browser::Browser;
+    use moat_testkit::browser::fantoccini::Locator;
+
+    let port = free_port();
+    let base = format!("https://localhost:{port}");
+    let signed_out = format!("{base}/_moat/login?signed_out=1");
+    let corp = OidcProvider::start(
+        "moat",
+        SECRET,
+        &[format!("{base}/_moat/oidc/corp/callback")],
+        std::slice::from_ref(&signed_out),
+        &[ALICE],
+        3600,
+    )
+    .await;
+    let partners = OidcProvider::start(
+        "moat-partners",
+        SECRET,
+        &[format!("{base}/_moat/oidc/partners/callback")],
+        std::slice::from_ref(&signed_out),
+        &[BOB],
+        3600,
+    )
+    .await;
+    let up = upstream::echo("more").await;
+    let more = format!(
+        r#"[[auth.oidc]]
+name = "partners"
+display_name = "Partner login"
+issuer = "{}"
+client_id = "moat-partners"
+client_secret = "{SECRET}"
+ca = "{}"
+[[apps]]
+name = "portal"
+path = "/portal"
+upstream = "http://{up}"
+auth = ["oidc:corp", "oidc:partners", "system"]
+[[apps]]
+name = "ops"
+path = "/ops"
+upstream = "http://{up}"
+auth = ["oidc:corp", "oidc:partners"]
+allowed_groups = ["ops"]
+"#,
+        partners.issuer,
+        partners.ca.display()
+    );
+    let config = moat_config(port, &corp, "", "", &more).await;
+    let moat = Moat::start(BIN, &config).await;
+    moat.wait_until("both providers discovered", Duration::from_secs(20), || {
+        (moat.stderr().matches("OpenID provider discovered").count() == 2).then_some(())
+    })
+    .await;
+
+    let b = Browser::start().await;
+    let c = &b.client;
+    c.goto(&format!("{base}/portal/")).await.unwrap();
+    wait_url(&b, &format!("{base}/_moat/login?next=")).await;
+    // One page: a button per provider and the system account's form.
+    let corp_button = c.find(Locator::Id("oidc-corp")).await.unwrap();
+    assert_eq!(corp_button.text().await.unwrap(), "Sign in with Corp");
+    assert_eq!(
+        c.find(Locator::Id("oidc-partners"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Sign in with Partner login"
+    );
+    assert!(c.find(Locator::Id("password")).await.is_ok());
+
+    // Corp's own login form, then back on the app as Alice.
+    corp_button.click().await.unwrap();
+    wait_url(&b, &format!("{}/interaction/", corp.issuer)).await;
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .send_keys("alice")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("pw-alice")
+        .await
+        .unwrap();
+    c.find(Locator::Id("submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_url(&b, &format!("{base}/portal/")).await;
+    let body = c
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("x-moat-groups") && body.contains("staff,eng"),
+        "{body}"
+    );
+
+    // An app for the ops group only: a 403 page naming Alice, no loop.
+    c.goto(&format!("{base}/ops/")).await.unwrap();
+    let main = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        main.contains("alice@example.com") && main.contains("ops"),
+        "{main}"
+    );
+    // Its sign-out button ends the session here and at Corp.
+    c.find(Locator::Css("form[action='/_moat/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_url(&b, &format!("{}/session/end", corp.issuer)).await;
+    c.wait()
+        .for_element(Locator::Id("logout-confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_url(&b, &signed_out).await;
+    assert_eq!(corp.counts().await["end_session"], 1);
+    // Signed out: the app sends the browser to the login page again.
+    c.goto(&format!("{base}/portal/")).await.unwrap();
+    wait_url(&b, &format!("{base}/_moat/login?next=")).await;
+
+    // The other provider signs Bob in from the same page.
+    c.find(Locator::Id("oidc-partners"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_url(&b, &format!("{}/interaction/", partners.issuer)).await;
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .send_keys("bob")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("pw-bob")
+        .await
+        .unwrap();
+    c.find(Locator::Id("submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_url(&b, &format!("{base}/portal/")).await;
+    let body = c
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("bob@example.org"), "{body}");
+    b.close().await;
+}

@@ -9,6 +9,8 @@
 //! - [`access`]: signed-in identities, their sources, and the allow rules
 //!   of providers and apps.
 //! - [`basic_auth`]: HTTP Basic credentials and constant-time comparison.
+//! - [`captcha`]: the login page's proof of work, and the hosted
+//!   captcha services' facts.
 //! - [`client_ip`]: who the client is, given the peer address, the trusted
 //!   proxies and the forwarding headers.
 //! - [`forwarding`]: the clean forwarding headers moat sends upstream.
@@ -46,6 +48,7 @@
 pub mod access;
 pub mod basic_auth;
 pub mod canonical_path;
+pub mod captcha;
 pub mod client_ip;
 pub mod conditional;
 pub mod cors;

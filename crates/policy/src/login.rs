@@ -130,6 +130,24 @@ pub fn html_escape(s: &str) -> String {
     out
 }
 
+/// `application/x-www-form-urlencoded` of `pairs`.
+pub fn form_encode(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", form_component(k), form_component(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+pub fn form_component(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +221,14 @@ mod tests {
         assert_eq!(
             html_escape("<a href=\"x\">'&"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
+        );
+    }
+
+    #[test]
+    fn forms_are_encoded() {
+        assert_eq!(
+            form_encode(&[("a b", "x&y=z"), ("s", "é~._-")]),
+            "a%20b=x%26y%3Dz&s=%C3%A9~._-"
         );
     }
 }

@@ -125,6 +125,17 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
         Verdict::Allow
     }
 
+    /// Failures of `key` that still count: those in the current window,
+    /// and those that led to a lockout until a success clears them (so a
+    /// captcha asked after failures stays asked after the lockout ends).
+    pub fn recent_failures(&self, key: &K, now: Instant) -> u32 {
+        match self.entries.get(key) {
+            Some(e) if e.locked_until.is_some() => e.failures,
+            Some(e) if now.duration_since(e.window_start) <= self.limits.window => e.failures,
+            _ => 0,
+        }
+    }
+
     pub fn success(&mut self, key: &K) {
         self.entries.remove(key);
     }
@@ -272,5 +283,26 @@ mod tests {
             t.check(&0, t0 + Duration::from_secs(100)),
             Verdict::Locked { .. }
         ));
+    }
+
+    #[test]
+    fn recent_failures_last_the_window_and_past_a_lockout() {
+        let l = Limits {
+            max_failures: 3,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(30),
+            capacity: 10,
+        };
+        let mut t = Throttle::new(l);
+        let t0 = Instant::now();
+        t.failure(&"a", t0);
+        assert_eq!(t.recent_failures(&"a", t0), 1);
+        assert_eq!(t.recent_failures(&"a", t0 + Duration::from_secs(61)), 0);
+        t.failure(&"a", t0);
+        t.failure(&"a", t0);
+        // Locked, then the lockout ends: the failures still count.
+        assert_eq!(t.recent_failures(&"a", t0 + Duration::from_secs(600)), 3);
+        t.success(&"a");
+        assert_eq!(t.recent_failures(&"a", t0), 0);
     }
 }

@@ -120,6 +120,8 @@ pub struct AuthState {
     /// OpenID Connect providers, logins under way, and the provider
     /// tokens behind sessions signed in through them.
     pub oidc: crate::oidc::Oidc,
+    /// The login page's captcha.
+    pub captcha: crate::captcha::CaptchaState,
 }
 
 /// A live session, as a request found it.
@@ -169,6 +171,7 @@ impl AuthState {
             )),
             store: None,
             oidc: crate::oidc::Oidc::new(&auth.oidc),
+            captcha: crate::captcha::CaptchaState::new(auth.captcha.as_ref(), keys.session),
         }
     }
 
@@ -244,6 +247,7 @@ impl AuthState {
             }
         }
         self.oidc.reconfigure(&auth.oidc);
+        self.captcha.reconfigure(auth.captcha.as_ref());
         if let (true, Some(store)) = (password_changed, &self.store) {
             let keep = self.admin_password().fingerprint();
             if let Err(e) = store.delete_sessions_except(Some(&keep)).await {
@@ -607,6 +611,13 @@ impl AuthState {
             }
             _ => SignIn::Refused,
         }
+    }
+
+    /// Whether the login page asks `client` for the captcha (it has failed
+    /// to sign in often enough lately, or the captcha is always asked).
+    pub fn captcha_required(&self, client: IpAddr) -> bool {
+        let failures = lock(&self.by_address).recent_failures(&client, Instant::now());
+        self.captcha.required(failures)
     }
 
     /// Whether `user` signs in with a second factor: a confirmed TOTP

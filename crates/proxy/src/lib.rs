@@ -21,6 +21,8 @@
 //! - [`buckets`]: storage buckets as stored, and moving recordings there.
 //! - [`auth`]: sign-in sessions, the session cookie, password checks with
 //!   lockout, identity tokens.
+//! - [`captcha`]: the login page's captcha (proof of work, hosted
+//!   services) and checking its answers.
 //! - [`oidc`]: OpenID Connect providers (discovery, the code flow, ID
 //!   token checks, refresh) and the provider tokens behind sessions.
 //! - [`admin_api`]: the seam the admin API (its own crate) plugs into.
@@ -40,6 +42,7 @@ pub mod admin_password;
 pub mod auth;
 pub mod body;
 pub mod buckets;
+pub mod captcha;
 pub mod clock;
 pub mod connections;
 pub mod control;

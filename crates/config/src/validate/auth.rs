@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use moat_policy::access::{Rules, is_provider_name};
+use moat_policy::captcha::Hosted;
 
 use super::checker::Checker;
-use crate::model::{Auth, OidcProvider};
-use crate::raw::{RawAuth, RawOidc};
+use crate::model::{Auth, Captcha, CaptchaKind, OidcProvider};
+use crate::raw::{RawAuth, RawCaptcha, RawOidc};
 
 /// Keys are relative to `auth.`.
 pub(super) fn validate(c: &mut Checker<'_>, a: &RawAuth) -> Auth {
@@ -22,6 +23,7 @@ pub(super) fn validate(c: &mut Checker<'_>, a: &RawAuth) -> Auth {
         basic_auth: a.basic_auth,
         require_totp: a.require_totp,
         oidc: Vec::new(),
+        captcha: None,
     };
     let mut names = std::collections::HashSet::new();
     let mut oidc = Vec::new();
@@ -36,7 +38,12 @@ pub(super) fn validate(c: &mut Checker<'_>, a: &RawAuth) -> Auth {
         }
         oidc.push(p);
     }
-    let auth = Auth { oidc, ..auth };
+    let captcha = c.scope("captcha.", |c| captcha(c, &a.captcha));
+    let auth = Auth {
+        oidc,
+        captcha,
+        ..auth
+    };
     if auth.idle_timeout > auth.absolute_timeout {
         c.problem(
             "idle_timeout",
@@ -164,6 +171,108 @@ fn provider(c: &mut Checker<'_>, a: &RawOidc) -> OidcProvider {
         rules: rules(c, &a.allowed_users, &a.allowed_groups, &a.allowed_domains),
         ca,
     }
+}
+
+/// `[auth.captcha]`; keys are relative to it.
+fn captcha(c: &mut Checker<'_>, a: &RawCaptcha) -> Option<Captcha> {
+    let after_failures = c.count("after_failures", a.after_failures, 0, 100) as u32;
+    let hosted = match a.provider.as_str() {
+        "" => return None,
+        "pow" => {
+            let difficulty = c.count("difficulty", a.difficulty, 8, 28) as u8;
+            return Some(Captcha {
+                after_failures,
+                kind: CaptchaKind::Pow { difficulty },
+            });
+        }
+        "recaptcha" => Hosted::Recaptcha,
+        "hcaptcha" => Hosted::Hcaptcha,
+        "turnstile" => Hosted::Turnstile,
+        other => {
+            c.problem(
+                "provider",
+                format!("{other:?} is not a captcha provider"),
+                "write provider = \"pow\" (moat's own, no third party), \"recaptcha\", \"hcaptcha\" or \"turnstile\"",
+            );
+            return None;
+        }
+    };
+    if a.site_key.is_empty() {
+        c.problem(
+            "site_key",
+            format!("{} needs the site key the service gave you", hosted.name()),
+            "give site_key = \"...\" from the service's dashboard",
+        );
+    }
+    let secret = match (a.secret.is_empty(), a.secret_file.is_empty()) {
+        (false, true) => a.secret.clone(),
+        (true, false) => {
+            let path = c.path(&a.secret_file);
+            match std::fs::read_to_string(&path) {
+                Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
+                _ => {
+                    c.problem(
+                        "secret_file",
+                        format!("{} cannot be read or is empty", path.display()),
+                        "give a readable file holding the service's secret key",
+                    );
+                    String::new()
+                }
+            }
+        }
+        (false, false) => {
+            c.problem(
+                "secret",
+                "both secret and secret_file are set",
+                "keep one: secret_file keeps the secret out of the config file",
+            );
+            String::new()
+        }
+        (true, true) => {
+            c.problem(
+                "secret",
+                format!("{} needs its secret key to check answers", hosted.name()),
+                "give secret_file = \"/path/to/secret\" (or secret)",
+            );
+            String::new()
+        }
+    };
+    let verify_url = if a.verify_url.is_empty() {
+        hosted.verify_url().to_owned()
+    } else {
+        let loopback = |h: &str| {
+            h == "localhost"
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        };
+        match a.verify_url.parse::<http::Uri>() {
+            Ok(u) if u.scheme_str() == Some("https") => {}
+            Ok(u) if u.scheme_str() == Some("http") && u.host().is_some_and(loopback) => {}
+            _ => c.problem(
+                "verify_url",
+                format!(
+                    "{:?} is not an https:// URL (plain http only to this machine)",
+                    a.verify_url
+                ),
+                format!(
+                    "leave it empty for {}, or give an https:// URL",
+                    hosted.verify_url()
+                ),
+            ),
+        }
+        a.verify_url.clone()
+    };
+    let timeout = c.duration("timeout", &a.timeout, Duration::from_millis(100));
+    Some(Captcha {
+        after_failures,
+        kind: CaptchaKind::Hosted {
+            service: hosted,
+            site_key: a.site_key.clone(),
+            secret,
+            verify_url,
+            timeout,
+        },
+    })
 }
 
 /// The issuer must be an https URL with a host and no query or fragment
@@ -320,5 +429,47 @@ mod tests {
         );
         assert_problem(&problems, "oidc[2].name", "is used twice");
         assert_eq!(problems.len(), 8, "{problems:#?}");
+    }
+
+    #[test]
+    fn captcha_settings_are_checked() {
+        let pow = RawAuth {
+            captcha: RawCaptcha {
+                provider: "pow".into(),
+                ..RawCaptcha::default()
+            },
+            ..RawAuth::default()
+        };
+        let (a, problems) = check(|c| validate(c, &pow));
+        assert_eq!(problems, []);
+        assert_eq!(
+            a.captcha,
+            Some(Captcha {
+                after_failures: 3,
+                kind: CaptchaKind::Pow { difficulty: 18 }
+            })
+        );
+        let hosted = RawAuth {
+            captcha: RawCaptcha {
+                provider: "turnstile".into(),
+                secret: "top-secret".into(),
+                verify_url: "http://verify.example/siteverify".into(),
+                ..RawCaptcha::default()
+            },
+            ..RawAuth::default()
+        };
+        let (a, problems) = check(|c| validate(c, &hosted));
+        assert_problem(&problems, "captcha.site_key", "needs the site key");
+        assert_problem(&problems, "captcha.verify_url", "is not an https:// URL");
+        assert!(!format!("{a:?}{hosted:?}").contains("top-secret"));
+        let bad = RawAuth {
+            captcha: RawCaptcha {
+                provider: "recaptcha-v9".into(),
+                ..RawCaptcha::default()
+            },
+            ..RawAuth::default()
+        };
+        let (_, problems) = check(|c| validate(c, &bad));
+        assert_problem(&problems, "captcha.provider", "is not a captcha provider");
     }
 }

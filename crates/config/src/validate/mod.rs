@@ -175,13 +175,6 @@ pub(crate) fn validate_with(
                 "define it under [[auth.oidc]] with name, issuer, client_id and client_secret_file, or correct the name",
             );
         }
-        if app.auth.sources().contains(&Source::System) && !auth.system_account {
-            c.problem(
-                format!("apps[{i}].auth"),
-                "accepts the system account, but auth.system_account = false, so nobody could sign in that way",
-                "remove \"system\" from the app's auth, or set auth.system_account = true",
-            );
-        }
     }
     let zone_names: Vec<&str> = rate_limit.zones.iter().map(|z| z.name.as_str()).collect();
     for (i, a) in raw.apps.iter().enumerate() {

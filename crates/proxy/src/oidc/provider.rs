@@ -15,6 +15,7 @@ use arc_swap::ArcSwapOption;
 use base64::Engine;
 use moat_config::OidcProvider;
 use moat_policy::access::{Identity, Source};
+use moat_policy::login::{form_component, form_encode};
 use openidconnect::core::{
     CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
 };
@@ -641,24 +642,6 @@ fn http_client(config: &OidcProvider) -> Result<reqwest::Client, OidcError> {
         .map_err(|e| err(format!("HTTP client: {e}")))
 }
 
-/// `application/x-www-form-urlencoded` of `pairs`.
-pub fn form_encode(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", form_component(k), form_component(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn form_component(s: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(s, SET).to_string()
-}
-
 /// reqwest's error with its causes (the TLS or connection reason).
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -693,14 +676,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn forms_are_encoded_for_the_token_endpoint() {
-        assert_eq!(
-            form_encode(&[("a b", "x&y=z"), ("s", "é~._-")]),
-            "a%20b=x%26y%3Dz&s=%C3%A9~._-"
-        );
-    }
 
     #[test]
     fn a_payload_is_read_from_the_middle_part() {

@@ -92,6 +92,15 @@ pub async fn authenticate<B>(
         .cloned();
     let basic_ok = ctx.tls && config.auth.basic_auth && sources.contains(&Source::System);
     if let Some(authorization) = basic.filter(|_| basic_ok) {
+        // Basic carries no captcha: an address that must solve one signs
+        // in through the login page.
+        if sign_in.captcha_required(ctx.client.ip) {
+            tracing::warn!(client = %ctx.client.ip, "HTTP Basic refused: this address must pass the login page's captcha");
+            return Err(unauthorized(
+                false,
+                "too many failed sign-ins from this address; sign in through the login page",
+            ));
+        }
         let verdict = sign_in
             .basic_user(
                 &authorization,

@@ -16,9 +16,10 @@ use moat_policy::csrf;
 use moat_policy::login::{self, html_escape};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::pages::{page, see_other, shell};
+use super::pages::{self, page, see_other, shell};
 use crate::auth::{AuthState, SignIn};
 use crate::body::{self, Body, BoxError};
+use crate::captcha::{Refused, Widget};
 use crate::error::Rejection;
 use crate::pipeline::{Flow, Step};
 use crate::request::RequestCtx;
@@ -26,6 +27,9 @@ use crate::runtime::Runtime;
 
 pub const STYLESHEET_PATH: &str = "/_moat/login.css";
 pub const JWKS_PATH: &str = "/_moat/jwks.json";
+/// moat's proof-of-work script for the login page's captcha.
+pub const POW_SCRIPT_PATH: &str = "/_moat/pow.js";
+const POW_SCRIPT: &str = include_str!("login/pow.js");
 const STYLESHEET: &str = include_str!("login/login.css");
 /// A login form is a few hundred bytes; anything much larger is not one.
 const MAX_FORM: usize = 16 * 1024;
@@ -36,7 +40,7 @@ const FORM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub fn is_page(path: &str) -> bool {
     matches!(
         path,
-        login::LOGIN_PATH | login::LOGOUT_PATH | STYLESHEET_PATH | JWKS_PATH
+        login::LOGIN_PATH | login::LOGOUT_PATH | STYLESHEET_PATH | JWKS_PATH | POW_SCRIPT_PATH
     )
 }
 
@@ -80,7 +84,14 @@ where
             } else {
                 None
             };
-            Ok(login_page(StatusCode::OK, &next, "", message, &offer))
+            Ok(login_page(
+                StatusCode::OK,
+                &next,
+                "",
+                message,
+                &offer,
+                captcha_widget(sign_in, ctx),
+            ))
         }
         (Method::POST, login::LOGIN_PATH) => sign_in_form(req, ctx, runtime, sign_in).await,
         (Method::GET | Method::HEAD, login::LOGOUT_PATH) => Ok(logout_page()),
@@ -117,6 +128,18 @@ where
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/css; charset=utf-8"),
+            );
+            resp.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            );
+            Ok(resp)
+        }
+        (Method::GET | Method::HEAD, POW_SCRIPT_PATH) => {
+            let mut resp = Response::new(body::full(POW_SCRIPT));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
             );
             resp.headers_mut().insert(
                 header::CACHE_CONTROL,
@@ -207,6 +230,45 @@ where
         };
     }
     let user = login::form_field(&form, "user").unwrap_or_default();
+    // The captcha before the password: an address that must solve it
+    // gets no password checked (and so no guess counted) without it.
+    if sign_in.captcha_required(ctx.client.ip) {
+        let now = unix_now();
+        if let Err(refused) = sign_in
+            .captcha
+            .check(|name| login::form_field(&form, name), ctx.client.ip, now)
+            .await
+        {
+            let (status, text) = match &refused {
+                Refused::Missing => (
+                    StatusCode::UNAUTHORIZED,
+                    "Complete the check below, then sign in.",
+                ),
+                Refused::Wrong(why) => {
+                    tracing::warn!(client = %ctx.client.ip, user, "sign-in refused: the captcha answer is {why}");
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        "The check was not passed. Complete it again, then sign in.",
+                    )
+                }
+                Refused::Unavailable(why) => {
+                    tracing::error!(client = %ctx.client.ip, "sign-in refused: the captcha could not be checked: {why}");
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The check could not be verified right now. Try again in a moment.",
+                    )
+                }
+            };
+            return Ok(login_page(
+                status,
+                &next,
+                &user,
+                Some(Message::Error(text)),
+                &offer,
+                captcha_widget(sign_in, ctx),
+            ));
+        }
+    }
     let password = login::form_field(&form, "password").unwrap_or_default();
     let trusted_device = sign_in.is_trusted_device(&headers, ctx.tls, &user);
     let enrolled = sign_in.has_second_factor(&user).await;
@@ -234,6 +296,7 @@ where
                     "This account must sign in with a one-time code, and none is set up. An administrator sets it up with: moat totp enroll",
                 )),
                 &offer,
+                captcha_widget(sign_in, ctx),
             ))
         }
         SignIn::Accepted(user, _) if second_step => match sign_in.second_factor_token(&user) {
@@ -250,6 +313,7 @@ where
                     "Another sign-in is being checked. Try again in a moment.",
                 )),
                 &offer,
+                captcha_widget(sign_in, ctx),
             );
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
@@ -261,6 +325,7 @@ where
             &user,
             Some(Message::Error("Wrong user name or password.")),
             &offer,
+            captcha_widget(sign_in, ctx),
         )),
         SignIn::Locked(retry) => Err(locked(retry)),
     }
@@ -381,12 +446,70 @@ impl Offer {
     }
 }
 
+/// The captcha widget for this client's login page, when it is asked.
+fn captcha_widget(sign_in: &AuthState, ctx: &RequestCtx) -> Option<Widget> {
+    if !sign_in.captcha_required(ctx.client.ip) {
+        return None;
+    }
+    sign_in.captcha.widget(unix_now())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The captcha's part of the form, and the page's policy with it: moat's
+/// script by a fresh nonce, or the service's origins (on this page only).
+fn captcha_markup(widget: Option<&Widget>) -> (String, Option<String>) {
+    match widget {
+        None => (String::new(), None),
+        Some(Widget::Pow {
+            challenge,
+            difficulty,
+        }) => {
+            let mut n = [0u8; 16];
+            getrandom::fill(&mut n).expect("the operating system's random generator works");
+            let nonce = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, n);
+            (
+                format!(
+                    r#"<input type="hidden" name="captcha_challenge" value="{challenge}">
+<input type="hidden" name="captcha_solution" value="">
+<p id="moat-pow" class="captcha" data-difficulty="{difficulty}">Checking your browser…</p>
+<noscript><p class="message error">This sign-in needs JavaScript for a short browser check (it runs on moat, nothing is sent elsewhere).</p></noscript>
+<script src="{POW_SCRIPT_PATH}" nonce="{nonce}"></script>
+"#,
+                    challenge = html_escape(challenge),
+                ),
+                Some(format!("{}; script-src 'nonce-{nonce}'", pages::PAGE_CSP)),
+            )
+        }
+        Some(Widget::Hosted { service, site_key }) => (
+            format!(
+                r#"<div class="{class}" data-sitekey="{key}"></div>
+<script src="{script}" async defer></script>
+"#,
+                class = service.widget_class(),
+                key = html_escape(site_key),
+                script = service.script(),
+            ),
+            Some(moat_policy::captcha::hosted_page_csp(
+                pages::PAGE_CSP,
+                *service,
+            )),
+        ),
+    }
+}
+
 fn login_page(
     status: StatusCode,
     next: &str,
     user: &str,
     message: Option<Message>,
     offer: &Offer,
+    captcha: Option<Widget>,
 ) -> Response<Body> {
     let message = match message {
         Some(Message::Info(m)) => format!("<p class=\"message\" role=\"status\">{m}</p>"),
@@ -415,6 +538,7 @@ fn login_page(
     if !buttons.is_empty() {
         buttons.push_str("<p class=\"or\">or with moat's own account:</p>\n");
     }
+    let (captcha, csp) = captcha_markup(captcha.as_ref());
     let body = format!(
         r#"{message}
 {buttons}<form method="post" action="{action}">
@@ -423,13 +547,18 @@ fn login_page(
 <input id="user" name="user" autocomplete="username" required autofocus value="{user}">
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button>
+{captcha}<button type="submit">Sign in</button>
 </form>"#,
         action = login::LOGIN_PATH,
         next = html_escape(next),
         user = html_escape(user),
     );
-    page(status, shell("Sign in", &body))
+    let mut resp = page(status, shell("Sign in", &body));
+    if let Some(csp) = csp.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    resp
 }
 
 /// After signing out of moat: the browser goes on to the provider to end
