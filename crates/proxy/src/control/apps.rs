@@ -119,6 +119,15 @@ impl Control {
                         .fix("name a zone defined under [[rate_limit.zones]] in the config file"),
                 ]));
             }
+            if let Some(name) = moat_config::validate::unknown_provider(&app.auth, &served.auth) {
+                return Err(ControlError::Invalid(vec![
+                    moat_config::Problem::new(
+                        "auth",
+                        format!("no [[auth.oidc]] provider is named {name:?}"),
+                    )
+                    .fix("name a provider defined under [[auth.oidc]] in the config file"),
+                ]));
+            }
         }
         let mut apps: Vec<App> = inputs
             .api_apps

@@ -479,7 +479,7 @@ fn captcha_markup(widget: Option<&Widget>) -> (String, Option<String>) {
 <input type="hidden" name="captcha_solution" value="">
 <p id="moat-pow" class="captcha" data-difficulty="{difficulty}">Checking your browser…</p>
 <noscript><p class="message error">This sign-in needs JavaScript for a short browser check (it runs on moat, nothing is sent elsewhere).</p></noscript>
-<script src="{POW_SCRIPT_PATH}" nonce="{nonce}"></script>
+<script src="{POW_SCRIPT_PATH}" nonce="{nonce}" defer></script>
 "#,
                     challenge = html_escape(challenge),
                 ),
