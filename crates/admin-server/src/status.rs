@@ -5,7 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use moat_admin::api::{Certificate, Listener, RecordingStorage, Status};
+use moat_admin::api::{
+    Certificate, Listener, ProviderStatus, RecordingStorage, SignInStatus, Status,
+};
 use moat_proxy::tls::{CertificateStatus, Source};
 
 use crate::Ctl;
@@ -39,6 +41,17 @@ pub async fn status(State(control): State<Ctl>) -> Json<Status> {
             .iter()
             .map(|c| certificate(c, control.clock().now()))
             .collect(),
+        sign_in: {
+            let (providers, captcha, sessions) = control.sign_in_status();
+            Some(SignInStatus {
+                sessions: sessions as u64,
+                captcha,
+                providers: providers
+                    .into_iter()
+                    .map(|(name, ready, error)| ProviderStatus { name, ready, error })
+                    .collect(),
+            })
+        },
     })
 }
 

@@ -17,6 +17,31 @@ pub struct Status {
     /// handshake considers them.
     #[serde(default)]
     pub certificates: Vec<Certificate>,
+    /// How people sign in: providers, captcha, live sessions.
+    #[serde(default)]
+    pub sign_in: Option<SignInStatus>,
+}
+
+/// Sign-in as it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInStatus {
+    pub sessions: u64,
+    /// `pow`, `recaptcha`, `hcaptcha`, `turnstile`, or absent (off).
+    #[serde(default)]
+    pub captcha: Option<String>,
+    #[serde(default)]
+    pub providers: Vec<ProviderStatus>,
+}
+
+/// An OpenID Connect provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderStatus {
+    pub name: String,
+    /// Discovery succeeded: people can sign in through it.
+    pub ready: bool,
+    /// Why discovery is failing (retried with backoff).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// `POST /api/v1/totp/enroll`: the new secret, shown this once.

@@ -120,6 +120,32 @@ pub fn status(s: &Status) -> String {
         out.push('\n');
         out.push_str(&certificates(&s.certificates));
     }
+    if let Some(si) = &s.sign_in {
+        out.push('\n');
+        out.push_str(&format!(
+            "sign-in: {} live sessions, captcha {}\n",
+            si.sessions,
+            si.captcha.as_deref().unwrap_or("off")
+        ));
+        if !si.providers.is_empty() {
+            out.push_str(&table(
+                &["PROVIDER", "STATE"],
+                si.providers
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.name.clone(),
+                            match (&p.ready, &p.error) {
+                                (true, _) => "ready".to_owned(),
+                                (false, Some(e)) => format!("unavailable: {e}"),
+                                (false, None) => "discovering".to_owned(),
+                            },
+                        ]
+                    })
+                    .collect(),
+            ));
+        }
+    }
     out.push('\n');
     out.push_str(&apps(&s.apps));
     out

@@ -408,6 +408,26 @@ impl Control {
         }
     }
 
+    /// Each OpenID provider (name, discovered, last discovery error), the
+    /// captcha provider, and how many sessions are live: for status.
+    pub fn sign_in_status(&self) -> (Vec<(String, bool, Option<String>)>, Option<String>, usize) {
+        let captcha = self
+            .runtime()
+            .config
+            .auth
+            .captcha
+            .as_ref()
+            .map(|c| match &c.kind {
+                moat_config::CaptchaKind::Pow { .. } => "pow".to_owned(),
+                moat_config::CaptchaKind::Hosted { service, .. } => service.name().to_owned(),
+            });
+        (
+            self.parts.sign_in.oidc.status(),
+            captcha,
+            self.parts.sign_in.session_count(),
+        )
+    }
+
     /// Every certificate served, for status.
     pub fn certificates(&self) -> Vec<crate::tls::CertificateStatus> {
         self.parts
