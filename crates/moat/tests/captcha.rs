@@ -237,7 +237,10 @@ async fn the_captcha_is_asked_after_failures_and_basic_waits_for_it() {
     // Now the right password alone is not enough, and Basic (which
     // carries no captcha) is refused from this address.
     assert_eq!(post(&moat, &http, PASSWORD, &[]).await.status(), 401);
-    assert_eq!(basic("other-credentials").await.unwrap().status(), 401);
+    let refused = basic(PASSWORD).await.unwrap();
+    assert_eq!(refused.status(), 401, "the right password, but no captcha");
+    moat.wait_stderr("HTTP Basic refused: this address must pass the login page's captcha")
+        .await;
     let ok = post(
         &moat,
         &http,

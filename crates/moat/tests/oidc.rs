@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use moat_testkit::oidc::{OidcProvider, User};
+use moat_testkit::upstream::EchoExt;
 use moat_testkit::{Moat, client, free_port, upstream};
 use serde_json::Value;
 
@@ -183,29 +184,10 @@ async fn sign_in(s: &Setup, user: &User<'_>, next: &str) -> String {
     cookie_pair(&resp, "__Host-moat_session").expect("a session cookie")
 }
 
-/// The headers the echo upstream received.
-async fn upstream_headers(resp: reqwest::Response) -> Vec<(String, String)> {
+/// What the echo upstream received (the request must have reached it).
+async fn echoed(resp: reqwest::Response) -> Value {
     assert_eq!(resp.status(), 200);
-    let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
-    v["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p[0].as_str().unwrap().to_owned(),
-                p[1].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
-    headers
-        .iter()
-        .filter(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .collect()
+    serde_json::from_str(&resp.text().await.unwrap()).unwrap()
 }
 
 fn jwt_claims(token: &str) -> Value {
@@ -254,16 +236,21 @@ async fn the_code_flow_signs_in_with_groups_and_the_apps_rules_apply() {
     let done = finish(&s, &callback, &binding).await;
     assert_eq!(done.status(), 303, "{}", s.moat.logs());
     let alice = cookie_pair(&done, "__Host-moat_session").unwrap();
-    let seen = upstream_headers(get(&s, "/eng/x", &alice).await).await;
-    assert_eq!(header(&seen, "x-moat-user"), ["alice@example.com"]);
-    assert_eq!(header(&seen, "x-moat-email"), ["alice@example.com"]);
-    assert_eq!(header(&seen, "x-moat-groups"), ["staff,eng"]);
-    let jwt = jwt_claims(header(&seen, "x-moat-identity")[0]);
+    let seen = echoed(get(&s, "/eng/x", &alice).await).await;
+    assert_eq!(seen.header_values("x-moat-user"), ["alice@example.com"]);
+    assert_eq!(seen.header_values("x-moat-email"), ["alice@example.com"]);
+    assert_eq!(seen.header_values("x-moat-source"), ["oidc:corp"]);
+    assert_eq!(seen.header_values("x-moat-groups"), ["staff,eng"]);
+    let jwt = jwt_claims(&seen.header_values("x-moat-identity")[0]);
     assert_eq!(jwt["sub"], "alice@example.com");
     assert_eq!(jwt["email"], "alice@example.com");
+    assert_eq!(jwt["src"], "oidc:corp");
     assert_eq!(jwt["groups"], serde_json::json!(["staff", "eng"]));
     assert!(
-        !header(&seen, "cookie").iter().any(|c| c.contains("moat_")),
+        !seen
+            .header_values("cookie")
+            .iter()
+            .any(|c| c.contains("moat_")),
         "moat's cookies never reach the app: {seen:?}"
     );
 
@@ -301,14 +288,14 @@ async fn the_code_flow_signs_in_with_groups_and_the_apps_rules_apply() {
     );
     assert!(page.contains("action=\"/_moat/logout\""), "{page}");
     // ...while the app open to all of corp lets him in.
-    let seen = upstream_headers(get(&s, "/open/", &bob).await).await;
-    assert_eq!(header(&seen, "x-moat-groups"), ["staff"]);
+    let seen = echoed(get(&s, "/open/", &bob).await).await;
+    assert_eq!(seen.header_values("x-moat-groups"), ["staff"]);
 
     // Carol's provider sends no groups claim: a group rule refuses her.
     let carol = sign_in(&s, &CAROL, "/open/").await;
     assert_eq!(get(&s, "/eng/", &carol).await.status(), 403);
-    let seen = upstream_headers(get(&s, "/open/", &carol).await).await;
-    assert!(header(&seen, "x-moat-groups").is_empty());
+    let seen = echoed(get(&s, "/open/", &carol).await).await;
+    assert!(seen.header_values("x-moat-groups").is_empty());
 
     // Discovery fetched the key set once; every sign-in used the cache.
     // userinfo = true asked the userinfo endpoint at each sign-in.
@@ -375,8 +362,8 @@ async fn rotated_keys_are_fetched_and_sessions_refresh_until_the_absolute_timeou
     tokio::time::sleep(Duration::from_secs(4)).await;
     // The tokens ran out: moat refreshes, and the new ID token (signed
     // with k2) makes it fetch the key set again.
-    let seen = upstream_headers(get(&s, "/eng/", &alice).await).await;
-    assert_eq!(header(&seen, "x-moat-groups"), ["staff,eng"]);
+    let seen = echoed(get(&s, "/eng/", &alice).await).await;
+    assert_eq!(seen.header_values("x-moat-groups"), ["staff,eng"]);
     let counts = s.idp.counts().await;
     assert_eq!(counts["refresh"], 1, "{counts}");
     assert_eq!(counts["jwks"], 1, "{counts}");
@@ -514,9 +501,9 @@ async fn sign_out_ends_the_session_at_moat_and_the_provider_and_restarts_keep_it
         http: s.http,
         config: s.config,
     };
-    let seen = upstream_headers(get(&s, "/open/", &bob).await).await;
-    assert_eq!(header(&seen, "x-moat-user"), ["bob@example.org"]);
-    assert_eq!(header(&seen, "x-moat-groups"), ["staff"]);
+    let seen = echoed(get(&s, "/open/", &bob).await).await;
+    assert_eq!(seen.header_values("x-moat-user"), ["bob@example.org"]);
+    assert_eq!(seen.header_values("x-moat-groups"), ["staff"]);
     // The app's rules still apply to the restored session.
     assert_eq!(get(&s, "/eng/", &bob).await.status(), 403);
 }
@@ -557,6 +544,39 @@ async fn wait_url(b: &moat_testkit::browser::Browser, prefix: &str) -> String {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Fills a provider's login form in the browser and waits to be back on
+/// `back`; returns the page's text there.
+async fn provider_login(
+    b: &moat_testkit::browser::Browser,
+    user: &str,
+    password: &str,
+    back: &str,
+) -> String {
+    use moat_testkit::browser::fantoccini::Locator;
+    let c = &b.client;
+    for (id, text) in [("login", user), ("password", password)] {
+        c.find(Locator::Id(id))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+    c.find(Locator::Id("submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_url(b, back).await;
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -637,32 +657,7 @@ allowed_groups = ["ops"]
     // Corp's own login form, then back on the app as Alice.
     corp_button.click().await.unwrap();
     wait_url(&b, &format!("{}/interaction/", corp.issuer)).await;
-    c.find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .send_keys("alice")
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("pw-alice")
-        .await
-        .unwrap();
-    c.find(Locator::Id("submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_url(&b, &format!("{base}/portal/")).await;
-    let body = c
-        .find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = provider_login(&b, "alice", "pw-alice", &format!("{base}/portal/")).await;
     assert!(
         body.contains("x-moat-groups") && body.contains("staff,eng"),
         "{body}"
@@ -710,32 +705,7 @@ allowed_groups = ["ops"]
         .await
         .unwrap();
     wait_url(&b, &format!("{}/interaction/", partners.issuer)).await;
-    c.find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .send_keys("bob")
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("pw-bob")
-        .await
-        .unwrap();
-    c.find(Locator::Id("submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_url(&b, &format!("{base}/portal/")).await;
-    let body = c
-        .find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = provider_login(&b, "bob", "pw-bob", &format!("{base}/portal/")).await;
     assert!(body.contains("bob@example.org"), "{body}");
     b.close().await;
 }

@@ -92,10 +92,15 @@ impl Rules {
             return true;
         }
         let email = id.email.as_deref();
-        let user = self
-            .users
-            .iter()
-            .any(|u| *u == id.user || email.is_some_and(|e| e.eq_ignore_ascii_case(u)));
+        // An entry that looks like an email matches only the verified
+        // email, never a user name (which a provider may let people set).
+        let user = self.users.iter().any(|u| {
+            if u.contains('@') {
+                email.is_some_and(|e| e.eq_ignore_ascii_case(u))
+            } else {
+                *u == id.user
+            }
+        });
         let group = self.groups.iter().any(|g| id.groups.contains(g));
         let domain = email
             .and_then(|e| e.rsplit_once('@'))
@@ -206,6 +211,11 @@ mod tests {
         a.email = None;
         assert!(!rules(&[], &[], &["example.com"]).allow(&a));
         assert!(!rules(&["alice@example.com"], &[], &[]).allow(&a));
+        // A user name shaped like an email is not an email.
+        let mut b = alice();
+        b.email = None;
+        b.user = "ceo@example.com".into();
+        assert!(!rules(&["ceo@example.com"], &[], &[]).allow(&b));
     }
 
     #[test]

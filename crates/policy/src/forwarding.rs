@@ -36,6 +36,9 @@ pub const EMAIL_HEADER: HeaderName = HeaderName::from_static("x-moat-email");
 /// The signed-in user's groups, from their OpenID provider
 /// (comma-separated, see `access::groups_header`).
 pub const GROUPS_HEADER: HeaderName = HeaderName::from_static("x-moat-groups");
+/// Where the signed-in user came from: `system`, `oidc:NAME`, `cert` (the
+/// same name from two sources is two people).
+pub const SOURCE_HEADER: HeaderName = HeaderName::from_static("x-moat-source");
 /// A signed JWT naming the user, for apps with `identity_jwt = true`.
 pub const IDENTITY_HEADER: HeaderName = HeaderName::from_static("x-moat-identity");
 

@@ -127,6 +127,8 @@ pub struct Claims<'a> {
     /// The app the token is for (`aud`), so one app's token is not valid at
     /// another.
     pub app: &'a str,
+    /// Where the user signed in (`system`, `oidc:NAME`, `cert`).
+    pub source: Option<&'a str>,
     /// From the user's OpenID provider, when it gave them.
     pub email: Option<&'a str>,
     pub groups: &'a [String],
@@ -160,6 +162,9 @@ impl IdentityKey {
             "nbf": c.issued_at,
             "exp": c.issued_at + c.lifetime_secs,
         });
+        if let Some(src) = c.source {
+            claims["src"] = src.into();
+        }
         if let Some(email) = c.email {
             claims["email"] = email.into();
         }
@@ -252,6 +257,7 @@ mod tests {
         let t = k.token(&Claims {
             user: "alice",
             app: "grafana",
+            source: Some("oidc:corp"),
             email: Some("alice@example.com"),
             groups: &["eng".to_string()],
             issued_at: 1_700_000_000,

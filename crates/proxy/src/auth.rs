@@ -345,6 +345,11 @@ impl AuthState {
         let mut id = [0u8; 32];
         getrandom::fill(&mut id).expect("the operating system's random generator works");
         let key = table_key(&id);
+        let source = identity.source.to_string();
+        let user = identity.user.clone();
+        // The session before its tokens: a sweep in between would drop
+        // tokens whose session it cannot find.
+        lock(&self.sessions).insert(key, identity.clone(), Instant::now());
         let (password, claims) = match (&identity.source, tokens) {
             (Source::Oidc(provider), Some(t)) => {
                 let renew_at = self.oidc.keep(key, provider, t);
@@ -355,9 +360,6 @@ impl AuthState {
             }
             _ => (self.admin_password().fingerprint(), "{}".to_owned()),
         };
-        let source = identity.source.to_string();
-        let user = identity.user.clone();
-        lock(&self.sessions).insert(key, identity, Instant::now());
         if let Some(store) = &self.store {
             let at = wall_ms();
             let row = moat_store::StoredSession {
@@ -792,6 +794,7 @@ impl AuthState {
     pub fn identity_token(
         &self,
         user: &str,
+        source: Option<&str>,
         email: Option<&str>,
         groups: &[String],
         app: &str,
@@ -803,6 +806,7 @@ impl AuthState {
         let token = self.identity.token(&signing::Claims {
             user,
             app,
+            source,
             email,
             groups,
             issued_at: now,

@@ -40,6 +40,8 @@ pub struct RequestCtx {
     /// system account and client certificates).
     pub email: Option<String>,
     pub groups: Vec<String>,
+    /// Where the user signed in (`system`, `oidc:NAME`, `cert`).
+    pub source: Option<String>,
     /// CORS headers for the response (apps whose CORS moat manages).
     pub cors: Vec<(http::HeaderName, http::HeaderValue)>,
     /// A key naming the client's session (sign-in, or a visit cookie).
@@ -71,6 +73,7 @@ impl RequestCtx {
             user: None,
             email: None,
             groups: Vec::new(),
+            source: None,
             cors: Vec::new(),
             session: None,
             ended_session: None,

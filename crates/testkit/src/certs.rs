@@ -40,3 +40,27 @@ pub fn write_valid_until(
     std::fs::write(&tc.key, key.serialize_pem()).unwrap();
     tc
 }
+
+/// A CA made for one test server (named `ca_name`) and a certificate it
+/// signed for `localhost` and `127.0.0.1`: written to `dir` as
+/// `STEM-ca.pem`, `cert.pem` and `key.pem`. Returns the CA's path, which
+/// the client under test is pointed at.
+pub fn server_with_ca(dir: &Path, stem: &str, ca_name: &str) -> PathBuf {
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca_params = rcgen::CertificateParams::default();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, ca_name);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, &ca_key);
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let ca = dir.join(format!("{stem}-ca.pem"));
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    ca
+}

@@ -46,22 +46,8 @@ impl OidcProvider {
         access_ttl: u64,
     ) -> OidcProvider {
         let dir = tempfile::tempdir().unwrap();
-        let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut ca_params = rcgen::CertificateParams::default();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "test CA for the OpenID provider");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer_ca = rcgen::Issuer::new(ca_params, &ca_key);
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let params =
-            rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-        let cert = params.signed_by(&key, &issuer_ca).unwrap();
-        let ca = dir.path().join("provider-ca.pem");
-        std::fs::write(&ca, ca_cert.pem()).unwrap();
-        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
-        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        let ca =
+            crate::certs::server_with_ca(dir.path(), "provider", "test CA for the OpenID provider");
         std::fs::create_dir_all(dir.path().join("keys")).unwrap();
         let port = free_port();
         let issuer = format!("https://127.0.0.1:{port}");

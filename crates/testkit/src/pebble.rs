@@ -56,22 +56,8 @@ impl Pebble {
         );
         let dir = tempfile::tempdir().unwrap();
         // The CA and certificate of Pebble's own HTTPS listener.
-        let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut ca_params = rcgen::CertificateParams::default();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "test CA for Pebble's HTTPS");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, &ca_key);
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let params =
-            rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        let directory_ca = dir.path().join("pebble-https-ca.pem");
-        std::fs::write(&directory_ca, ca_cert.pem()).unwrap();
-        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
-        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        let directory_ca =
+            crate::certs::server_with_ca(dir.path(), "pebble-https", "test CA for Pebble's HTTPS");
 
         let dns_addr: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
         let dns_management: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();

@@ -71,47 +71,12 @@ fn provider(c: &mut Checker<'_>, a: &RawOidc) -> OidcProvider {
             "give the client id the provider registered for moat",
         );
     }
-    let client_secret = match (a.client_secret.is_empty(), a.client_secret_file.is_empty()) {
-        (false, true) => a.client_secret.clone(),
-        (true, false) => {
-            let path = c.path(&a.client_secret_file);
-            match std::fs::read_to_string(&path) {
-                Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
-                Ok(_) => {
-                    c.problem(
-                        "client_secret_file",
-                        format!("{} is empty", path.display()),
-                        "write the client secret into the file",
-                    );
-                    String::new()
-                }
-                Err(e) => {
-                    c.problem(
-                        "client_secret_file",
-                        format!("{} cannot be read: {e}", path.display()),
-                        "give a readable file holding the client secret",
-                    );
-                    String::new()
-                }
-            }
-        }
-        (false, false) => {
-            c.problem(
-                "client_secret",
-                "both client_secret and client_secret_file are set",
-                "keep one: client_secret_file keeps the secret out of the config file",
-            );
-            String::new()
-        }
-        (true, true) => {
-            c.problem(
-                "client_secret",
-                "is missing",
-                "give client_secret_file = \"/path/to/secret\" (or client_secret)",
-            );
-            String::new()
-        }
-    };
+    let client_secret = secret(
+        c,
+        ("client_secret", &a.client_secret),
+        ("client_secret_file", &a.client_secret_file),
+        "the client secret the provider registered for moat",
+    );
     let scopes = a
         .scopes
         .clone()
@@ -204,39 +169,12 @@ fn captcha(c: &mut Checker<'_>, a: &RawCaptcha) -> Option<Captcha> {
             "give site_key = \"...\" from the service's dashboard",
         );
     }
-    let secret = match (a.secret.is_empty(), a.secret_file.is_empty()) {
-        (false, true) => a.secret.clone(),
-        (true, false) => {
-            let path = c.path(&a.secret_file);
-            match std::fs::read_to_string(&path) {
-                Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
-                _ => {
-                    c.problem(
-                        "secret_file",
-                        format!("{} cannot be read or is empty", path.display()),
-                        "give a readable file holding the service's secret key",
-                    );
-                    String::new()
-                }
-            }
-        }
-        (false, false) => {
-            c.problem(
-                "secret",
-                "both secret and secret_file are set",
-                "keep one: secret_file keeps the secret out of the config file",
-            );
-            String::new()
-        }
-        (true, true) => {
-            c.problem(
-                "secret",
-                format!("{} needs its secret key to check answers", hosted.name()),
-                "give secret_file = \"/path/to/secret\" (or secret)",
-            );
-            String::new()
-        }
-    };
+    let secret = secret(
+        c,
+        ("secret", &a.secret),
+        ("secret_file", &a.secret_file),
+        "the service's secret key",
+    );
     let verify_url = if a.verify_url.is_empty() {
         hosted.verify_url().to_owned()
     } else {
@@ -273,6 +211,56 @@ fn captcha(c: &mut Checker<'_>, a: &RawCaptcha) -> Option<Captcha> {
             timeout,
         },
     })
+}
+
+/// A secret given in the file (`inline`) or, better, in a file of its own
+/// (`file`, read now, trimmed): exactly one of them. Keys and values are
+/// `(key, value)`; `what` names the secret in the fixes.
+fn secret(c: &mut Checker<'_>, inline: (&str, &str), file: (&str, &str), what: &str) -> String {
+    match (inline.1.is_empty(), file.1.is_empty()) {
+        (false, true) => inline.1.to_owned(),
+        (true, false) => {
+            let path = c.path(file.1);
+            match std::fs::read_to_string(&path) {
+                Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
+                Ok(_) => {
+                    c.problem(
+                        file.0,
+                        format!("{} is empty", path.display()),
+                        format!("write {what} into the file"),
+                    );
+                    String::new()
+                }
+                Err(e) => {
+                    c.problem(
+                        file.0,
+                        format!("{} cannot be read: {e}", path.display()),
+                        format!("give a readable file holding {what}"),
+                    );
+                    String::new()
+                }
+            }
+        }
+        (false, false) => {
+            c.problem(
+                inline.0,
+                format!("both {} and {} are set", inline.0, file.0),
+                format!(
+                    "keep one: {} keeps the secret out of the config file",
+                    file.0
+                ),
+            );
+            String::new()
+        }
+        (true, true) => {
+            c.problem(
+                inline.0,
+                format!("is missing ({what})"),
+                format!("give {} = \"/path/to/secret\" (or {})", file.0, inline.0),
+            );
+            String::new()
+        }
+    }
 }
 
 /// The issuer must be an https URL with a host and no query or fragment
@@ -460,6 +448,7 @@ mod tests {
         };
         let (a, problems) = check(|c| validate(c, &hosted));
         assert_problem(&problems, "captcha.site_key", "needs the site key");
+        assert_eq!(problems.len(), 2, "{problems:#?}");
         assert_problem(&problems, "captcha.verify_url", "is not an https:// URL");
         assert!(!format!("{a:?}{hosted:?}").contains("top-secret"));
         let bad = RawAuth {

@@ -138,23 +138,22 @@ impl Oidc {
     }
 
     /// Begins a login: the URL to send the browser to, and the binding
-    /// cookie's value (the browser's existing one is kept, so logins in
-    /// two tabs do not undo each other).
+    /// cookie's value.
     pub fn begin(
         &self,
         name: &str,
         redirect_uri: &str,
         next: &str,
-        binding: Option<&str>,
     ) -> Result<(String, String), BeginError> {
         let p = self.provider(name).ok_or(BeginError::UnknownProvider)?;
         if !p.is_ready() {
             return Err(BeginError::Unavailable(p.last_error()));
         }
-        let binding = binding
-            .filter(|b| b.len() == 43)
-            .map(str::to_owned)
-            .unwrap_or_else(random_token);
+        // Always a fresh binding: one the browser already holds could have
+        // been planted (over plain HTTP the cookie has no `__Host-`
+        // prefix), which would undo the binding. A second login in another
+        // tab replaces the first's.
+        let binding = random_token();
         let state = random_token();
         let nonce = random_token();
         let (challenge, verifier) = openidconnect::PkceCodeChallenge::new_random_sha256();
@@ -220,10 +219,10 @@ impl Oidc {
             )));
         }
         if let Some(e) = param("error") {
+            // Quoted: the provider's words pass through the browser, so
+            // they are the client's to choose.
             let described = param("error_description").unwrap_or_default();
-            return Err(CallbackError::Provider(
-                format!("{e} {described}").trim().to_owned(),
-            ));
+            return Err(CallbackError::Provider(format!("{e:?} {described:?}")));
         }
         let code = param("code")
             .ok_or_else(|| CallbackError::Invalid("the answer carries no code".into()))?;

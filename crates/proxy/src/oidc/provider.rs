@@ -103,6 +103,9 @@ pub struct Provider {
     /// The last discovery failure, for the 503 page's log and status.
     last_error: Mutex<Option<String>>,
     jwks_fetched: Mutex<Option<Instant>>,
+    /// A discovery loop is running (one per provider, however many
+    /// reloads ask for it).
+    discovering: std::sync::atomic::AtomicBool,
 }
 
 impl Provider {
@@ -116,6 +119,7 @@ impl Provider {
             discovered: ArcSwapOption::empty(),
             last_error: Mutex::new(None),
             jwks_fetched: Mutex::new(None),
+            discovering: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -140,6 +144,10 @@ impl Provider {
     /// backoff; the task ends when the provider is dropped (a reload that
     /// replaced it).
     pub fn spawn_discovery(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.discovering.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let weak: Weak<Provider> = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut wait = RETRY_FIRST;
@@ -150,6 +158,8 @@ impl Provider {
                         tracing::info!(provider = p.name(), issuer = %p.config.issuer, keys = d.jwks.keys().len(), "OpenID provider discovered");
                         p.discovered.store(Some(Arc::new(d)));
                         *lock(&p.last_error) = None;
+                        p.discovering
+                            .store(false, std::sync::atomic::Ordering::Release);
                         return;
                     }
                     Err(e) => {
@@ -467,7 +477,9 @@ impl Provider {
         let id_left = exp.saturating_sub(unix_now());
         // The access token's life when the provider gives one (that is
         // how long it vouches for the person), else the ID token's.
-        let valid = resp.expires_in.unwrap_or(id_left);
+        // At most a day: a provider's huge value must not overflow the
+        // clock (the session's own absolute timeout bounds it anyway).
+        let valid = resp.expires_in.unwrap_or(id_left).min(86_400);
         Ok(Tokens {
             identity,
             subject,
@@ -522,10 +534,16 @@ impl Provider {
         let c = &self.config;
         // An address the provider says it has not verified is no address:
         // it could be anyone's, so no rule and no app may rely on it.
-        let email = match (claims["email"].as_str(), claims["email_verified"].as_bool()) {
-            (Some(e), Some(true) | None) => Some(e.to_owned()),
-            _ => None,
-        };
+        // Only an address the provider vouches for: `email_verified` true
+        // (some providers send the string "true"). A missing claim is no
+        // vouching: providers that let people edit their address without
+        // saying so would otherwise let anyone claim anyone's.
+        let verified = matches!(&claims["email_verified"], serde_json::Value::Bool(true))
+            || claims["email_verified"].as_str() == Some("true");
+        let email = claims["email"]
+            .as_str()
+            .filter(|_| verified)
+            .map(str::to_owned);
         let user = match (c.user_claim.as_str(), &claims[c.user_claim.as_str()]) {
             ("email", _) => email.clone(),
             (_, serde_json::Value::String(s)) => Some(s.clone()),
@@ -683,5 +701,53 @@ mod tests {
         assert_eq!(payload(&format!("x.{body}.y")).unwrap()["sub"], "a");
         assert!(payload("nodots").is_err());
         assert!(payload("x.!!!.y").is_err());
+    }
+
+    fn corp(user_claim: &str) -> Arc<Provider> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Provider::new(OidcProvider {
+            name: "corp".into(),
+            display_name: "corp".into(),
+            issuer: "https://login.example.com".into(),
+            client_id: "moat".into(),
+            client_secret: "s".into(),
+            scopes: vec!["openid".into()],
+            groups_claim: "groups".into(),
+            user_claim: user_claim.into(),
+            userinfo: false,
+            rules: Default::default(),
+            ca: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn only_a_vouched_for_email_is_an_email() {
+        let p = corp("email");
+        let id = |c: serde_json::Value| p.identity(&c);
+        let ok =
+            id(serde_json::json!({"email": "a@x.org", "email_verified": true, "groups": ["g"]}))
+                .unwrap();
+        assert_eq!(
+            (ok.user.as_str(), ok.email.as_deref()),
+            ("a@x.org", Some("a@x.org"))
+        );
+        assert_eq!(ok.groups, ["g"]);
+        assert!(id(serde_json::json!({"email": "a@x.org", "email_verified": "true"})).is_ok());
+        // Unverified, said "false" as a string, or not said at all: no
+        // email, and so no user under user_claim = "email".
+        for c in [
+            serde_json::json!({"email": "a@x.org", "email_verified": false}),
+            serde_json::json!({"email": "a@x.org", "email_verified": "false"}),
+            serde_json::json!({"email": "a@x.org"}),
+        ] {
+            assert!(id(c).is_err());
+        }
+        let by_name = corp("preferred_username");
+        let n = by_name
+            .identity(&serde_json::json!({"preferred_username": "al", "email": "a@x.org"}))
+            .unwrap();
+        assert_eq!((n.user.as_str(), n.email), ("al", None));
+        assert!(by_name.identity(&serde_json::json!({"sub": "1"})).is_err());
     }
 }

@@ -69,6 +69,7 @@ pub async fn authenticate<B>(
         let empty = Rules::default();
         return match access::decide(&identity, provider_rules.unwrap_or(&empty), &app.access) {
             Ok(()) => {
+                ctx.source = Some(identity.source.to_string());
                 ctx.user = Some(identity.user);
                 ctx.email = identity.email;
                 ctx.groups = identity.groups;
@@ -113,6 +114,7 @@ pub async fn authenticate<B>(
         return match verdict {
             SignIn::Accepted(user, key) => {
                 req.headers_mut().remove(header::AUTHORIZATION);
+                ctx.source = Some("system".into());
                 ctx.user = Some(user);
                 ctx.session = Some(key);
                 Ok(Flow::Continue)

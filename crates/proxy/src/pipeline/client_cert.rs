@@ -47,6 +47,7 @@ pub fn check(ctx: &mut RequestCtx, app: &AppRuntime, now: UnixTime) -> Step {
         Some(Verdict::Valid { user }) => {
             if app.auth == AppAuth::Cert {
                 ctx.user = Some(user);
+                ctx.source = Some("cert".into());
             }
             Ok(Flow::Continue)
         }

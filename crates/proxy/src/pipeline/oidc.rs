@@ -89,8 +89,7 @@ fn start<B>(
 ) -> Result<Response<Body>, Rejection> {
     let next = login::safe_next(login::query_param(req.uri().query(), "next").as_deref());
     let redirect = redirect_uri(ctx, name)?;
-    let existing = login::cookie(req.headers(), binding_cookie_name(ctx.tls));
-    match sign_in.oidc.begin(name, &redirect, &next, existing) {
+    match sign_in.oidc.begin(name, &redirect, &next) {
         Ok((url, binding)) => {
             let mut resp = pages::see_other(&url);
             let secure = if ctx.tls { "; Secure" } else { "" };
@@ -133,6 +132,16 @@ async fn callback<B>(
         .provider(name)
         .map(|p| p.rules.clone())
         .unwrap_or_default();
+    // A provider's user named like the system account would pass for it
+    // with every app that trusts X-Moat-User alone.
+    if identity.user == config.security.admin_user {
+        tracing::warn!(provider = name, client = %ctx.client.ip, user = identity.user, "sign-in refused: the provider names the account like moat's system account (security.admin_user)");
+        return Ok(refused(
+            ctx,
+            name,
+            CallbackError::Invalid("the account's name is the system account's".into()),
+        ));
+    }
     if !provider_rules.allow(&identity) {
         tracing::warn!(provider = name, client = %ctx.client.ip, user = identity.user, groups = ?identity.groups, "sign-in refused: the provider's allowed_users, allowed_groups and allowed_domains leave this account out");
         return Ok(page(

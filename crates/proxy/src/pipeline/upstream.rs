@@ -115,6 +115,13 @@ impl UpstreamApp {
                 h.insert(forwarding::USER_HEADER, v);
             }
             if let Some(v) = ctx
+                .source
+                .as_deref()
+                .and_then(|s| HeaderValue::from_str(s).ok())
+            {
+                h.insert(forwarding::SOURCE_HEADER, v);
+            }
+            if let Some(v) = ctx
                 .email
                 .as_deref()
                 .and_then(|e| HeaderValue::from_str(e).ok())
@@ -128,9 +135,13 @@ impl UpstreamApp {
                 h.insert(forwarding::GROUPS_HEADER, v);
             }
             if app.identity_jwt {
-                if let Some(token) =
-                    sign_in.identity_token(user, ctx.email.as_deref(), &ctx.groups, &app.name)
-                {
+                if let Some(token) = sign_in.identity_token(
+                    user,
+                    ctx.source.as_deref(),
+                    ctx.email.as_deref(),
+                    &ctx.groups,
+                    &app.name,
+                ) {
                     h.insert(forwarding::IDENTITY_HEADER, token);
                 }
             }
