@@ -206,12 +206,20 @@ async fn embedded_default_serves_the_welcome_app_behind_a_login() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    let stdout = std::fs::read_to_string(&stdout_path).unwrap();
-    let password = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("    "))
-        .unwrap_or_else(|| panic!("no password on stdout:\n{stdout}"))
-        .to_owned();
+    // The listeners accept before the start finishes; the password is
+    // printed when it has.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let password = loop {
+        let stdout = std::fs::read_to_string(&stdout_path).unwrap();
+        if let Some(p) = stdout.lines().find_map(|l| l.strip_prefix("    ")) {
+            break p.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no password on stdout:\n{stdout}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
 
     // A browser is sent to the login page; a script gets a challenge.
     let resp = http

@@ -49,36 +49,42 @@ pub struct CaptchaState {
     key: [u8; 32],
     /// Solved challenges' ids, until they expire.
     used: Mutex<HashMap<String, u64>>,
-    http: reqwest::Client,
+    http: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl CaptchaState {
     pub fn new(config: Option<&Captcha>, key: [u8; 32]) -> CaptchaState {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let roots = {
-            let mut r = rustls::RootCertStore::empty();
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = r.add(cert);
-            }
-            r
-        };
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         CaptchaState {
             config: ArcSwapOption::from(config.cloned().map(Arc::new)),
             key,
             used: Mutex::new(HashMap::new()),
-            http: reqwest::Client::builder()
+            http: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The client for siteverify, made at first use (reading the system's
+    /// roots costs time a start without a hosted captcha need not spend).
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            // reqwest asks for the process's provider too; moat uses ring.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            reqwest::Client::builder()
                 .tls_backend_preconfigured(tls)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
-                .expect("the verify client builds"),
-        }
+                .expect("the verify client builds")
+        })
     }
 
     /// A reload's settings.
@@ -176,7 +182,7 @@ impl CaptchaState {
                     ("remoteip", &client.to_string()),
                 ]);
                 let ask = self
-                    .http
+                    .http()
                     .post(verify_url)
                     .header("content-type", "application/x-www-form-urlencoded")
                     .body(body)

@@ -1,8 +1,15 @@
-//! moat's own pages under `/_moat/`: the login page, sign-out, their
-//! stylesheet, and the public key set for identity tokens.
+//! moat's own pages under `/_moat/`: the login page (with the sources an
+//! app accepts and the captcha), sign-out, their stylesheet and script,
+//! and the public key set for identity tokens.
+//!
+//! One file (over 500 lines, a third of it tests) because the login form's
+//! steps (captcha, password, one-time code) and the pages that answer each
+//! share one form reading and one set of messages; the page shell and the
+//! 403 and 503 pages are in `pages.rs`.
 //!
 //! SECURITY: the pages carry their own strict Content-Security-Policy (no
-//! script at all, styles only from moat, forms only to moat, no framing).
+//! script but moat's own proof-of-work script by a fresh nonce, styles
+//! only from moat, forms only to moat, no framing).
 //! Sign-in and sign-out are POSTs checked for cross-origin use, so another
 //! site can neither log a visitor in to an account of its choosing nor
 //! log them out.
