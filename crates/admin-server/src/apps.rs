@@ -28,7 +28,9 @@ pub async fn show(
     let config = control.runtime().config.clone();
     match config.apps.iter().find(|a| a.name == name) {
         Some(app) => Ok(Json(detail(app))),
-        None if config.apps.is_empty() && name == "welcome" => Ok(Json(welcome_detail())),
+        None if moat_proxy::welcome::served(&config) && name == "welcome" => {
+            Ok(Json(welcome_detail()))
+        }
         None => Err(ApiFailure::not_found(format!("app {name:?} not found"))),
     }
 }
@@ -145,7 +147,7 @@ fn served_detail(control: &Ctl, name: &str) -> Result<Json<AppDetail>, ApiFailur
 }
 
 pub fn summaries(config: &Config) -> Vec<AppSummary> {
-    if config.apps.is_empty() {
+    if moat_proxy::welcome::served(config) {
         return vec![welcome_detail().summary];
     }
     config.apps.iter().map(summary).collect()
@@ -171,6 +173,7 @@ fn summary(a: &App) -> AppSummary {
         target,
         defined_in: a.origin.as_str().to_owned(),
         auth: a.auth.to_string(),
+        recording: a.recording.is_some(),
     }
 }
 
@@ -201,6 +204,7 @@ fn welcome_detail() -> AppDetail {
             target: "built-in welcome page".into(),
             defined_in: "built-in".into(),
             auth: "system".into(),
+            recording: false,
         },
         preserve_host: false,
         strip_path: false,

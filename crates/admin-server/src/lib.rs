@@ -81,7 +81,7 @@ impl AdminServer {
         Box::new(|control, path| {
             Box::pin(async move {
                 let server: Arc<dyn AdminApi> = Arc::new(AdminServer::bind(control, path).await?);
-                Ok(server)
+                Ok(server.into())
             })
         })
     }

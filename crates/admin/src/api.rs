@@ -146,6 +146,9 @@ pub struct AppSummary {
     /// `system` (sign in through moat) or `none`.
     #[serde(default)]
     pub auth: String,
+    /// Whether the app's traffic is recorded.
+    #[serde(default)]
+    pub recording: bool,
 }
 
 /// `GET /api/v1/apps/{name}`

@@ -22,6 +22,7 @@ pub struct Config {
     pub tls: Tls,
     pub security: Security,
     pub auth: Auth,
+    pub portal: Portal,
     pub headers: Headers,
     pub csp: Csp,
     pub rate_limit: RateLimits,
@@ -491,6 +492,38 @@ pub struct Auth {
     pub oidc: Vec<OidcProvider>,
     /// `None`: no captcha on the login page.
     pub captcha: Option<Captcha>,
+}
+
+/// The admin portal (`/_moat/portal/` on the HTTPS listener).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Portal {
+    pub enabled: bool,
+    /// Also served on every path of this host.
+    pub host: Option<String>,
+    /// How admins sign in, in the login page's order.
+    pub sources: Vec<moat_policy::access::Source>,
+    /// Who of the providers' people are admins (the system account always
+    /// is, when `sources` has it).
+    pub admins: moat_policy::access::Rules,
+    /// A portal session unused this long signs in again.
+    pub idle_timeout: Duration,
+}
+
+impl Portal {
+    /// Whether `id`, signed in through one of the portal's sources, is an
+    /// admin.
+    pub fn is_admin(&self, id: &moat_policy::access::Identity) -> bool {
+        use moat_policy::access::Source;
+        if !self.sources.contains(&id.source) {
+            return false;
+        }
+        match id.source {
+            Source::System => true,
+            // Empty rules would admit everyone the provider signs in:
+            // validation refuses that, and this refuses it again.
+            Source::Oidc(_) => !self.admins.is_empty() && self.admins.allow(id),
+        }
+    }
 }
 
 /// The login page's captcha.

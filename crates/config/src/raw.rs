@@ -34,6 +34,7 @@ pub struct RawConfig {
     pub tls: RawTls,
     pub security: RawSecurity,
     pub auth: RawAuth,
+    pub portal: RawPortal,
     pub headers: RawHeaders,
     pub csp: RawCsp,
     pub rate_limit: RawRateLimit,
@@ -645,6 +646,33 @@ impl Default for RawAuth {
             require_totp: false,
             oidc: Vec::new(),
             captcha: RawCaptcha::default(),
+        }
+    }
+}
+
+/// The admin portal.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPortal {
+    pub enabled: bool,
+    pub host: String,
+    pub auth: RawAppAuth,
+    pub admin_users: Vec<String>,
+    pub admin_groups: Vec<String>,
+    pub admin_domains: Vec<String>,
+    pub idle_timeout: Human,
+}
+
+impl Default for RawPortal {
+    fn default() -> Self {
+        RawPortal {
+            enabled: true,
+            host: String::new(),
+            auth: RawAppAuth::One("system".into()),
+            admin_users: Vec::new(),
+            admin_groups: Vec::new(),
+            admin_domains: Vec::new(),
+            idle_timeout: Human::s("15m"),
         }
     }
 }

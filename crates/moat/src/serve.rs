@@ -50,7 +50,7 @@ pub fn serve(config_path: Option<&Path>, data_dir: Option<PathBuf>) -> anyhow::R
             config,
             data_dir,
             admin_password,
-            moat_admin_server::AdminServer::factory(),
+            moat_portal::Portal::factory(),
         )
         .await?;
         if let Some(plain) = &shown_password {

@@ -635,7 +635,7 @@ pub enum Approval {
     AdminLayer,
     /// A server-wide `[[csp.allow]]` rule (its pattern).
     Rule(String),
-    /// Approved through the admin API (`moat csp approve`).
+    /// Approved through the admin API (`moat csp approve`, the portal).
     Granted,
 }
 
@@ -645,7 +645,7 @@ impl Approval {
             Approval::NotNeeded => "not needed".into(),
             Approval::AdminLayer => "approved by the app's admin layer".into(),
             Approval::Rule(p) => format!("approved by [[csp.allow]] {p}"),
-            Approval::Granted => "approved with moat csp approve".into(),
+            Approval::Granted => "approved by an admin (moat csp approve, the API or the portal)".into(),
         }
     }
 }

@@ -107,6 +107,19 @@ pub fn credentials_session_id(key: &[u8; 32], authorization: &[u8]) -> SessionId
     mac(key, b"basic", authorization)
 }
 
+/// The admin portal's CSRF token for a session (named by its table key):
+/// keyed, so it cannot be made without moat's key; bound to the session,
+/// so one session's token is worthless in another; and it says nothing of
+/// the cookie.
+pub fn csrf_token(key: &[u8; 32], session: &SessionId) -> String {
+    B64.encode(mac(key, b"portal-csrf", session))
+}
+
+/// Whether `token` is the session's CSRF token (compared in constant time).
+pub fn verify_csrf_token(key: &[u8; 32], session: &SessionId, token: &str) -> bool {
+    crate::basic_auth::constant_time_eq(csrf_token(key, session).as_bytes(), token.as_bytes())
+}
+
 fn mac(key: &[u8; 32], domain: &[u8], data: &[u8]) -> [u8; 32] {
     let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     m.update(domain);
@@ -211,6 +224,17 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn csrf_tokens_belong_to_one_session_and_one_key() {
+        let key = [5u8; 32];
+        let t = csrf_token(&key, &[1u8; 32]);
+        assert!(verify_csrf_token(&key, &[1u8; 32], &t));
+        assert!(!verify_csrf_token(&key, &[2u8; 32], &t), "another session");
+        assert!(!verify_csrf_token(&[6u8; 32], &[1u8; 32], &t), "another key");
+        assert!(!verify_csrf_token(&key, &[1u8; 32], ""), "none");
+        assert_ne!(t, sign_session(&key, &[1u8; 32]), "not the cookie");
+    }
 
     #[test]
     fn device_cookies() {

@@ -321,6 +321,16 @@ impl AuthState {
         }
     }
 
+    /// The admin portal's CSRF token of a live session.
+    pub fn csrf_token(&self, session: &SignedIn) -> String {
+        signing::csrf_token(&self.session_key, &session.id)
+    }
+
+    /// Whether `token` is the session's CSRF token.
+    pub fn verify_csrf_token(&self, session: &SignedIn, token: &str) -> bool {
+        signing::verify_csrf_token(&self.session_key, &session.id, token)
+    }
+
     /// The key naming the request's session, live or not.
     pub fn session_key(&self, headers: &HeaderMap, tls: bool) -> Option<String> {
         self.session_id(headers, tls).map(|id| session_key(&id))

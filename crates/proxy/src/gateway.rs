@@ -25,7 +25,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::access_log::AccessLog;
-use crate::admin_api::AdminApi;
 use crate::admin_password::AdminPassword;
 use crate::auth::AuthState;
 use crate::clock::{Clock, SystemClock};
@@ -79,7 +78,7 @@ pub type AdminFactory = Box<
     dyn FnOnce(
             Arc<Control>,
             PathBuf,
-        ) -> crate::admin_api::BoxFuture<std::io::Result<Arc<dyn AdminApi>>>
+        ) -> crate::admin_api::BoxFuture<std::io::Result<crate::admin_api::AdminParts>>
         + Send,
 >;
 
@@ -237,7 +236,10 @@ impl Gateway {
         // The TLS side of the apps (client-certificate handshakes) is set
         // the way every later change sets it.
         control.serve_current();
-        let admin_api = admin(control.clone(), admin_path.clone())
+        let crate::admin_api::AdminParts {
+            api: admin_api,
+            portal,
+        } = admin(control.clone(), admin_path.clone())
             .await
             .map_err(|source| GatewayError::AdminSocket {
                 path: admin_path.clone(),
@@ -254,6 +256,7 @@ impl Gateway {
                 store: store.clone(),
             },
             admin: crate::pipeline::admin_tcp::AdminRoute::new(Some(admin_api.clone())),
+            portal: crate::pipeline::portal::PortalRoute::new(portal),
         });
         let listening = Arc::new(Listening {
             runtime: runtime.clone(),

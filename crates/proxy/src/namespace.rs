@@ -6,6 +6,8 @@
 pub const NAMESPACE: &str = "/_moat";
 /// The admin API over HTTPS (off unless `security.admin_over_tcp`).
 pub const ADMIN_API: &str = "/_moat/api/";
+/// The admin portal (`[portal]`): the prefix its pages' links carry.
+pub const PORTAL: &str = "/_moat/portal";
 /// CSP violation reports, one endpoint per app.
 pub const CSP_REPORT_PREFIX: &str = "/_moat/csp-report/";
 /// OpenID Connect logins: `/_moat/oidc/NAME/start` and `.../callback`.

@@ -10,6 +10,12 @@ const FILES: [(&str, &str); 3] = [
     ("manifest.json", include_str!("welcome/manifest.json")),
 ];
 
+/// Whether the welcome bundle is served: with no app, where the portal's
+/// overview (which says how to add one) is not.
+pub fn served(config: &moat_config::Config) -> bool {
+    config.apps.is_empty() && !(config.portal.enabled && config.tls.enabled)
+}
+
 /// Writes the bundle (replacing an older version) and returns its folder.
 pub fn install(data_dir: &Path) -> std::io::Result<PathBuf> {
     let dir = data_dir.join("welcome");

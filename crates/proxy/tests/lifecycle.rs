@@ -41,7 +41,7 @@ fn witness(log: Arc<Mutex<Vec<&'static str>>>) -> AdminFactory {
     Box::new(move |_control, _path| {
         Box::pin(async move {
             let api: Arc<dyn AdminApi> = Arc::new(Witness { log });
-            Ok(api)
+            Ok(api.into())
         })
     })
 }

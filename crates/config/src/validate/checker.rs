@@ -84,6 +84,29 @@ impl<'a> Checker<'a> {
         n.clamp(min, max)
     }
 
+    /// A bare host name (lowercased, as routing compares them); `""` is
+    /// none.
+    pub(crate) fn host_name(&mut self, key: &str, h: &str) -> Option<String> {
+        if h.is_empty() {
+            return None;
+        }
+        let bare = moat_policy::route::host_without_port(h);
+        let ok = bare.len() <= 253
+            && bare.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !ok || h.contains(':') {
+            self.problem(
+                key,
+                format!("{h:?} is not a host name"),
+                "write a bare host name such as \"grafana.example.com\" (no scheme or port)",
+            );
+        }
+        Some(bare)
+    }
+
     pub(crate) fn duration(&mut self, key: &str, v: &Human, min: Duration) -> Duration {
         let parsed = match v {
             Human::Int(n) if *n >= 0 => Ok(Duration::from_secs(*n as u64)),

@@ -8,8 +8,8 @@
 //!
 //! # Layout
 //! - `checker`: the `Checker` and the value helpers every section uses.
-//! - `server`, `tls`, `security`, `auth`, `headers`, `csp`, `rate_limit`,
-//!   `recording`, `log`: one `[section]` each.
+//! - `server`, `tls`, `security`, `auth`, `portal`, `headers`, `csp`,
+//!   `rate_limit`, `recording`, `log`: one `[section]` each.
 //! - `cors`: an app's `[apps.cors]`.
 //! - `apps`: one app (its upstream URL, static bundle and recording
 //!   settings in files of their own); also [`validate_api_app`].
@@ -22,6 +22,7 @@ mod cors;
 mod csp;
 mod headers;
 mod log;
+mod portal;
 mod rate_limit;
 mod recording;
 mod security;
@@ -111,6 +112,14 @@ pub(crate) fn validate_with(
     let headers = c.scope("headers.", |c| headers::validate(c, &raw.headers));
     let csp = c.scope("csp.", |c| csp::validate(c, &raw.csp));
     let auth = c.scope("auth.", |c| auth::validate(c, &raw.auth));
+    let portal = c.scope("portal.", |c| portal::validate(c, &raw.portal));
+    if let Some(missing) = unknown_provider(&AppAuth::SignIn(portal.sources.clone()), &auth) {
+        c.problem(
+            "portal.auth",
+            format!("no [[auth.oidc]] provider is named {missing:?}"),
+            "define it under [[auth.oidc]], or correct the name",
+        );
+    }
 
     let mut apps = Vec::new();
     let mut names = HashSet::new();
@@ -201,6 +210,7 @@ pub(crate) fn validate_with(
         rate_limit,
         recording,
         auth,
+        portal,
         headers,
         csp,
         log,

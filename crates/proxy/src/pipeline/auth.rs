@@ -153,7 +153,7 @@ pub async fn authenticate<B>(
 /// The session's identity now: a provider's session is checked against
 /// its tokens (refreshed when they ran out, ended when the provider no
 /// longer vouches for the person).
-async fn current(s: SignedIn, sign_in: &AuthState) -> Option<Identity> {
+pub(crate) async fn current(s: SignedIn, sign_in: &AuthState) -> Option<Identity> {
     if s.identity.source == Source::System {
         return Some(s.identity);
     }

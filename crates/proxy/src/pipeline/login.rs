@@ -187,27 +187,7 @@ where
     let config = &runtime.config;
     refuse_cross_origin(&req, ctx)?;
     let headers = req.headers().clone();
-    // SECURITY: a stalled form is not held open (the form is tiny).
-    let form = match tokio::time::timeout(
-        FORM_TIMEOUT,
-        Limited::new(req.into_body(), MAX_FORM).collect(),
-    )
-    .await
-    {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(_)) => {
-            return Err(Rejection::client(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "The form is too large.",
-            ));
-        }
-        Err(_) => {
-            return Err(Rejection::client(
-                StatusCode::REQUEST_TIMEOUT,
-                "The form did not arrive in time.",
-            ));
-        }
-    };
+    let form = read_form(req.into_body(), MAX_FORM).await?;
     let form = String::from_utf8_lossy(&form);
     let next = login::safe_next(login::form_field(&form, "next").as_deref());
     let offer = Offer::for_next(runtime, ctx, &next, sign_in);
@@ -338,6 +318,26 @@ where
     }
 }
 
+/// A small form's body. SECURITY: a stalled or oversized form is not held
+/// open or buffered.
+pub(crate) async fn read_form<B>(body: B, max: usize) -> Result<bytes::Bytes, Rejection>
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<BoxError>,
+{
+    match tokio::time::timeout(FORM_TIMEOUT, Limited::new(body, max).collect()).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(_)) => Err(Rejection::client(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The form is too large.",
+        )),
+        Err(_) => Err(Rejection::client(
+            StatusCode::REQUEST_TIMEOUT,
+            "The form did not arrive in time.",
+        )),
+    }
+}
+
 /// A sign-in that passed every step: the session and device cookies, and
 /// the way back to `next`.
 async fn signed_in(
@@ -414,11 +414,17 @@ impl Offer {
     fn for_next(runtime: &Runtime, ctx: &RequestCtx, next: &str, sign_in: &AuthState) -> Offer {
         let config = &runtime.config;
         let path = next.split(['?', '#']).next().unwrap_or("/");
-        let app_sources = runtime
-            .router
-            .find(ctx.host.as_deref(), path)
-            .map(|i| runtime.apps[i].auth.sources().to_vec())
-            .filter(|s| !s.is_empty());
+        // The portal's admins sign in through the portal's sources.
+        let portal = super::portal::is_page(path) || super::portal::is_portal_host(config, ctx);
+        let app_sources = if portal {
+            Some(config.portal.sources.clone())
+        } else {
+            runtime
+                .router
+                .find(ctx.host.as_deref(), path)
+                .map(|i| runtime.apps[i].auth.sources().to_vec())
+                .filter(|s| !s.is_empty())
+        };
         let sources = app_sources.unwrap_or_else(|| {
             let mut all = vec![Source::System];
             all.extend(

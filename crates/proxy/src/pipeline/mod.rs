@@ -27,6 +27,7 @@ pub mod limits;
 pub mod login;
 pub mod oidc;
 pub mod pages;
+pub mod portal;
 pub mod rate_limit;
 pub mod record;
 pub mod redirect;
@@ -87,6 +88,8 @@ pub struct Pipeline {
     pub reports: csp_report::Reports,
     /// The admin API over HTTPS (its throttle and the injected API).
     pub admin: admin_tcp::AdminRoute,
+    /// The admin portal (its pages and its sessions' last use).
+    pub portal: portal::PortalRoute,
 }
 
 impl Pipeline {
@@ -179,6 +182,24 @@ impl Pipeline {
         if path.starts_with(crate::namespace::CSP_REPORT_PREFIX) {
             stage!(csp_report::handle(req, ctx, runtime, &self.reports).await);
             return Err(Rejection::not_found());
+        }
+        // The admin portal: the same namespace, and every other path of
+        // its own host.
+        if portal::is_page(path)
+            || (portal::is_portal_host(&runtime.config, ctx)
+                && !path.starts_with(crate::namespace::NAMESPACE))
+        {
+            stage!(portal::handle(req, ctx, &runtime.config, &self.portal, &self.sign_in).await);
+            return Err(Rejection::not_found());
+        }
+        // No app yet: the root leads to the portal, whose overview says
+        // how to add one.
+        if runtime.apps.is_empty()
+            && path == "/"
+            && matches!(*req.method(), http::Method::GET | http::Method::HEAD)
+            && self.portal.serves(&runtime.config, ctx)
+        {
+            return Ok(pages::see_other(&format!("{}/", crate::namespace::PORTAL)));
         }
         // Route: which app; nothing else can be decided without it.
         let app = route(&req, ctx, runtime)?;

@@ -212,7 +212,7 @@ impl Runtime {
                 kind,
             }));
         }
-        if apps.is_empty() {
+        if crate::welcome::served(&config) {
             let welcome = StaticApp::new(welcome_dir, false).map_err(|e| RuntimeError {
                 app: "welcome".into(),
                 message: e.to_string(),

@@ -521,6 +521,8 @@ fn warn_of_expiry(sources: &mut Sources, now: i64) {
 /// The host names of the apps a runtime serves, for the local CA's leaf.
 pub fn app_hosts(config: &moat_config::Config) -> Vec<String> {
     let mut hosts: Vec<String> = config.apps.iter().filter_map(|a| a.host.clone()).collect();
+    // The portal's own host gets its certificate the same way.
+    hosts.extend(config.portal.host.clone().filter(|_| config.portal.enabled));
     hosts.sort();
     hosts.dedup();
     hosts

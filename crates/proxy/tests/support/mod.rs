@@ -33,7 +33,7 @@ pub fn no_admin() -> AdminFactory {
     Box::new(|_control, _path| {
         Box::pin(async {
             let api: Arc<dyn AdminApi> = Arc::new(NoAdmin);
-            Ok(api)
+            Ok(api.into())
         })
     })
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use moat_policy::access::Source;
 use moat_policy::glob::PathPattern;
-use moat_policy::route::{host_without_port, normalize_prefix};
+use moat_policy::route::normalize_prefix;
 use moat_policy::units::parse_size;
 
 #[cfg(test)]
@@ -50,26 +50,7 @@ pub(super) fn validate(
             "use 1-64 letters, digits, '-' or '_', starting with a letter or digit",
         );
     }
-    let host = match a.host.as_deref() {
-        None | Some("") => None,
-        Some(h) => {
-            let bare = host_without_port(h);
-            let ok = bare.len() <= 253
-                && bare.split('.').all(|l| {
-                    !l.is_empty()
-                        && l.len() <= 63
-                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                });
-            if !ok || h.contains(':') {
-                c.problem(
-                    "host",
-                    format!("{h:?} is not a host name"),
-                    "write a bare host name such as \"grafana.example.com\" (no scheme or port)",
-                );
-            }
-            Some(bare)
-        }
-    };
+    let host = c.host_name("host", a.host.as_deref().unwrap_or(""));
     let path = match a.path.as_deref() {
         Some(p) => normalize_prefix(p).unwrap_or_else(|| {
             c.problem(
@@ -333,7 +314,7 @@ fn security(c: &mut Checker<'_>, s: &raw::RawAppSecurity) -> (Csrf, Vec<String>)
 /// The app's `auth`: a mode (`none`, `cert`) or one or more sign-in
 /// sources (`system`, `oidc:NAME`). Whether each provider exists is
 /// checked against `[[auth.oidc]]` by the caller.
-fn app_auth(c: &mut Checker<'_>, raw: Option<&RawAppAuth>) -> AppAuth {
+pub(super) fn app_auth(c: &mut Checker<'_>, raw: Option<&RawAppAuth>) -> AppAuth {
     let fix = "write auth = \"system\" (moat's login), \"oidc:NAME\" (an [[auth.oidc]] provider), a list of those such as [\"oidc:corp\", \"system\"], \"cert\" (a client certificate) or \"none\" (open to anyone)";
     let list = match raw {
         None => return AppAuth::system(),
