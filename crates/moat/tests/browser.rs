@@ -51,8 +51,9 @@ async fn text_of(b: &Browser, css: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_person_signs_in_to_the_welcome_app_and_out_again() {
-    // The embedded default's welcome app, with a short idle timeout.
+async fn a_person_signs_in_to_the_portal_and_out_again() {
+    // The embedded default (no app: the root leads to the portal), with a
+    // short idle timeout.
     let moat = Moat::start(
         BIN,
         &format!("{TEST_SERVER}[auth]\nidle_timeout = \"4s\"\n"),
@@ -63,7 +64,7 @@ async fn a_person_signs_in_to_the_welcome_app_and_out_again() {
     let c = &b.client;
 
     c.goto(&moat.https_url("/")).await.unwrap();
-    b.wait_location("/_moat/login?next=/").await;
+    b.wait_location("/_moat/login?next=/_moat/portal/").await;
     assert_eq!(c.title().await.unwrap(), "Sign in · moat");
     // The stylesheet loaded under the page's own strict CSP.
     let background = c
@@ -83,12 +84,8 @@ async fn a_person_signs_in_to_the_welcome_app_and_out_again() {
     );
 
     fill_and_submit(&b, "admin", &password).await;
-    b.wait_location("/").await;
-    assert!(
-        text_of(&b, "body")
-            .await
-            .contains("moat is a security gateway")
-    );
+    b.wait_location("/_moat/portal/").await;
+    assert_eq!(text_of(&b, "#welcome-h").await, "No apps yet");
 
     // The cookie as the browser keeps it.
     let cookie = c.get_named_cookie("__Host-moat_session").await.unwrap();
@@ -105,7 +102,7 @@ async fn a_person_signs_in_to_the_welcome_app_and_out_again() {
     );
     b.screenshot(&moat.dir.path().join("signed-in.png")).await;
 
-    // Sign out: back to the login page, and the welcome app asks again.
+    // Sign out: back to the login page, and the portal asks again.
     c.goto(&moat.https_url("/_moat/logout")).await.unwrap();
     c.find(Locator::Css("button[type=submit]"))
         .await
@@ -116,14 +113,14 @@ async fn a_person_signs_in_to_the_welcome_app_and_out_again() {
     b.wait_location("/_moat/login?signed_out=1").await;
     assert_eq!(text_of(&b, ".message").await, "You are signed out.");
     c.goto(&moat.https_url("/")).await.unwrap();
-    b.wait_location("/_moat/login?next=/").await;
+    b.wait_location("/_moat/login?next=/_moat/portal/").await;
 
     // Signed in and then left alone past the idle timeout: asked again.
     fill_and_submit(&b, "admin", &password).await;
-    b.wait_location("/").await;
+    b.wait_location("/_moat/portal/").await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     c.goto(&moat.https_url("/")).await.unwrap();
-    b.wait_location("/_moat/login?next=/").await;
+    b.wait_location("/_moat/login?next=/_moat/portal/").await;
     b.close().await;
 }
 

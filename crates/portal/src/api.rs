@@ -9,7 +9,6 @@ use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use moat_admin::api::{ApiError, ErrorCode};
 use moat_proxy::admin_api::AdminApi;
-use moat_proxy::body::Body;
 use moat_store::Actor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;

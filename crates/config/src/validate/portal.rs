@@ -44,7 +44,7 @@ pub(super) fn validate(c: &mut Checker<'_>, p: &RawPortal) -> Portal {
             "add the provider to portal.auth, e.g. auth = [\"system\", \"oidc:corp\"], or remove the lists",
         );
     }
-    let idle_timeout = c.duration("idle_timeout", &p.idle_timeout, Duration::from_secs(60));
+    let idle_timeout = c.duration("idle_timeout", &p.idle_timeout, Duration::from_secs(1));
     Portal {
         enabled: p.enabled,
         host,

@@ -197,6 +197,9 @@ pub fn certificates(certs: &[Certificate]) -> String {
 }
 
 pub fn apps(apps: &[AppSummary]) -> String {
+    if apps.is_empty() {
+        return "No apps yet: add one in the admin portal (https://HOST/_moat/portal/), with `moat app create`, or in the config file.\n".into();
+    }
     table(
         &["APP", "MOUNT", "KIND", "TARGET", "DEFINED IN"],
         apps.iter()

@@ -1,0 +1,358 @@
+//! The admin portal end to end: signing in to it, approving and revoking
+//! an app's requested CSP source and seeing the app's header and the audit
+//! log change, adding an app through the form (the checker's error at its
+//! field), and the portal's own protections (admins only, CSRF token,
+//! cross-origin refusal, idle timeout, its policy), against a real moat in
+//! headless Chromium and with a plain HTTP client.
+
+use std::path::Path;
+use std::time::Duration;
+
+use moat_testkit::Moat;
+use moat_testkit::browser::Browser;
+use moat_testkit::browser::fantoccini::Locator;
+use moat_testkit::client;
+use moat_testkit::moat::{TEST_SERVER, toml_path};
+
+const BIN: &str = env!("CARGO_BIN_EXE_moat");
+const PASSWORD: &str = "correct horse battery staple";
+const CDN: &str = "https://cdn.example.com";
+
+/// A moat with a known admin password and a static app whose manifest asks
+/// for a script source.
+async fn start(dir: &Path, extra: &str) -> Moat {
+    let notes = dir.join("notes");
+    std::fs::create_dir_all(&notes).unwrap();
+    std::fs::write(
+        notes.join("manifest.json"),
+        format!(r#"{{"name": "notes", "csp": {{"script-src": ["{CDN}"]}}}}"#),
+    )
+    .unwrap();
+    std::fs::write(notes.join("index.html"), "<!doctype html><title>notes</title><p>notes</p>").unwrap();
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[security]\nadmin_password_bcrypt = \"{hash}\"\n{extra}\n\
+             [[apps]]\nname = \"notes\"\npath = \"/notes\"\nauth = \"none\"\nstatic = {}\n",
+            toml_path(&notes)
+        ),
+    )
+    .await
+}
+
+/// The CSP the app is served with now.
+async fn app_policy(moat: &Moat) -> String {
+    let http = client::http1(&moat.local_ca_root());
+    let resp = http.get(moat.https_url("/notes/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn fill(b: &Browser, id: &str, text: &str) {
+    let field = b.client.find(Locator::Id(id)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(b: &Browser, css: &str) {
+    b.client
+        .wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn text_of(b: &Browser, css: &str) -> String {
+    b.client
+        .wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_approves_and_revokes_a_source_and_adds_an_app_in_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let moat = start(dir.path(), "").await;
+    let b = Browser::start().await;
+    let c = &b.client;
+
+    // The portal asks for a sign-in first, then comes back.
+    c.goto(&moat.https_url("/_moat/portal/")).await.unwrap();
+    b.wait_location("/_moat/login?next=/_moat/portal/").await;
+    fill(&b, "user", "admin").await;
+    fill(&b, "password", PASSWORD).await;
+    click(&b, "button[type=submit]").await;
+    b.wait_location("/_moat/portal/").await;
+    assert_eq!(c.title().await.unwrap(), "Overview · moat portal");
+    // The stylesheet loaded under the page's nonce (no inline style).
+    let header = b
+        .strings("return [getComputedStyle(document.querySelector('header.top')).backgroundColor]")
+        .await;
+    assert_eq!(header, ["rgb(27, 31, 36)"]);
+
+    // The overview counts the request; its link leads to the app's policy.
+    assert!(text_of(&b, "#csp-h + .big").await == "1");
+    click(&b, "a[href='/_moat/portal/apps/notes#csp']").await;
+    b.wait_location("/_moat/portal/apps/notes").await;
+    assert!(!app_policy(&moat).await.contains(CDN), "pending: not applied");
+    assert!(text_of(&b, "ul.requests").await.contains(CDN));
+
+    click(&b, "button.approve").await;
+    b.wait_location("/_moat/portal/apps/notes?done=approved").await;
+    assert!(text_of(&b, ".notice.done").await.starts_with("Approved"));
+    let policy = app_policy(&moat).await;
+    let script_src = policy
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .unwrap_or_default();
+    assert!(script_src.contains(CDN), "approved: {policy}");
+    // The composed policy names the source's layer and who approved it.
+    let table = text_of(&b, "#csp table").await;
+    assert!(table.contains("approved by an admin"), "{table}");
+
+    // The audit log names the admin and where they were.
+    c.goto(&moat.https_url("/_moat/portal/audit")).await.unwrap();
+    let audit = text_of(&b, "table.audit tbody tr").await;
+    assert!(audit.contains("csp.approve"), "{audit}");
+    assert!(audit.contains("admin"), "{audit}");
+    assert!(audit.contains("portal:127.0.0.1"), "{audit}");
+
+    // Revoking asks first, then takes the source out at once.
+    c.goto(&moat.https_url("/_moat/portal/apps/notes")).await.unwrap();
+    click(&b, "button.revoke").await;
+    c.accept_alert().await.unwrap();
+    b.wait_location("/_moat/portal/apps/notes?done=revoked").await;
+    assert!(!app_policy(&moat).await.contains(CDN), "revoked");
+    let entries = moat.admin_get("/api/v1/audit?action=csp.revoke").await.unwrap();
+    assert_eq!(entries[0]["actor"], "admin", "{entries}");
+    assert_eq!(entries[0]["source"], "portal:127.0.0.1", "{entries}");
+
+    // A new app with a mistake: the checker's words at the field.
+    c.goto(&moat.https_url("/_moat/portal/apps")).await.unwrap();
+    fill(&b, "app-name", "wiki").await;
+    fill(&b, "app-path", "/wiki").await;
+    fill(&b, "app-upstream", "htp://127.0.0.1:9").await;
+    click(&b, "form.app-form button[type=submit]").await;
+    let error = text_of(&b, "#upstream-error").await;
+    assert!(error.contains("has no http:// scheme"), "{error}");
+    assert!(error.contains("fix:"), "{error}");
+    let invalid = b
+        .strings("return [document.getElementById('app-upstream').getAttribute('aria-invalid'), document.getElementById('app-name').value]")
+        .await;
+    assert_eq!(invalid, ["true", "wiki"], "marked, and what was typed is kept");
+    fill(&b, "app-upstream", "http://127.0.0.1:9").await;
+    click(&b, "form.app-form button[type=submit]").await;
+    b.wait_location("/_moat/portal/apps/wiki?done=created").await;
+    let apps = moat.admin_get("/api/v1/apps").await.unwrap();
+    assert!(
+        apps.as_array().unwrap().iter().any(|a| a["name"] == "wiki" && a["defined_in"] == "api"),
+        "{apps}"
+    );
+    // The config file's app is shown read-only.
+    c.goto(&moat.https_url("/_moat/portal/apps/notes")).await.unwrap();
+    assert!(text_of(&b, ".note").await.contains("config file"));
+    b.close().await;
+}
+
+/// Signs in with the login form; returns the session cookie.
+async fn sign_in(moat: &Moat, http: &reqwest::Client) -> String {
+    let resp = http
+        .post(moat.https_url("/_moat/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(format!(
+            "user=admin&password={}&next=%2F_moat%2Fportal%2F",
+            PASSWORD.replace(' ', "+")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "{}", moat.logs());
+    let set = resp.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// The portal page's CSRF token, and its response headers.
+async fn page(moat: &Moat, http: &reqwest::Client, cookie: &str, path: &str) -> (reqwest::header::HeaderMap, String) {
+    let resp = http
+        .get(moat.https_url(path))
+        .header("cookie", cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    let headers = resp.headers().clone();
+    let body = resp.text().await.unwrap();
+    let token = body
+        .split("name=\"moat-csrf\" content=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the page carries the token")
+        .to_owned();
+    (headers, token)
+}
+
+async fn approve(
+    moat: &Moat,
+    http: &reqwest::Client,
+    cookie: &str,
+    headers: &[(&str, &str)],
+    token: Option<&str>,
+) -> reqwest::StatusCode {
+    let mut req = http
+        .post(moat.https_url("/_moat/portal/apps/notes/csp/approve"))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut body = format!("directive=script-src&source={}", CDN.replace(':', "%3A").replace('/', "%2F"));
+    if let Some(t) = token {
+        body.push_str(&format!("&_csrf={t}"));
+    }
+    req.body(body).send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn changes_need_the_sessions_token_and_the_portals_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let moat = start(dir.path(), "").await;
+    let http = client::http1(&moat.local_ca_root());
+    let cookie = sign_in(&moat, &http).await;
+    let (headers, token) = page(&moat, &http, &cookie, "/_moat/portal/").await;
+
+    // The portal's own policy: nonce, strict-dynamic, nothing inline.
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .unwrap();
+    assert!(nonce.len() >= 22, "{csp}");
+    for must in [
+        "default-src 'none'",
+        "'strict-dynamic'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "require-trusted-types-for 'script'",
+    ] {
+        assert!(csp.contains(must), "{must}: {csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(headers.contains_key("strict-transport-security"));
+    // A fresh nonce for every page.
+    let (again, _) = page(&moat, &http, &cookie, "/_moat/portal/").await;
+    assert_ne!(again["content-security-policy"], headers["content-security-policy"]);
+
+    let same_site = [("sec-fetch-site", "same-origin")];
+    // No token, a wrong one, another session's: refused, nothing changes.
+    assert_eq!(approve(&moat, &http, &cookie, &same_site, None).await, 403);
+    assert_eq!(approve(&moat, &http, &cookie, &same_site, Some("AAAA")).await, 403);
+    let other = sign_in(&moat, &http).await;
+    let (_, other_token) = page(&moat, &http, &other, "/_moat/portal/").await;
+    assert_ne!(other_token, token);
+    assert_eq!(approve(&moat, &http, &cookie, &same_site, Some(&other_token)).await, 403);
+    // The right token from another site: refused.
+    assert_eq!(
+        approve(&moat, &http, &cookie, &[("sec-fetch-site", "cross-site")], Some(&token)).await,
+        403
+    );
+    assert_eq!(
+        approve(&moat, &http, &cookie, &[("origin", "https://evil.example")], Some(&token)).await,
+        403
+    );
+    assert!(!app_policy(&moat).await.contains(CDN), "nothing was approved");
+    let audit = moat.admin_get("/api/v1/audit").await.unwrap();
+    assert_eq!(audit.as_array().unwrap().len(), 0, "{audit}");
+    // The token in a header (the portal's scripts) or the form: accepted.
+    let resp = http
+        .post(moat.https_url("/_moat/portal/apps/notes/csp/approve"))
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "same-origin")
+        .header("x-moat-csrf", &token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("directive=script-src&source=https%3A%2F%2Fcdn.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert!(app_policy(&moat).await.contains(CDN));
+
+    // Without a session: the login page for a browser, 401 for a script.
+    let resp = http
+        .get(moat.https_url("/_moat/portal/apps"))
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/_moat/login?next=/_moat/portal/apps");
+    let resp = http
+        .post(moat.https_url("/_moat/portal/apps"))
+        .body("name=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    // Never over plain HTTP: the listener only redirects to HTTPS.
+    let resp = client::plain()
+        .get(moat.http_url("/_moat/portal/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 308, "{:?}", resp.headers());
+}
+
+#[tokio::test]
+async fn an_idle_portal_session_ends_and_a_turned_off_portal_is_not_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let moat = start(dir.path(), "[portal]\nidle_timeout = \"1s\"\n").await;
+    let http = client::http1(&moat.local_ca_root());
+    let cookie = sign_in(&moat, &http).await;
+    page(&moat, &http, &cookie, "/_moat/portal/").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let resp = http
+        .get(moat.https_url("/_moat/portal/apps"))
+        .header("cookie", &cookie)
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/_moat/login?next=/_moat/portal/apps");
+    // The session itself ended: it opens nothing any more.
+    let resp = http
+        .get(moat.https_url("/_moat/portal/"))
+        .header("cookie", &cookie)
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "signed out");
+
+    let off = start(&dir.path().join("off"), "[portal]\nenabled = false\n").await;
+    let http = client::http1(&off.local_ca_root());
+    let cookie = sign_in(&off, &http).await;
+    let resp = http
+        .get(off.https_url("/_moat/portal/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
