@@ -14,9 +14,11 @@ pub async fn list(
 ) -> Result<Json<Vec<AuditEntry>>, ApiFailure> {
     let q = AuditQuery {
         limit: Some(params.limit.unwrap_or(100).min(10_000)),
-        since: None,
+        since: params.since.map(at_ms),
+        until: params.until.map(at_ms),
         action: params.action,
         target: params.target,
+        actor: params.actor,
     };
     let entries = control.store().audit_log(&q).await?;
     Ok(Json(
@@ -34,4 +36,8 @@ pub async fn list(
             })
             .collect(),
     ))
+}
+
+fn at_ms(ms: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64)
 }

@@ -139,5 +139,7 @@ pub fn summary(r: RecordingRow) -> RecordingSummary {
         events: r.events,
         bytes: r.bytes,
         location: r.location.to_db(),
+        retain_until: r.retain_until_ms.map(t),
+        delete_after: r.delete_after_ms.map(t),
     }
 }

@@ -394,6 +394,12 @@ pub struct RecordingSummary {
     pub bytes: i64,
     /// `local` (more to come: a storage bucket).
     pub location: String,
+    /// Deletable from then on (RFC 3339); absent: never.
+    #[serde(default)]
+    pub retain_until: Option<String>,
+    /// Deleted by moat from then on (RFC 3339); absent: never.
+    #[serde(default)]
+    pub delete_after: Option<String>,
 }
 
 /// `POST /api/v1/recordings/{id}/verify`
@@ -475,6 +481,11 @@ pub struct AuditFilter {
     pub limit: Option<u32>,
     pub action: Option<String>,
     pub target: Option<String>,
+    pub actor: Option<String>,
+    /// Entries at or after this time (Unix milliseconds).
+    pub since: Option<i64>,
+    /// Entries before this time (Unix milliseconds).
+    pub until: Option<i64>,
 }
 
 /// `GET /api/v1/apps/{name}/csp/reports` filters.
@@ -556,6 +567,9 @@ pub mod paths {
                 ("limit", f.limit.map(|v| v.to_string())),
                 ("action", f.action.clone()),
                 ("target", f.target.clone()),
+                ("actor", f.actor.clone()),
+                ("since", f.since.map(|v| v.to_string())),
+                ("until", f.until.map(|v| v.to_string())),
             ])
         )
     }
@@ -608,7 +622,7 @@ pub mod paths {
                 audit(&AuditFilter {
                     limit: Some(3),
                     action: Some("app.create".into()),
-                    target: None
+                    ..Default::default()
                 }),
                 "/api/v1/audit?limit=3&action=app.create"
             );

@@ -240,7 +240,10 @@ async fn embedded_default_leads_to_the_portal_behind_a_login() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 303);
-    assert_eq!(resp.headers()["location"], "/_moat/login?next=/_moat/portal/");
+    assert_eq!(
+        resp.headers()["location"],
+        "/_moat/login?next=/_moat/portal/"
+    );
     let resp = http
         .get("https://localhost:8443/_moat/portal/")
         .send()
@@ -254,7 +257,9 @@ async fn embedded_default_leads_to_the_portal_behind_a_login() {
         .post("https://localhost:8443/_moat/login")
         .header("content-type", "application/x-www-form-urlencoded")
         .header("origin", "https://localhost:8443")
-        .body(format!("user=admin&password={password}&next=%2F_moat%2Fportal%2F"))
+        .body(format!(
+            "user=admin&password={password}&next=%2F_moat%2Fportal%2F"
+        ))
         .send()
         .await
         .unwrap();
@@ -273,7 +278,10 @@ async fn embedded_default_leads_to_the_portal_behind_a_login() {
     // rate best (a nonce policy with nothing inline, no framing, HSTS).
     let h = resp.headers();
     let csp = h["content-security-policy"].to_str().unwrap();
-    assert!(csp.starts_with("default-src 'none'; script-src 'nonce-"), "{csp}");
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'nonce-"),
+        "{csp}"
+    );
     assert!(!csp.contains("unsafe"), "{csp}");
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["x-content-type-options"], "nosniff");

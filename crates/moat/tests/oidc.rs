@@ -49,6 +49,11 @@ struct Setup {
 }
 
 async fn setup(access_ttl: u64, auth_extra: &str, corp_extra: &str) -> Setup {
+    setup_with(access_ttl, auth_extra, corp_extra, "").await
+}
+
+/// [`setup`], with `more` after the provider's entry (other sections).
+async fn setup_with(access_ttl: u64, auth_extra: &str, corp_extra: &str, more: &str) -> Setup {
     let port = free_port();
     let base = format!("https://localhost:{port}");
     let idp = OidcProvider::start(
@@ -60,7 +65,7 @@ async fn setup(access_ttl: u64, auth_extra: &str, corp_extra: &str) -> Setup {
         access_ttl,
     )
     .await;
-    let config = moat_config(port, &idp, auth_extra, corp_extra, "").await;
+    let config = moat_config(port, &idp, auth_extra, corp_extra, more).await;
     let moat = Moat::start(BIN, &config).await;
     // Discovery runs in the background after start.
     moat.wait_stderr("OpenID provider discovered").await;
@@ -708,4 +713,44 @@ allowed_groups = ["ops"]
     let body = provider_login(&b, "bob", "pw-bob", &format!("{base}/portal/")).await;
     assert!(body.contains("bob@example.org"), "{body}");
     b.close().await;
+}
+
+/// The portal admits a provider's people only where `[portal]` names them
+/// admins; anyone else signed in through the provider gets the 403 page
+/// naming their account, not a login loop.
+#[tokio::test]
+async fn the_portal_admits_only_the_admins_a_provider_signs_in() {
+    let s = setup_with(
+        3600,
+        "",
+        "",
+        "[portal]\nauth = [\"system\", \"oidc:corp\"]\nadmin_groups = [\"eng\"]\n",
+    )
+    .await;
+    let page = get(&s, "/_moat/login?next=/_moat/portal/", "")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("/_moat/oidc/corp/start") && page.contains("name=\"password\""),
+        "the portal's sources are offered: {page}"
+    );
+
+    let alice = sign_in(&s, &ALICE, "/_moat/portal/").await;
+    let r = get(&s, "/_moat/portal/", &alice).await;
+    assert_eq!(r.status(), 200, "{}", s.moat.logs());
+    let page = r.text().await.unwrap();
+    assert!(page.contains("oidc:corp/alice@example.com"), "{page}");
+
+    let bob = sign_in(&s, &BOB, "/_moat/portal/").await;
+    let r = get(&s, "/_moat/portal/", &bob).await;
+    assert_eq!(r.status(), 403);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("bob@example.org") && page.contains("admin portal"),
+        "{page}"
+    );
+    // The same session still opens the apps it may use.
+    assert_eq!(get(&s, "/open/", &bob).await.status(), 200);
 }

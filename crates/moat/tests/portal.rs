@@ -28,7 +28,11 @@ async fn start(dir: &Path, extra: &str) -> Moat {
         format!(r#"{{"name": "notes", "csp": {{"script-src": ["{CDN}"]}}}}"#),
     )
     .unwrap();
-    std::fs::write(notes.join("index.html"), "<!doctype html><title>notes</title><p>notes</p>").unwrap();
+    std::fs::write(
+        notes.join("index.html"),
+        "<!doctype html><title>notes</title><p>notes</p>",
+    )
+    .unwrap();
     let hash = bcrypt::hash(PASSWORD, 4).unwrap();
     Moat::start(
         BIN,
@@ -105,11 +109,15 @@ async fn an_admin_approves_and_revokes_a_source_and_adds_an_app_in_the_browser()
     assert!(text_of(&b, "#csp-h + .big").await == "1");
     click(&b, "a[href='/_moat/portal/apps/notes#csp']").await;
     b.wait_location("/_moat/portal/apps/notes").await;
-    assert!(!app_policy(&moat).await.contains(CDN), "pending: not applied");
+    assert!(
+        !app_policy(&moat).await.contains(CDN),
+        "pending: not applied"
+    );
     assert!(text_of(&b, "ul.requests").await.contains(CDN));
 
     click(&b, "button.approve").await;
-    b.wait_location("/_moat/portal/apps/notes?done=approved").await;
+    b.wait_location("/_moat/portal/apps/notes?done=approved")
+        .await;
     assert!(text_of(&b, ".notice.done").await.starts_with("Approved"));
     let policy = app_policy(&moat).await;
     let script_src = policy
@@ -122,19 +130,27 @@ async fn an_admin_approves_and_revokes_a_source_and_adds_an_app_in_the_browser()
     assert!(table.contains("approved by an admin"), "{table}");
 
     // The audit log names the admin and where they were.
-    c.goto(&moat.https_url("/_moat/portal/audit")).await.unwrap();
+    c.goto(&moat.https_url("/_moat/portal/audit"))
+        .await
+        .unwrap();
     let audit = text_of(&b, "table.audit tbody tr").await;
     assert!(audit.contains("csp.approve"), "{audit}");
     assert!(audit.contains("admin"), "{audit}");
     assert!(audit.contains("portal:127.0.0.1"), "{audit}");
 
     // Revoking asks first, then takes the source out at once.
-    c.goto(&moat.https_url("/_moat/portal/apps/notes")).await.unwrap();
+    c.goto(&moat.https_url("/_moat/portal/apps/notes"))
+        .await
+        .unwrap();
     click(&b, "button.revoke").await;
     c.accept_alert().await.unwrap();
-    b.wait_location("/_moat/portal/apps/notes?done=revoked").await;
+    b.wait_location("/_moat/portal/apps/notes?done=revoked")
+        .await;
     assert!(!app_policy(&moat).await.contains(CDN), "revoked");
-    let entries = moat.admin_get("/api/v1/audit?action=csp.revoke").await.unwrap();
+    let entries = moat
+        .admin_get("/api/v1/audit?action=csp.revoke")
+        .await
+        .unwrap();
     assert_eq!(entries[0]["actor"], "admin", "{entries}");
     assert_eq!(entries[0]["source"], "portal:127.0.0.1", "{entries}");
 
@@ -150,17 +166,27 @@ async fn an_admin_approves_and_revokes_a_source_and_adds_an_app_in_the_browser()
     let invalid = b
         .strings("return [document.getElementById('app-upstream').getAttribute('aria-invalid'), document.getElementById('app-name').value]")
         .await;
-    assert_eq!(invalid, ["true", "wiki"], "marked, and what was typed is kept");
+    assert_eq!(
+        invalid,
+        ["true", "wiki"],
+        "marked, and what was typed is kept"
+    );
     fill(&b, "app-upstream", "http://127.0.0.1:9").await;
     click(&b, "form.app-form button[type=submit]").await;
-    b.wait_location("/_moat/portal/apps/wiki?done=created").await;
+    b.wait_location("/_moat/portal/apps/wiki?done=created")
+        .await;
     let apps = moat.admin_get("/api/v1/apps").await.unwrap();
     assert!(
-        apps.as_array().unwrap().iter().any(|a| a["name"] == "wiki" && a["defined_in"] == "api"),
+        apps.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "wiki" && a["defined_in"] == "api"),
         "{apps}"
     );
     // The config file's app is shown read-only.
-    c.goto(&moat.https_url("/_moat/portal/apps/notes")).await.unwrap();
+    c.goto(&moat.https_url("/_moat/portal/apps/notes"))
+        .await
+        .unwrap();
     assert!(text_of(&b, ".note").await.contains("config file"));
     b.close().await;
 }
@@ -184,7 +210,12 @@ async fn sign_in(moat: &Moat, http: &reqwest::Client) -> String {
 }
 
 /// The portal page's CSRF token, and its response headers.
-async fn page(moat: &Moat, http: &reqwest::Client, cookie: &str, path: &str) -> (reqwest::header::HeaderMap, String) {
+async fn page(
+    moat: &Moat,
+    http: &reqwest::Client,
+    cookie: &str,
+    path: &str,
+) -> (reqwest::header::HeaderMap, String) {
     let resp = http
         .get(moat.https_url(path))
         .header("cookie", cookie)
@@ -218,7 +249,10 @@ async fn approve(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let mut body = format!("directive=script-src&source={}", CDN.replace(':', "%3A").replace('/', "%2F"));
+    let mut body = format!(
+        "directive=script-src&source={}",
+        CDN.replace(':', "%3A").replace('/', "%2F")
+    );
     if let Some(t) = token {
         body.push_str(&format!("&_csrf={t}"));
     }
@@ -257,26 +291,52 @@ async fn changes_need_the_sessions_token_and_the_portals_origin() {
     assert!(headers.contains_key("strict-transport-security"));
     // A fresh nonce for every page.
     let (again, _) = page(&moat, &http, &cookie, "/_moat/portal/").await;
-    assert_ne!(again["content-security-policy"], headers["content-security-policy"]);
+    assert_ne!(
+        again["content-security-policy"],
+        headers["content-security-policy"]
+    );
 
     let same_site = [("sec-fetch-site", "same-origin")];
     // No token, a wrong one, another session's: refused, nothing changes.
     assert_eq!(approve(&moat, &http, &cookie, &same_site, None).await, 403);
-    assert_eq!(approve(&moat, &http, &cookie, &same_site, Some("AAAA")).await, 403);
+    assert_eq!(
+        approve(&moat, &http, &cookie, &same_site, Some("AAAA")).await,
+        403
+    );
     let other = sign_in(&moat, &http).await;
     let (_, other_token) = page(&moat, &http, &other, "/_moat/portal/").await;
     assert_ne!(other_token, token);
-    assert_eq!(approve(&moat, &http, &cookie, &same_site, Some(&other_token)).await, 403);
+    assert_eq!(
+        approve(&moat, &http, &cookie, &same_site, Some(&other_token)).await,
+        403
+    );
     // The right token from another site: refused.
     assert_eq!(
-        approve(&moat, &http, &cookie, &[("sec-fetch-site", "cross-site")], Some(&token)).await,
+        approve(
+            &moat,
+            &http,
+            &cookie,
+            &[("sec-fetch-site", "cross-site")],
+            Some(&token)
+        )
+        .await,
         403
     );
     assert_eq!(
-        approve(&moat, &http, &cookie, &[("origin", "https://evil.example")], Some(&token)).await,
+        approve(
+            &moat,
+            &http,
+            &cookie,
+            &[("origin", "https://evil.example")],
+            Some(&token)
+        )
+        .await,
         403
     );
-    assert!(!app_policy(&moat).await.contains(CDN), "nothing was approved");
+    assert!(
+        !app_policy(&moat).await.contains(CDN),
+        "nothing was approved"
+    );
     let audit = moat.admin_get("/api/v1/audit").await.unwrap();
     assert_eq!(audit.as_array().unwrap().len(), 0, "{audit}");
     // The token in a header (the portal's scripts) or the form: accepted.
@@ -301,7 +361,10 @@ async fn changes_need_the_sessions_token_and_the_portals_origin() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 303);
-    assert_eq!(resp.headers()["location"], "/_moat/login?next=/_moat/portal/apps");
+    assert_eq!(
+        resp.headers()["location"],
+        "/_moat/login?next=/_moat/portal/apps"
+    );
     let resp = http
         .post(moat.https_url("/_moat/portal/apps"))
         .body("name=x")
@@ -334,7 +397,10 @@ async fn an_idle_portal_session_ends_and_a_turned_off_portal_is_not_there() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 303);
-    assert_eq!(resp.headers()["location"], "/_moat/login?next=/_moat/portal/apps");
+    assert_eq!(
+        resp.headers()["location"],
+        "/_moat/login?next=/_moat/portal/apps"
+    );
     // The session itself ended: it opens nothing any more.
     let resp = http
         .get(moat.https_url("/_moat/portal/"))

@@ -645,7 +645,9 @@ impl Approval {
             Approval::NotNeeded => "not needed".into(),
             Approval::AdminLayer => "approved by the app's admin layer".into(),
             Approval::Rule(p) => format!("approved by [[csp.allow]] {p}"),
-            Approval::Granted => "approved by an admin (moat csp approve, the API or the portal)".into(),
+            Approval::Granted => {
+                "approved by an admin (moat csp approve, the API or the portal)".into()
+            }
         }
     }
 }

@@ -231,7 +231,10 @@ mod tests {
         let t = csrf_token(&key, &[1u8; 32]);
         assert!(verify_csrf_token(&key, &[1u8; 32], &t));
         assert!(!verify_csrf_token(&key, &[2u8; 32], &t), "another session");
-        assert!(!verify_csrf_token(&[6u8; 32], &[1u8; 32], &t), "another key");
+        assert!(
+            !verify_csrf_token(&[6u8; 32], &[1u8; 32], &t),
+            "another key"
+        );
         assert!(!verify_csrf_token(&key, &[1u8; 32], ""), "none");
         assert_ne!(t, sign_session(&key, &[1u8; 32]), "not the cookie");
     }

@@ -23,12 +23,12 @@ impl Api {
         Api { inner }
     }
 
-    /// `GET /api/v1/PATH`.
+    /// `GET path` (one of `moat_admin::api::paths`).
     pub async fn get<T: DeserializeOwned>(&self, actor: &Actor, path: &str) -> Result<T, ApiError> {
         self.call(actor, Method::GET, path, None::<&()>).await
     }
 
-    /// `METHOD /api/v1/PATH` with a JSON body.
+    /// `METHOD path` with a JSON body.
     pub async fn send<B: Serialize, T: DeserializeOwned>(
         &self,
         actor: &Actor,
@@ -46,9 +46,7 @@ impl Api {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ApiError> {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("/api/v1/{path}"));
+        let mut req = Request::builder().method(method).uri(path);
         let body = match body {
             Some(b) => {
                 req = req.header(http::header::CONTENT_TYPE, "application/json");
@@ -56,7 +54,9 @@ impl Api {
             }
             None => moat_proxy::body::empty(),
         };
-        let req = req.body(body).map_err(|e| internal(format!("request: {e}")))?;
+        let req = req
+            .body(body)
+            .map_err(|e| internal(format!("request: {e}")))?;
         let resp = self.inner.handle(req, actor.clone()).await;
         let status = resp.status();
         let bytes: Bytes = resp
@@ -67,12 +67,16 @@ impl Api {
             .to_bytes();
         if status.is_success() {
             // An answer without a body reads as JSON null.
-            let bytes = if bytes.is_empty() { Bytes::from_static(b"null") } else { bytes };
-            serde_json::from_slice(&bytes).map_err(|e| internal(format!("decoding the API's answer: {e}")))
+            let bytes = if bytes.is_empty() {
+                Bytes::from_static(b"null")
+            } else {
+                bytes
+            };
+            serde_json::from_slice(&bytes)
+                .map_err(|e| internal(format!("decoding the API's answer: {e}")))
         } else {
-            Err(serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                internal(format!("the API answered {status}"))
-            }))
+            Err(serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| internal(format!("the API answered {status}"))))
         }
     }
 }
@@ -100,7 +104,7 @@ pub fn status_of(e: &ApiError) -> StatusCode {
     }
 }
 
-/// A path segment, percent-encoded for an API path.
+/// A path segment, percent-encoded for a portal link.
 pub fn seg(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

@@ -7,6 +7,7 @@ use http::{Method, Request, StatusCode};
 use maud::{Markup, html};
 use moat_admin::api::{
     AppDetail, AppSummary, CspChange, CspChangeRequest, CspExplain, CspViolation, FieldProblem,
+    ReportFilter, paths,
 };
 use moat_proxy::admin_api::Viewer;
 use moat_proxy::body::Body;
@@ -29,7 +30,7 @@ pub fn notice_of(query: &str) -> Option<&'static str> {
 }
 
 pub async fn list(api: &Api, viewer: &Viewer, query: &str) -> http::Response<Body> {
-    let apps: Vec<AppSummary> = match api.get(&viewer.actor, "apps").await {
+    let apps: Vec<AppSummary> = match api.get(&viewer.actor, paths::APPS).await {
         Ok(a) => a,
         Err(e) => return failure(viewer, "/apps", &e),
     };
@@ -78,13 +79,16 @@ fn mount(a: &AppSummary) -> String {
 
 pub async fn detail(api: &Api, viewer: &Viewer, name: &str, query: &str) -> http::Response<Body> {
     let actor = &viewer.actor;
-    let app: AppDetail = match api.get(actor, &format!("apps/{}", seg(name))).await {
+    let app: AppDetail = match api.get(actor, &paths::app(name)).await {
         Ok(a) => a,
         Err(e) => return failure(viewer, "/apps", &e),
     };
-    let csp: Option<CspExplain> = api.get(actor, &format!("apps/{}/csp", seg(name))).await.ok();
+    let csp: Option<CspExplain> = api.get(actor, &paths::csp(name)).await.ok();
     let reports: Vec<CspViolation> = api
-        .get(actor, &format!("apps/{}/csp/reports?limit=50", seg(name)))
+        .get(
+            actor,
+            &paths::csp_reports(name, &ReportFilter { limit: Some(50) }),
+        )
         .await
         .unwrap_or_default();
     let s = &app.summary;
@@ -174,7 +178,7 @@ fn csp_section(viewer: &Viewer, app: &str, csp: &CspExplain) -> Markup {
                         li {
                             code { (p.directive) " " (p.source) }
                             " "
-                            (button_form(viewer, &action("approve"), &[("directive", &p.directive), ("source", &p.source)], "Approve", "approve"))
+                            (button_form(viewer, &action("approve"), &[("directive", &p.directive), ("source", &p.source)], "Approve", "approve", None))
                         }
                     }
                 }
@@ -201,7 +205,7 @@ fn csp_section(viewer: &Viewer, app: &str, csp: &CspExplain) -> Markup {
                                     td { (s.approval) }
                                     td {
                                         @if s.layer == "manifest" && s.approval == granted && s.inherited_from.is_none() {
-                                            (button_form(viewer, &action("revoke"), &[("directive", &d.directive), ("source", &s.source)], "Revoke", "revoke"))
+                                            (button_form(viewer, &action("revoke"), &[("directive", &d.directive), ("source", &s.source)], "Revoke", "revoke", Some("Revoke this source? The app's policy stops allowing it at once.")))
                                         }
                                     }
                                 }
@@ -230,16 +234,18 @@ pub async fn csp_change(
     };
     let page = format!("/apps/{}", seg(app));
     let result: Result<CspChange, _> = api
-        .send(&viewer.actor, Method::POST, &format!("apps/{}/csp/{verb}", seg(app)), &change)
+        .send(
+            &viewer.actor,
+            Method::POST,
+            &format!("{}/{verb}", paths::csp(app)),
+            &change,
+        )
         .await;
     match result {
         Ok(c) if c.changed.is_empty() => see_other(viewer, &format!("{page}?done=nothing#csp")),
         Ok(_) if verb == "approve" => see_other(viewer, &format!("{page}?done=approved#csp")),
         Ok(_) => see_other(viewer, &format!("{page}?done=revoked#csp")),
-        Err(e) => see_other(
-            viewer,
-            &format!("{page}?failed={}#csp", seg(&e.error)),
-        ),
+        Err(e) => see_other(viewer, &format!("{page}?failed={}#csp", seg(&e.error))),
     }
 }
 
@@ -261,14 +267,26 @@ pub async fn create(api: &Api, viewer: &Viewer, req: Request<Body>) -> http::Res
             .collect();
         def.insert(
             "auth".into(),
-            if list.len() == 1 { list[0].clone() } else { Value::Array(list) },
+            if list.len() == 1 {
+                list[0].clone()
+            } else {
+                Value::Array(list)
+            },
         );
     }
     let result: Result<AppDetail, _> = api
-        .send(&viewer.actor, Method::POST, "apps", &Value::Object(def))
+        .send(
+            &viewer.actor,
+            Method::POST,
+            paths::APPS,
+            &Value::Object(def),
+        )
         .await;
     match result {
-        Ok(app) => see_other(viewer, &format!("/apps/{}?done=created", seg(&app.summary.name))),
+        Ok(app) => see_other(
+            viewer,
+            &format!("/apps/{}?done=created", seg(&app.summary.name)),
+        ),
         Err(e) => {
             let problems = if e.problems.is_empty() {
                 vec![FieldProblem {
@@ -286,7 +304,9 @@ pub async fn create(api: &Api, viewer: &Viewer, req: Request<Body>) -> http::Res
                 status: crate::api::status_of(&e),
             }
             .render(
-                Some(Notice::Failed("The app was not added: correct the fields marked below.")),
+                Some(Notice::Failed(
+                    "The app was not added: correct the fields marked below.",
+                )),
                 create_form(viewer, &form, &problems),
             )
         }
@@ -297,12 +317,42 @@ pub async fn create(api: &Api, viewer: &Viewer, req: Request<Body>) -> http::Res
 /// static folder; the checker's problems shown at their fields.
 pub fn create_form(viewer: &Viewer, form: &Form, problems: &[FieldProblem]) -> Markup {
     let fields: [(&str, &str, &str, &str); 6] = [
-        ("name", "Name", "letters, digits, - or _, e.g. grafana", "grafana"),
-        ("path", "Path prefix", "where it is mounted, e.g. /grafana", "/grafana"),
-        ("host", "Host (optional)", "a host name instead of or with the path", "grafana.example.com"),
-        ("upstream", "Upstream URL", "the app's address, e.g. http://127.0.0.1:3000", "http://127.0.0.1:3000"),
-        ("static", "Or a static folder", "an absolute path holding manifest.json", "/srv/apps/notes"),
-        ("auth", "Sign-in", "system (default), none, cert, oidc:NAME, or several separated by commas", "system"),
+        (
+            "name",
+            "Name",
+            "letters, digits, - or _, e.g. grafana",
+            "grafana",
+        ),
+        (
+            "path",
+            "Path prefix",
+            "where it is mounted, e.g. /grafana",
+            "/grafana",
+        ),
+        (
+            "host",
+            "Host (optional)",
+            "a host name instead of or with the path",
+            "grafana.example.com",
+        ),
+        (
+            "upstream",
+            "Upstream URL",
+            "the app's address, e.g. http://127.0.0.1:3000",
+            "http://127.0.0.1:3000",
+        ),
+        (
+            "static",
+            "Or a static folder",
+            "an absolute path holding manifest.json",
+            "/srv/apps/notes",
+        ),
+        (
+            "auth",
+            "Sign-in",
+            "system (default), none, cert, oidc:NAME, or several separated by commas",
+            "system",
+        ),
     ];
     let known: Vec<&str> = fields.iter().map(|f| f.0).collect();
     let other: Vec<&FieldProblem> = problems
@@ -345,7 +395,11 @@ fn field_of(key: &str) -> &str {
 }
 
 fn problem_text(p: &FieldProblem) -> String {
-    let key = if p.key.is_empty() { String::new() } else { format!("{}: ", p.key) };
+    let key = if p.key.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", p.key)
+    };
     match &p.fix {
         Some(fix) => format!("{key}{} (fix: {fix})", p.message),
         None => format!("{key}{}", p.message),

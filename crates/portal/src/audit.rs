@@ -2,38 +2,39 @@
 //! actor, action and time, each with what it changed.
 
 use maud::{Markup, html};
-use moat_admin::api::AuditEntry;
+use moat_admin::api::{AuditEntry, AuditFilter, paths};
 use moat_proxy::admin_api::Viewer;
 use moat_proxy::body::Body;
 
-use crate::api::{Api, seg};
+use crate::api::Api;
 use crate::forms::query_param;
 use crate::layout::{Page, failure};
 
 pub async fn page(api: &Api, viewer: &Viewer, query: &str) -> http::Response<Body> {
-    let action = query_param(query, "action");
-    let target = query_param(query, "target");
-    let mut path = "audit?limit=200".to_owned();
-    if let Some(a) = &action {
-        path.push_str(&format!("&action={}", seg(a)));
-    }
-    if let Some(t) = &target {
-        path.push_str(&format!("&target={}", seg(t)));
-    }
-    let entries: Vec<AuditEntry> = match api.get(&viewer.actor, &path).await {
+    let text = |k: &str| query_param(query, k);
+    let (since, until) = crate::forms::date_range(query);
+    let filter = AuditFilter {
+        limit: Some(200),
+        action: text("action"),
+        target: text("app"),
+        actor: text("actor"),
+        since,
+        until,
+    };
+    let entries: Vec<AuditEntry> = match api.get(&viewer.actor, &paths::audit(&filter)).await {
         Ok(e) => e,
         Err(e) => return failure(viewer, "/audit", &e),
     };
+    let field = |id: &str, name: &str, label: &str, kind: &str, hint: &str| {
+        crate::layout::filter_field(query, id, name, label, kind, hint)
+    };
     let content = html! {
-        form.filters method="get" action={ (viewer.base) "/audit" } {
-            div.field {
-                label for="f-action" { "Action" }
-                input #f-action name="action" value=(action.as_deref().unwrap_or("")) placeholder="app.create";
-            }
-            div.field {
-                label for="f-target" { "Target" }
-                input #f-target name="target" value=(target.as_deref().unwrap_or("")) placeholder="an app's name";
-            }
+        form.filters method="get" action={ (viewer.base) "/audit" } aria-label="Filter the audit log" {
+            (field("f-app", "app", "App", "text", "an app's name"))
+            (field("f-actor", "actor", "Who", "text", "admin"))
+            (field("f-action", "action", "Action", "text", "app.create"))
+            (field("f-since", "since", "From", "date", ""))
+            (field("f-until", "until", "To", "date", ""))
             button type="submit" { "Filter" }
         }
         (table(viewer, &entries, true))
@@ -80,18 +81,25 @@ pub fn table(_viewer: &Viewer, entries: &[AuditEntry], changes: bool) -> Markup 
     }
 }
 
+/// The entry's change as a diff (removed, added, changed leaves).
 fn change(e: &AuditEntry) -> Markup {
-    let show = |v: &Option<serde_json::Value>| {
-        v.as_ref()
-            .map(|v| serde_json::to_string_pretty(v).unwrap_or_default())
-    };
+    use crate::diff::{Line, diff};
+    let lines = diff(e.before.as_ref(), e.after.as_ref());
     html! {
-        @match (show(&e.before), show(&e.after)) {
-            (None, None) => "—",
-            (before, after) => details {
-                summary { "What changed" }
-                @if let Some(b) = before { p { "Before:" } pre { code { (b) } } }
-                @if let Some(a) = after { p { "After:" } pre { code { (a) } } }
+        @if lines.is_empty() {
+            "—"
+        } @else {
+            details {
+                summary { (lines.len()) " change" @if lines.len() != 1 { "s" } }
+                ul.diff {
+                    @for l in &lines {
+                        @match l {
+                            Line::Removed { path, was } => li.removed { code { (path) } " " del { (was) } },
+                            Line::Added { path, now } => li.added { code { (path) } " " ins { (now) } },
+                            Line::Changed { path, was, now } => li.changed { code { (path) } " " del { (was) } " → " ins { (now) } },
+                        }
+                    }
+                }
             }
         }
     }

@@ -112,7 +112,8 @@ pub fn see_other(viewer: &Viewer, path: &str) -> Response<Body> {
     let location = format!("{}{path}", viewer.base);
     resp.headers_mut().insert(
         header::LOCATION,
-        HeaderValue::from_str(&location).unwrap_or_else(|_| HeaderValue::from_static("/_moat/portal/")),
+        HeaderValue::from_str(&location)
+            .unwrap_or_else(|_| HeaderValue::from_static("/_moat/portal/")),
     );
     resp
 }
@@ -122,15 +123,41 @@ pub fn csrf_field(viewer: &Viewer) -> Markup {
     html! { input type="hidden" name="_csrf" value=(viewer.csrf_token); }
 }
 
-/// A small form with one button that posts `fields` to `action`.
-pub fn button_form(viewer: &Viewer, action: &str, fields: &[(&str, &str)], label: &str, class: &str) -> Markup {
+/// A small form with one button that posts `fields` to `action`;
+/// `confirm`: the question the portal's script asks first.
+pub fn button_form(
+    viewer: &Viewer,
+    action: &str,
+    fields: &[(&str, &str)],
+    label: &str,
+    class: &str,
+    confirm: Option<&str>,
+) -> Markup {
     html! {
         form.inline method="post" action={ (viewer.base) (action) } {
             (csrf_field(viewer))
             @for (name, value) in fields {
                 input type="hidden" name=(name) value=(value);
             }
-            button class=(class) type="submit" { (label) }
+            button class=(class) type="submit" data-confirm=[confirm] { (label) }
+        }
+    }
+}
+
+/// One field of a filter form, holding the query's current value.
+pub fn filter_field(
+    query: &str,
+    id: &str,
+    name: &str,
+    label: &str,
+    kind: &str,
+    hint: &str,
+) -> Markup {
+    let value = crate::forms::query_param(query, name).unwrap_or_default();
+    html! {
+        div.field {
+            label for=(id) { (label) }
+            input id=(id) name=(name) type=(kind) value=(value) placeholder=(hint);
         }
     }
 }
@@ -148,7 +175,10 @@ pub fn failure(viewer: &Viewer, section: &str, e: &moat_admin::api::ApiError) ->
         section,
         status: crate::api::status_of(e),
     }
-    .render(Some(Notice::Failed(&e.error)), html! {
-        p { a href={ (viewer.base) (section) } { "Back" } }
-    })
+    .render(
+        Some(Notice::Failed(&e.error)),
+        html! {
+            p { a href={ (viewer.base) (section) } { "Back" } }
+        },
+    )
 }

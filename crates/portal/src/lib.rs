@@ -9,16 +9,21 @@
 //! - `api`: the admin API as the pages call it;
 //! - `layout`: the page around every view, notices, small form pieces;
 //! - `forms`: reading the posted forms;
+//! - `diff`: what an audit entry changed;
 //! - `assets`: the stylesheet and script, embedded in the binary;
-//! - one module per section: `overview`, `apps`, `audit`.
+//! - one module per section: `overview`, `apps`, `recordings`, `storage`,
+//!   `audit`.
 
 mod api;
 mod apps;
 mod assets;
 mod audit;
+mod diff;
 mod forms;
 mod layout;
 mod overview;
+mod recordings;
+mod storage;
 
 use std::sync::Arc;
 
@@ -91,7 +96,14 @@ async fn route(api: &Api, req: Request<Body>, viewer: &Viewer) -> Response<Body>
             apps::csp_change(api, viewer, name, action, req).await
         }
         (true, ["audit"]) => audit::page(api, viewer, &query).await,
-        (true, ["recordings" | "storage"]) => not_yet(viewer, &path),
+        (true, ["storage"]) => storage::page(api, viewer, &query).await,
+        (false, ["storage", "buckets"]) => storage::create(api, viewer, req).await,
+        (false, ["storage", "buckets", name, "delete"]) => storage::delete(api, viewer, name).await,
+        (false, ["storage", "reapply"]) => storage::reapply(api, viewer, req).await,
+        (true, ["recordings"]) => recordings::list(api, viewer, &query).await,
+        (true, ["recordings", id]) => recordings::detail(api, viewer, id, &query).await,
+        (true, ["recordings", id, "har"]) => recordings::har(api, viewer, id).await,
+        (false, ["recordings", id, "delete"]) => recordings::delete(api, viewer, id).await,
         (_, _) if method == Method::POST || get => not_found(viewer),
         _ => {
             let mut resp = not_found(viewer);
@@ -110,17 +122,5 @@ fn not_found(viewer: &Viewer) -> Response<Body> {
     }
     .render(None, html! {
         p { "The portal has no such page. " a href={ (viewer.base) "/" } { "Go to the overview" } "." }
-    })
-}
-
-fn not_yet(viewer: &Viewer, path: &str) -> Response<Body> {
-    Page {
-        viewer,
-        title: if path.starts_with("/recordings") { "Recordings" } else { "Storage" },
-        section: if path.starts_with("/recordings") { "/recordings" } else { "/storage" },
-        status: StatusCode::OK,
-    }
-    .render(None, html! {
-        p { "This section is not in the portal yet; the CLI has it (" code { "moat recordings --help" } ", " code { "moat bucket --help" } ")." }
     })
 }

@@ -4,7 +4,7 @@
 //! the first one.
 
 use maud::{Markup, html};
-use moat_admin::api::{AuditEntry, CspExplain, Status};
+use moat_admin::api::{AuditEntry, AuditFilter, CspExplain, Status, paths};
 use moat_proxy::admin_api::Viewer;
 use moat_proxy::body::Body;
 
@@ -13,14 +13,23 @@ use crate::layout::{Notice, Page, failure, row};
 
 pub async fn page(api: &Api, viewer: &Viewer, query: &str) -> http::Response<Body> {
     let actor = &viewer.actor;
-    let status: Status = match api.get(actor, "status").await {
+    let status: Status = match api.get(actor, paths::STATUS).await {
         Ok(s) => s,
         Err(e) => return failure(viewer, "/", &e),
     };
-    let audit: Vec<AuditEntry> = api.get(actor, "audit?limit=8").await.unwrap_or_default();
+    let audit: Vec<AuditEntry> = api
+        .get(
+            actor,
+            &paths::audit(&AuditFilter {
+                limit: Some(8),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap_or_default();
     let mut pending = Vec::new();
     for app in &status.apps {
-        if let Ok(csp) = api.get::<CspExplain>(actor, &format!("apps/{}/csp", seg(&app.name))).await
+        if let Ok(csp) = api.get::<CspExplain>(actor, &paths::csp(&app.name)).await
             && !csp.pending.is_empty()
         {
             pending.push((app.name.clone(), csp.pending.len()));

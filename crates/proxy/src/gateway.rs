@@ -78,7 +78,8 @@ pub type AdminFactory = Box<
     dyn FnOnce(
             Arc<Control>,
             PathBuf,
-        ) -> crate::admin_api::BoxFuture<std::io::Result<crate::admin_api::AdminParts>>
+        )
+            -> crate::admin_api::BoxFuture<std::io::Result<crate::admin_api::AdminParts>>
         + Send,
 >;
 

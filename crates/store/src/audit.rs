@@ -30,8 +30,11 @@ pub struct AuditQuery {
     pub limit: Option<u32>,
     /// Only entries at or after this time.
     pub since: Option<SystemTime>,
+    /// Only entries before this time.
+    pub until: Option<SystemTime>,
     pub action: Option<String>,
     pub target: Option<String>,
+    pub actor: Option<String>,
 }
 
 impl Store {
@@ -54,14 +57,18 @@ impl Store {
     pub async fn audit_log(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, at, actor, source, action, target, before, after FROM audit_log \
-             WHERE at >= ? AND (? IS NULL OR action = ?) AND (? IS NULL OR target = ?) \
+             WHERE at >= ? AND at < ? AND (? IS NULL OR action = ?) AND (? IS NULL OR target = ?) \
+             AND (? IS NULL OR actor = ?) \
              ORDER BY id DESC LIMIT ?",
         )
         .bind(q.since.map(to_ms).unwrap_or(0))
+        .bind(q.until.map(to_ms).unwrap_or(i64::MAX))
         .bind(&q.action)
         .bind(&q.action)
         .bind(&q.target)
         .bind(&q.target)
+        .bind(&q.actor)
+        .bind(&q.actor)
         .bind(i64::from(q.limit.unwrap_or(100)))
         .fetch_all(&self.pool)
         .await?;

@@ -27,7 +27,11 @@ pub(super) fn validate(c: &mut Checker<'_>, p: &RawPortal) -> Portal {
     let admins = Rules {
         users: p.admin_users.clone(),
         groups: p.admin_groups.clone(),
-        domains: p.admin_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        domains: p
+            .admin_domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
     };
     let providers = sources.iter().any(|s| matches!(s, Source::Oidc(_)));
     if providers && admins.is_empty() {

@@ -18,6 +18,7 @@ pub fn run(cmd: AuditCommand) -> ExitCode {
         limit: Some(limit),
         action,
         target: app,
+        ..Default::default()
     };
     remote(&target, move |c, out| async move {
         let entries: Vec<AuditEntry> = c.get(&paths::audit(&filter)).await?;

@@ -12,12 +12,11 @@ document.addEventListener("DOMContentLoaded", () => {
     notice.setAttribute("tabindex", "-1");
     notice.focus();
   }
-  // Revoking takes a source out of an app's live policy: ask first.
-  for (const form of document.querySelectorAll("form.inline")) {
-    const button = form.querySelector("button.revoke");
-    if (!button) continue;
-    form.addEventListener("submit", (event) => {
-      if (!window.confirm("Revoke this source? The app's policy stops allowing it at once.")) {
+  // Changes that take something away ask first (revoking a source,
+  // removing a bucket): the question is the button's data-confirm.
+  for (const button of document.querySelectorAll("button[data-confirm]")) {
+    button.form.addEventListener("submit", (event) => {
+      if (!window.confirm(button.dataset.confirm)) {
         event.preventDefault();
       }
     });

@@ -89,7 +89,10 @@ pub fn is_page(path: &str) -> bool {
 
 /// Whether the request is for the portal's own host.
 pub fn is_portal_host(config: &Config, ctx: &RequestCtx) -> bool {
-    let host = ctx.host.as_deref().map(moat_policy::route::host_without_port);
+    let host = ctx
+        .host
+        .as_deref()
+        .map(moat_policy::route::host_without_port);
     config.portal.host.is_some() && host == config.portal.host
 }
 
@@ -184,9 +187,9 @@ where
         .strip_prefix(PORTAL)
         .unwrap_or("/")
         .to_owned();
-    parts.uri = inner
-        .parse()
-        .map_err(|_| Rejection::client(StatusCode::BAD_REQUEST, "The request path is not valid."))?;
+    parts.uri = inner.parse().map_err(|_| {
+        Rejection::client(StatusCode::BAD_REQUEST, "The request path is not valid.")
+    })?;
     crate::auth::strip_session_cookie(&mut parts.headers);
     let name = match &identity.source {
         moat_policy::access::Source::System => identity.user.clone(),
@@ -236,7 +239,11 @@ fn secure(mut resp: Response<Body>, nonce: &str) -> Response<Body> {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    set(h, header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    set(
+        h,
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     set(
         h,
         http::HeaderName::from_static("cross-origin-opener-policy"),
@@ -295,7 +302,10 @@ mod tests {
         assert!(route.touch(&id, idle));
         std::thread::sleep(std::time::Duration::from_millis(40));
         assert!(!route.touch(&id, idle), "idle too long");
-        assert!(route.touch(&id, idle), "a new session under the same id starts afresh");
+        assert!(
+            route.touch(&id, idle),
+            "a new session under the same id starts afresh"
+        );
     }
 
     #[test]
