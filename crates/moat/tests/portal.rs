@@ -422,3 +422,201 @@ async fn an_idle_portal_session_ends_and_a_turned_off_portal_is_not_there() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+const POLICY: &str = "[recording.policy]\nretain_for_days = 30\ndelete_after_days = 365\n";
+
+/// The recordings section: a recording listed with its retention dates,
+/// its integrity badge (valid, then altered once a byte of a chunk is
+/// flipped), a HAR download an independent validator accepts; and the
+/// storage section's reapply-policy, a dry run first, then confirmed.
+#[tokio::test]
+async fn recordings_verify_export_and_policies_reapply_in_the_portal() {
+    let up = moat_testkit::upstream::echo("app").await;
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    let moat = Moat::start(
+        BIN,
+        &format!(
+            "{TEST_SERVER}[security]\nadmin_password_bcrypt = \"{hash}\"\n[auth]\nidle_timeout = \"2s\"\n\
+             [[apps]]\nname = \"rec\"\npath = \"/rec\"\nauth = \"none\"\nupstream = \"http://{up}\"\n\
+             [apps.recording]\nenabled = true\n{POLICY}"
+        ),
+    )
+    .await;
+    let http = client::http1(&moat.local_ca_root());
+    let resp = http.get(moat.https_url("/rec/hello")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    // The visit idles out and its recording closes.
+    let id = moat
+        .wait_until("the recording to close", Duration::from_secs(20), || {
+            let out = moat_testkit::cli::against(BIN, &moat, &["recordings", "list", "--json"]);
+            let list: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            (list[0]["state"] == "complete").then(|| list[0]["id"].as_str().unwrap().to_owned())
+        })
+        .await;
+
+    let cookie = sign_in(&moat, &http).await;
+    let list = http
+        .get(moat.https_url("/_moat/portal/recordings?app=rec&state=complete"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains(&format!("/_moat/portal/recordings/{id}")),
+        "{list}"
+    );
+    let detail = |cookie: String| {
+        let http = http.clone();
+        let url = moat.https_url(&format!("/_moat/portal/recordings/{id}"));
+        async move {
+            http.get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let page = detail(cookie.clone()).await;
+    assert!(
+        page.contains("id=\"verify-badge\" class=\"badge valid\">valid<"),
+        "{page}"
+    );
+
+    // The HAR download, checked by an independent validator.
+    let resp = http
+        .get(moat.https_url(&format!("/_moat/portal/recordings/{id}/har")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"moat-"),
+    );
+    let har = moat.dir.path().join("portal.har");
+    std::fs::write(&har, resp.bytes().await.unwrap()).unwrap();
+    let node_path = std::env::var("MOAT_TEST_NODE_PATH").expect(
+        "MOAT_TEST_NODE_PATH: run the tests with ./scripts/test, which installs har-validator",
+    );
+    let check = std::process::Command::new("node")
+        .env("NODE_PATH", node_path)
+        .args([
+            "-e",
+            "require('har-validator').har(JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'))).then(() => process.exit(0)).catch(e => { console.error(JSON.stringify(e.errors || e.message)); process.exit(1); });",
+            har.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "HAR invalid: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // One flipped byte: the badge says altered and names the chunk.
+    let chunk = moat
+        .data_dir()
+        .join("recordings")
+        .join(&id)
+        .join("chunk-000001.zst");
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    std::fs::write(&chunk, bytes).unwrap();
+    // (The visit's idle timeout is short: sign in afresh for each step.)
+    let cookie = sign_in(&moat, &http).await;
+    let page = detail(cookie.clone()).await;
+    assert!(
+        page.contains("id=\"verify-badge\" class=\"badge altered\">altered<"),
+        "{page}"
+    );
+    assert!(page.contains("chunk-000001.zst"), "{page}");
+    // Inside its retention period it cannot be deleted, and the page says
+    // why.
+    let (_, token) = page_token(&page);
+    let resp = http
+        .post(moat.https_url(&format!("/_moat/portal/recordings/{id}/delete")))
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("_csrf={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let back = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.contains("failed="), "{back}");
+
+    // Reapply a new policy: a dry run says what would change and changes
+    // nothing...
+    let config = std::fs::read_to_string(&moat.config_path).unwrap().replace(
+        POLICY,
+        "[recording.policy]\nretain_for_days = 0\ndelete_after_days = 1\n",
+    );
+    moat.reload_with(&config);
+    moat.wait_stderr("configuration reloaded").await;
+    let cookie = sign_in(&moat, &http).await;
+    let (_, token) = page_token(&detail(cookie.clone()).await);
+    let post = |body: String| {
+        let http = http.clone();
+        let cookie = cookie.clone();
+        let url = moat.https_url("/_moat/portal/storage/reapply");
+        async move {
+            let resp = http
+                .post(url)
+                .header("cookie", cookie)
+                .header("sec-fetch-site", "same-origin")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.text().await.unwrap()
+        }
+    };
+    let dry = post(format!("_csrf={token}&app=rec")).await;
+    assert!(
+        dry.contains("A dry run over the recordings of rec"),
+        "{dry}"
+    );
+    assert!(dry.contains("name=\"confirm\" value=\"yes\""), "{dry}");
+    assert!(dry.contains("<dd>1</dd>"), "one date would change: {dry}");
+    let audit = moat
+        .admin_get("/api/v1/audit?action=recording.reapply_policy")
+        .await
+        .unwrap();
+    assert_eq!(
+        audit.as_array().unwrap().len(),
+        0,
+        "a dry run changes nothing: {audit}"
+    );
+    // ...then, confirmed, applies it under the admin's name.
+    let done = post(format!("_csrf={token}&app=rec&confirm=yes")).await;
+    assert!(done.contains("Applied to the recordings of rec"), "{done}");
+    let audit = moat
+        .admin_get("/api/v1/audit?action=recording.reapply_policy")
+        .await
+        .unwrap();
+    assert_eq!(audit[0]["source"], "portal:127.0.0.1", "{audit}");
+}
+
+/// The page's CSRF token (from its meta tag).
+fn page_token(page: &str) -> ((), String) {
+    let token = page
+        .split("name=\"moat-csrf\" content=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the page carries the token")
+        .to_owned();
+    ((), token)
+}
