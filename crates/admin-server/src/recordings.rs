@@ -3,11 +3,15 @@
 //! today's storage policies.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use moat_admin::api::{
-    ReapplyRequest, ReapplyResult, RecordingFilter, RecordingSummary, VerifyResult,
+    EventsFilter, ReapplyRequest, ReapplyResult, RecordingFilter, RecordingSummary, VerifyResult,
 };
+use moat_recording::{Event, Recorded};
 use moat_store::{RecordingQuery, RecordingRow, RecordingState};
 
 use crate::Ctl;
@@ -44,8 +48,7 @@ pub async fn show(
     State(control): State<Ctl>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<RecordingSummary>, ApiFailure> {
-    let (row, _) = control.locate_recording(&id).await?;
-    Ok(Json(summary(row)))
+    Ok(Json(summary(control.recording(&id).await?)))
 }
 
 pub async fn verify(
@@ -75,13 +78,79 @@ pub async fn verify(
 }
 
 /// The events in order, each with its time in microseconds since the
-/// recording started: what a player replays.
+/// recording started: what a player replays. The answer is NDJSON
+/// (`{"session": ...}`, then one event per line), read from storage and
+/// sent chunk by chunk, so neither moat nor the client holds a long
+/// recording whole.
 pub async fn events(
     State(control): State<Ctl>,
     UrlPath(id): UrlPath<String>,
-) -> Result<Json<serde_json::Value>, ApiFailure> {
-    let (meta, events) = control.read_recording(&id).await?;
-    Ok(Json(serde_json::json!({"session": meta, "events": events})))
+    Query(filter): Query<EventsFilter>,
+) -> Result<Response, ApiFailure> {
+    let (meta, chunks) = control.stream_recording(&id).await?;
+    let head = line(&serde_json::json!({ "session": meta }));
+    let lines = futures_util::stream::unfold(Some(chunks), move |chunks| async move {
+        let mut chunks = chunks?;
+        let chunk = chunks.recv().await?;
+        Some(match chunk {
+            Ok(events) => {
+                let mut out = Vec::new();
+                for mut e in events.into_iter().filter(|e| filter.wanted(e)) {
+                    if filter.bodies == Some(false) {
+                        without_body(&mut e.event);
+                    }
+                    out.extend_from_slice(&line(&e));
+                }
+                (Ok::<_, std::io::Error>(Bytes::from(out)), Some(chunks))
+            }
+            // The status line has gone: the error ends the stream, which
+            // the client sees as a body that stops without its last line.
+            Err(e) => (Err(std::io::Error::other(e.to_string())), None),
+        })
+    });
+    let body = futures_util::stream::once(async move { Ok(Bytes::from(head)) }).chain(lines);
+    Ok((
+        [(http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
+}
+
+trait Wanted {
+    fn wanted(&self, e: &Recorded) -> bool;
+}
+
+impl Wanted for EventsFilter {
+    fn wanted(&self, e: &Recorded) -> bool {
+        let Some(want) = self.req else {
+            return true;
+        };
+        match &e.event {
+            Event::ConnOpen { .. } | Event::ConnClose { .. } => false,
+            Event::RequestHead { req, .. }
+            | Event::RequestBody { req, .. }
+            | Event::ResponseHead { req, .. }
+            | Event::ResponseBody { req, .. }
+            | Event::ExchangeEnd { req, .. }
+            | Event::WsMessage { req, .. }
+            | Event::Error { req, .. } => *req == want,
+        }
+    }
+}
+
+fn without_body(e: &mut Event) {
+    match e {
+        Event::RequestBody { data, .. }
+        | Event::ResponseBody { data, .. }
+        | Event::WsMessage { data, .. } => data.clear(),
+        _ => {}
+    }
+}
+
+fn line(v: &impl serde::Serialize) -> Vec<u8> {
+    let mut out = serde_json::to_vec(v).expect("events serialize");
+    out.push(b'\n');
+    out
 }
 
 pub async fn har(

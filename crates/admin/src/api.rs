@@ -475,6 +475,18 @@ pub struct RecordingFilter {
     pub limit: Option<u32>,
 }
 
+/// `GET /api/v1/recordings/{id}/events`: which events, and whether with
+/// their bodies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsFilter {
+    /// Only the events of this exchange (its heads, bodies, end, error
+    /// and WebSocket messages).
+    pub req: Option<u64>,
+    /// `false` leaves out every body's `data` (its `len` stays): a
+    /// player's timeline of a long recording.
+    pub bodies: Option<bool>,
+}
+
 /// `GET /api/v1/audit` filters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditFilter {
@@ -497,7 +509,7 @@ pub struct ReportFilter {
 /// The API's paths, so both sides spell them the same way. Names in a
 /// path are percent-encoded here.
 pub mod paths {
-    use super::{AuditFilter, RecordingFilter, ReportFilter};
+    use super::{AuditFilter, EventsFilter, RecordingFilter, ReportFilter};
 
     pub const STATUS: &str = "/api/v1/status";
     pub const TOTP: &str = "/api/v1/totp";
@@ -540,8 +552,15 @@ pub mod paths {
     pub fn recording_verify(id: &str) -> String {
         format!("{}/verify", recording(id))
     }
-    pub fn recording_events(id: &str) -> String {
-        format!("{}/events", recording(id))
+    pub fn recording_events(id: &str, f: &EventsFilter) -> String {
+        format!(
+            "{}/events{}",
+            recording(id),
+            query(&[
+                ("req", f.req.map(|v| v.to_string())),
+                ("bodies", f.bodies.map(|v| v.to_string())),
+            ])
+        )
     }
     pub fn recording_har(id: &str) -> String {
         format!("{}/har", recording(id))

@@ -192,6 +192,29 @@ async fn recordings_move_to_an_s3_bucket_and_survive_an_outage() {
         &["recordings", "export", &id, "--har", har.to_str().unwrap()],
     );
     assert!(out.status.success(), "{}", show(&out));
+    // It plays as a local one does: the events stream (what the portal's
+    // player reads), fetched into a scratch copy of its own, removed after.
+    let (session, events) = m
+        .admin_events(&format!("/api/v1/recordings/{id}/events?bodies=false"))
+        .await
+        .unwrap();
+    assert_eq!(session["id"], id.as_str());
+    assert!(
+        events.iter().any(|e| e["type"] == "request_head"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["data"].as_str().is_none_or(str::is_empty)),
+        "bodies=false leaves the bodies out: {events:?}"
+    );
+    let scratch = m.data_dir().join("recordings").join(".fetched");
+    m.wait_until("the scratch copy to go", Duration::from_secs(10), || {
+        let left = std::fs::read_dir(&scratch).map_or(0, |d| d.count());
+        (left == 0).then_some(())
+    })
+    .await;
 
     // The store goes down: the next recording waits on local disk, and
     // moves once the store is back.

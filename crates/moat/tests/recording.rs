@@ -118,10 +118,7 @@ async fn a_session_is_recorded_sealed_verified_and_exported() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK: recording"));
 
     // Redaction: headers and JSON fields the policy names never reach disk.
-    let events = m
-        .admin_get(&format!("/api/v1/recordings/{id}/events"))
-        .await
-        .unwrap();
+    let events = m.admin_recording(&id).await.unwrap();
     let text = events.to_string();
     assert!(
         !text.contains("secret-token") && !text.contains("aHVudGVyMg"),
@@ -467,10 +464,7 @@ async fn websocket_messages_are_recorded_both_ways() {
     })
     .await;
     let id = rec["id"].as_str().unwrap();
-    let events = m
-        .admin_get(&format!("/api/v1/recordings/{id}/events"))
-        .await
-        .unwrap();
+    let events = m.admin_recording(id).await.unwrap();
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let messages: Vec<(String, String, String, u64)> = events["events"]

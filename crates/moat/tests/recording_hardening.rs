@@ -75,10 +75,7 @@ async fn recorded_exchanges_are_complete_and_in_order() {
     r.bytes().await.unwrap();
     let rec = closed_recording(&m).await;
     let id = rec["id"].as_str().unwrap();
-    let events = m
-        .admin_get(&format!("/api/v1/recordings/{id}/events"))
-        .await
-        .unwrap();
+    let events = m.admin_recording(id).await.unwrap();
     let events = events["events"].as_array().unwrap();
     assert!(
         !events.iter().any(|e| e["type"] == "error"),
@@ -165,10 +162,7 @@ async fn a_ping_flood_is_coalesced() {
     let _ = tx.close().await;
     let rec = closed_recording(&m).await;
     let id = rec["id"].as_str().unwrap();
-    let events = m
-        .admin_get(&format!("/api/v1/recordings/{id}/events"))
-        .await
-        .unwrap();
+    let events = m.admin_recording(id).await.unwrap();
     let pings: Vec<&Value> = events["events"]
         .as_array()
         .unwrap()
@@ -309,10 +303,7 @@ async fn no_credential_is_kept_in_any_form() {
     .await;
     let rec = closed_recording(&m).await;
     let id = rec["id"].as_str().unwrap();
-    let events = m
-        .admin_get(&format!("/api/v1/recordings/{id}/events"))
-        .await
-        .unwrap();
+    let events = m.admin_recording(id).await.unwrap();
     // Everything kept: the events as text and every body decoded.
     let mut all = events.to_string();
     for e in events["events"].as_array().unwrap() {

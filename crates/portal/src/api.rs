@@ -39,6 +39,76 @@ impl Api {
         self.call(actor, method, path, Some(body)).await
     }
 
+    /// `GET path` whose answer is passed on as it streams (a recording's
+    /// events): the response on success, its error otherwise.
+    pub async fn stream(
+        &self,
+        actor: &Actor,
+        path: &str,
+    ) -> Result<http::Response<moat_proxy::body::Body>, ApiError> {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .body(moat_proxy::body::empty())
+            .map_err(|e| internal(format!("request: {e}")))?;
+        let resp = self.inner.handle(req, actor.clone()).await;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| internal(format!("reading the API's answer: {e}")))?
+            .to_bytes();
+        Err(serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| internal(format!("the API answered {status}"))))
+    }
+
+    /// Reads a recording's events stream line by line, giving `each`
+    /// every event in order (the session line is skipped); `each` answers
+    /// whether to go on. Holds one piece of the stream at a time.
+    pub async fn each_event(
+        &self,
+        actor: &Actor,
+        id: &str,
+        filter: &moat_admin::api::EventsFilter,
+        mut each: impl FnMut(moat_recording::Recorded) -> bool,
+    ) -> Result<(), ApiError> {
+        let resp = self
+            .stream(actor, &moat_admin::api::paths::recording_events(id, filter))
+            .await?;
+        let mut body = resp.into_body();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut first = true;
+        loop {
+            let frame = body
+                .frame()
+                .await
+                .transpose()
+                .map_err(|e| internal(format!("reading the recording: {e}")))?;
+            let Some(frame) = frame else {
+                return Ok(());
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                if std::mem::take(&mut first) {
+                    continue;
+                }
+                let event = serde_json::from_slice(&line)
+                    .map_err(|e| internal(format!("an event of the recording: {e}")))?;
+                if !each(event) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         actor: &Actor,

@@ -6,11 +6,13 @@ use moat_proxy::body::{self, Body};
 
 const STYLESHEET: &str = include_str!("assets/portal.css");
 const SCRIPT: &str = include_str!("assets/portal.js");
+const PLAYER: &str = include_str!("assets/player.js");
 
 pub fn serve(name: &str) -> Response<Body> {
     let (text, kind) = match name {
         "portal.css" => (STYLESHEET, "text/css; charset=utf-8"),
         "portal.js" => (SCRIPT, "text/javascript; charset=utf-8"),
+        "player.js" => (PLAYER, "text/javascript; charset=utf-8"),
         _ => {
             let mut resp = Response::new(body::empty());
             *resp.status_mut() = StatusCode::NOT_FOUND;

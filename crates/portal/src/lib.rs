@@ -10,6 +10,7 @@
 //! - `layout`: the page around every view, notices, small form pieces;
 //! - `forms`: reading the posted forms;
 //! - `diff`: what an audit entry changed;
+//! - `page_view`: a recorded HTML page shown in a sandboxed frame;
 //! - `assets`: the stylesheet and script, embedded in the binary;
 //! - one module per section: `overview`, `apps`, `recordings`, `storage`,
 //!   `audit`.
@@ -22,6 +23,7 @@ mod diff;
 mod forms;
 mod layout;
 mod overview;
+mod page_view;
 mod recordings;
 mod storage;
 
@@ -103,6 +105,8 @@ async fn route(api: &Api, req: Request<Body>, viewer: &Viewer) -> Response<Body>
         (true, ["recordings"]) => recordings::list(api, viewer, &query).await,
         (true, ["recordings", id]) => recordings::detail(api, viewer, id, &query).await,
         (true, ["recordings", id, "har"]) => recordings::har(api, viewer, id).await,
+        (true, ["recordings", id, "events"]) => recordings::events(api, viewer, id, &query).await,
+        (true, ["recordings", id, "view", req]) => page_view::view(api, viewer, id, req).await,
         (false, ["recordings", id, "delete"]) => recordings::delete(api, viewer, id).await,
         (_, _) if method == Method::POST || get => not_found(viewer),
         _ => {

@@ -1,10 +1,14 @@
 //! Recordings: the list with filters, and one recording's page (what it
-//! holds, its verify badge, its HAR export, deletion where the retention
-//! policy allows it, with the reason where it does not).
+//! holds, its verify badge, the player, its HAR export, deletion where
+//! the retention policy allows it, with the reason where it does not).
+//! The player itself is `assets/player.js`, fed by the events stream
+//! passed on from the admin API.
 
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use maud::html;
-use moat_admin::api::{ApiError, RecordingFilter, RecordingSummary, VerifyResult, paths};
+use moat_admin::api::{
+    ApiError, EventsFilter, RecordingFilter, RecordingSummary, VerifyResult, paths,
+};
 use moat_proxy::admin_api::Viewer;
 use moat_proxy::body::Body;
 
@@ -191,6 +195,13 @@ pub async fn detail(api: &Api, viewer: &Viewer, id: &str, query: &str) -> Respon
             }
         }
         @if closed {
+            section #player aria-labelledby="player-h"
+                data-events={ (viewer.base) "/recordings/" (seg(id)) "/events" }
+                data-view={ (viewer.base) "/recordings/" (seg(id)) "/view/" } {
+                h2 #player-h { "Playback" }
+                p.hint #player-fallback { "The player needs JavaScript. The HAR download below holds the same exchanges." }
+            }
+            script src={ (viewer.base) "/assets/player.js" } nonce=(viewer.nonce) defer {}
             section aria-labelledby="export-h" {
                 h2 #export-h { "Export and delete" }
                 p { a.button #har-download href={ (viewer.base) "/recordings/" (seg(id)) "/har" } download={ "moat-" (id) ".har" } { "Download HAR" } }
@@ -205,6 +216,37 @@ pub async fn detail(api: &Api, viewer: &Viewer, id: &str, query: &str) -> Respon
         status: StatusCode::OK,
     }
     .render(failed.as_deref().map(Notice::Failed), content)
+}
+
+/// The recording's events as the admin API streams them (NDJSON), for the
+/// player: `req` narrows them to one exchange, `bodies=false` leaves the
+/// bodies out.
+pub async fn events(api: &Api, viewer: &Viewer, id: &str, query: &str) -> Response<Body> {
+    let filter = EventsFilter {
+        req: query_param(query, "req").and_then(|r| r.parse().ok()),
+        bodies: query_param(query, "bodies").map(|b| b != "false"),
+    };
+    match api
+        .stream(&viewer.actor, &paths::recording_events(id, &filter))
+        .await
+    {
+        Ok(mut resp) => {
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => {
+            let mut resp = Response::new(moat_proxy::body::full(
+                serde_json::to_vec(&e).unwrap_or_default(),
+            ));
+            *resp.status_mut() = crate::api::status_of(&e);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+    }
 }
 
 /// The recording as HAR 1.2, as a download.

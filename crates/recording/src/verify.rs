@@ -189,12 +189,40 @@ fn open_chunk(
 /// Every event of a sealed recording, in order (not verified: call
 /// [`verify`] first where it matters). The KEK opens encrypted chunks.
 pub fn events(dir: &Path, kek: &Kek) -> Result<Vec<Recorded>, VerifyError> {
-    let m = manifest(dir)?;
-    let keys = ChunkKeys::load(dir, kek)?;
     let mut out = Vec::new();
-    for c in &m.chunks {
-        let data = open_chunk(&keys, c.seq, &c.file, read(dir, &c.file)?)?;
-        out.extend(parse_chunk(&c.file, &data)?);
+    for chunk in chunks(dir, kek)? {
+        out.extend(chunk?);
     }
     Ok(out)
+}
+
+/// A sealed recording's events one chunk at a time, so that a reader of
+/// a long recording holds one chunk in memory, never the whole of it.
+pub fn chunks(dir: &Path, kek: &Kek) -> Result<Chunks, VerifyError> {
+    let m = manifest(dir)?;
+    Ok(Chunks {
+        dir: dir.to_owned(),
+        keys: ChunkKeys::load(dir, kek)?,
+        pending: m.chunks.into_iter(),
+    })
+}
+
+/// See [`chunks`].
+pub struct Chunks {
+    dir: std::path::PathBuf,
+    keys: ChunkKeys,
+    pending: std::vec::IntoIter<crate::seal::ChunkEntry>,
+}
+
+impl Iterator for Chunks {
+    type Item = Result<Vec<Recorded>, VerifyError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let c = self.pending.next()?;
+        Some(
+            read(&self.dir, &c.file)
+                .and_then(|data| open_chunk(&self.keys, c.seq, &c.file, data))
+                .and_then(|plain| parse_chunk(&c.file, &plain)),
+        )
+    }
 }

@@ -120,6 +120,54 @@ impl Moat {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> std::io::Result<(u16, serde_json::Value)> {
+        let (status, body) = self.admin_raw(method, path, body).await?;
+        let value = if body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&body)
+                .map_err(|e| std::io::Error::other(format!("{e}: {status} {body}")))?
+        };
+        Ok((status, value))
+    }
+
+    /// A recording's events from the admin API's NDJSON stream: the
+    /// session (the first line) and every event after it.
+    pub async fn admin_events(
+        &self,
+        path: &str,
+    ) -> std::io::Result<(serde_json::Value, Vec<serde_json::Value>)> {
+        let (status, body) = self.admin_raw("GET", path, None).await?;
+        if status != 200 {
+            return Err(std::io::Error::other(format!("{path}: {status} {body}")));
+        }
+        let mut lines = body.lines().map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .map_err(|e| std::io::Error::other(format!("{e}: {l}")))
+        });
+        let session = lines
+            .next()
+            .ok_or_else(|| std::io::Error::other("no session line"))??["session"]
+            .take();
+        Ok((session, lines.collect::<Result<_, _>>()?))
+    }
+
+    /// A whole recording as one value, `{"session": ..., "events": [...]}`,
+    /// read from the admin API's events stream.
+    pub async fn admin_recording(&self, id: &str) -> std::io::Result<serde_json::Value> {
+        let (session, events) = self
+            .admin_events(&format!("/api/v1/recordings/{id}/events"))
+            .await?;
+        Ok(serde_json::json!({"session": session, "events": events}))
+    }
+
+    /// One request on the admin socket; the status and the body as text
+    /// (a chunked body decoded).
+    pub async fn admin_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> std::io::Result<(u16, String)> {
         let mut s = tokio::net::UnixStream::connect(self.socket()).await?;
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         s.write_all(
@@ -138,13 +186,16 @@ impl Moat {
             .nth(1)
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| std::io::Error::other(format!("no status line: {text}")))?;
-        let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-        let value = if body.is_empty() {
-            serde_json::Value::Null
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let chunked = head
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+        let body = if chunked {
+            dechunk(body).ok_or_else(|| std::io::Error::other(format!("bad chunking: {text}")))?
         } else {
-            serde_json::from_str(body).map_err(|e| std::io::Error::other(format!("{e}: {text}")))?
+            body.to_owned()
         };
-        Ok((status, value))
+        Ok((status, body))
     }
 
     /// The moat process's id.
@@ -283,4 +334,18 @@ impl Drop for Moat {
 /// Path helper for configs: a path as a TOML string.
 pub fn toml_path(p: &Path) -> String {
     format!("{:?}", p.display().to_string())
+}
+
+/// The payload of a chunked HTTP/1.1 body (RFC 9112 section 7.1).
+fn dechunk(mut body: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(rest.get(..size)?);
+        body = rest.get(size..)?.strip_prefix("\r\n")?;
+    }
 }

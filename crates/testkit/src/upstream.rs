@@ -204,21 +204,112 @@ pub async fn websocket_echo() -> SocketAddr {
                 continue;
             };
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
-                    return;
-                };
-                while let Some(Ok(msg)) = ws.next().await {
-                    if msg.is_close() {
-                        break;
-                    }
-                    if ws.send(msg).await.is_err() {
-                        break;
-                    }
+                if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
+                    echo_messages(ws).await;
                 }
             });
         }
     });
     addr
+}
+
+/// A small web app for recording and playback tests, HTTP and WebSocket
+/// on one port:
+/// - `/`: an HTML page using `/style.css` and `/logo.png`;
+/// - `/style.css`, `/logo.png` (a 1×1 PNG);
+/// - `/api/data`: JSON holding a `password` field (which recordings
+///   redact);
+/// - `/ws`: a WebSocket that echoes every message.
+///
+/// Returns the address and the number of HTTP requests served so far.
+pub async fn website() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                // A WebSocket handshake is told apart by its head, read
+                // without consuming it.
+                let mut head = vec![0u8; 8192];
+                let mut seen = 0;
+                for _ in 0..100 {
+                    seen = stream.peek(&mut head).await.unwrap_or(0);
+                    if seen == 0 || head[..seen].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let text = String::from_utf8_lossy(&head[..seen]).to_ascii_lowercase();
+                if text.contains("upgrade: websocket") {
+                    if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
+                        echo_messages(ws).await;
+                    }
+                    return;
+                }
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async move { Ok::<_, Infallible>(website_page(req.uri().path())) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, hits)
+}
+
+/// A 1×1 transparent PNG.
+pub const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0x64, 0x60, 0xf8, 0x5f,
+    0x0f, 0x00, 0x02, 0x87, 0x01, 0x80, 0xeb, 0x47, 0xba, 0x92, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+fn website_page(path: &str) -> Response<Full<Bytes>> {
+    let (kind, body): (&str, Bytes) = match path.rsplit('/').next().unwrap_or("") {
+        "style.css" => (
+            "text/css",
+            Bytes::from_static(b"body { background: #fafafa; } h1 { color: #0b5cad; }"),
+        ),
+        "logo.png" => ("image/png", Bytes::from_static(PNG)),
+        "data" => (
+            "application/json",
+            Bytes::from_static(br#"{"items":[1,2,3],"owner":{"name":"ada","password":"hunter2"}}"#),
+        ),
+        _ => (
+            "text/html; charset=utf-8",
+            Bytes::from_static(
+                b"<!doctype html><html><head><title>Website</title><link rel=\"stylesheet\" href=\"style.css\"></head>\
+<body><h1>The recorded page</h1><img src=\"logo.png\" alt=\"logo\"><a href=\"https://example.com/\">out</a></body></html>",
+            ),
+        ),
+    };
+    let mut r = Response::new(Full::new(body));
+    r.headers_mut()
+        .insert("content-type", kind.parse().unwrap());
+    r
+}
+
+/// Sends every message of a WebSocket back until it closes.
+async fn echo_messages<S>(mut ws: tokio_tungstenite::WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    while let Some(Ok(msg)) = ws.next().await {
+        if msg.is_close() || ws.send(msg).await.is_err() {
+            break;
+        }
+    }
 }
 
 /// A port that refuses connections (bound, then closed).

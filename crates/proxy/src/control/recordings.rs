@@ -55,30 +55,49 @@ impl Control {
         }
     }
 
+    /// The index row of a recording (no storage is touched).
+    pub async fn recording(&self, id: &str) -> Result<RecordingRow, ControlError> {
+        self.parts
+            .store
+            .recording(id)
+            .await?
+            .ok_or_else(|| ControlError::NotFound(format!("recording {id:?} not found")))
+    }
+
     /// The index row and a local folder holding the recording. A
     /// recording already moved to its bucket is fetched into a scratch
-    /// folder first.
-    pub async fn locate_recording(
-        &self,
-        id: &str,
-    ) -> Result<(RecordingRow, PathBuf), ControlError> {
-        let missing = || ControlError::NotFound(format!("recording {id:?} not found"));
+    /// folder of this call's own (two readers of one recording never
+    /// share one), removed when the answer is dropped.
+    async fn locate_recording(&self, id: &str) -> Result<Located, ControlError> {
         let recorder = &self.parts.recorder;
-        let row = self.parts.store.recording(id).await?.ok_or_else(missing)?;
-        let dir = recorder.dir_of(id).ok_or_else(missing)?;
-        let Location::Bucket(bucket) = &row.location else {
-            return Ok((row, dir));
+        let row = self.recording(id).await?;
+        let dir = recorder
+            .dir_of(id)
+            .ok_or_else(|| ControlError::NotFound(format!("recording {id:?} not found")))?;
+        let Location::Bucket(bucket) = row.location.clone() else {
+            return Ok(Located {
+                row,
+                dir,
+                scratch: false,
+            });
         };
-        let scratch = recorder.root().join(".fetched").join(id);
-        let _ = std::fs::remove_dir_all(&scratch);
+        let scratch = recorder
+            .root()
+            .join(".fetched")
+            .join(format!("{id}.{}", scratch_suffix()));
         let fetched = async {
-            let cfg = crate::buckets::load(&self.parts.store, recorder.kek(), bucket).await?;
+            let cfg = crate::buckets::load(&self.parts.store, recorder.kek(), &bucket).await?;
             let os = moat_recording::bucket::open(&cfg)?;
             moat_recording::bucket::download(os.as_ref(), cfg.prefix(), id, &scratch).await
         }
         .await;
+        let located = Located {
+            row,
+            dir: scratch,
+            scratch: true,
+        };
         match fetched {
-            Ok(()) => Ok((row, scratch)),
+            Ok(()) => Ok(located),
             Err(e) => Err(ControlError::BucketUnavailable(format!(
                 "recording {id:?} is in bucket {bucket:?}, which cannot be read now: {e}"
             ))),
@@ -90,24 +109,20 @@ impl Control {
         &self,
         id: &str,
     ) -> Result<Result<moat_recording::verify::Report, VerifyError>, ControlError> {
-        let (row, dir) = self.locate_recording(id).await?;
-        if !row.state.is_closed() {
+        let located = self.locate_recording(id).await?;
+        if !located.row.state.is_closed() {
             return Err(ControlError::Conflict(format!(
                 "recording {id:?} is still in progress; it can be verified once it closes"
             )));
         }
         let kek = self.parts.recorder.kek().clone();
-        tokio::task::spawn_blocking(move || moat_recording::verify(&dir, &kek))
+        tokio::task::spawn_blocking(move || moat_recording::verify(&located.dir, &kek))
             .await
             .map_err(|e| ControlError::Internal(e.to_string()))
     }
 
-    /// A closed recording's metadata and events, read off the request
-    /// path.
-    pub async fn read_recording(
-        &self,
-        id: &str,
-    ) -> Result<(moat_recording::Metadata, Vec<moat_recording::Recorded>), ControlError> {
+    /// A closed recording's folder, ready to be read off the request path.
+    async fn readable_recording(&self, id: &str) -> Result<Located, ControlError> {
         // Low storage: no playback from this node (fetching from a bucket
         // would need the room).
         let state = self.storage_state();
@@ -117,22 +132,70 @@ impl Control {
                 state.as_str()
             )));
         }
-        let (row, dir) = self.locate_recording(id).await?;
-        if !row.state.is_closed() {
+        let located = self.locate_recording(id).await?;
+        if !located.row.state.is_closed() {
             return Err(ControlError::Conflict(format!(
                 "recording {id:?} is still in progress"
             )));
         }
+        Ok(located)
+    }
+
+    /// A closed recording's metadata and all its events (for exports that
+    /// need them together; a player reads [`Control::stream_recording`]).
+    pub async fn read_recording(
+        &self,
+        id: &str,
+    ) -> Result<(moat_recording::Metadata, Vec<moat_recording::Recorded>), ControlError> {
+        let located = self.readable_recording(id).await?;
         let kek = self.parts.recorder.kek().clone();
         tokio::task::spawn_blocking(move || {
             Ok::<_, VerifyError>((
-                moat_recording::verify::metadata(&dir)?,
-                moat_recording::verify::events(&dir, &kek)?,
+                moat_recording::verify::metadata(&located.dir)?,
+                moat_recording::verify::events(&located.dir, &kek)?,
             ))
         })
         .await
         .map_err(|e| ControlError::Internal(e.to_string()))?
-        .map_err(|e| ControlError::Unreadable(format!("the recording cannot be read: {e}")))
+        .map_err(unreadable)
+    }
+
+    /// A closed recording's metadata, then its events one chunk at a time:
+    /// a reader holds one chunk, never the whole recording, and the
+    /// reading stops when the receiver is dropped. An error while reading
+    /// arrives in place of a chunk and ends the stream.
+    pub async fn stream_recording(
+        &self,
+        id: &str,
+    ) -> Result<
+        (
+            moat_recording::Metadata,
+            tokio::sync::mpsc::Receiver<Result<Vec<moat_recording::Recorded>, ControlError>>,
+        ),
+        ControlError,
+    > {
+        let located = self.readable_recording(id).await?;
+        let kek = self.parts.recorder.kek().clone();
+        let (meta, chunks, located) = tokio::task::spawn_blocking(move || {
+            let meta = moat_recording::verify::metadata(&located.dir)?;
+            let chunks = moat_recording::verify::chunks(&located.dir, &kek)?;
+            Ok::<_, VerifyError>((meta, chunks, located))
+        })
+        .await
+        .map_err(|e| ControlError::Internal(e.to_string()))?
+        .map_err(unreadable)?;
+        // One chunk in flight: the reader paces the disk.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::task::spawn_blocking(move || {
+            let _located = located;
+            for chunk in chunks {
+                let failed = chunk.is_err();
+                if tx.blocking_send(chunk.map_err(unreadable)).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok((meta, rx))
     }
 
     /// Deletes a closed recording, unless its storage policy still
@@ -252,4 +315,30 @@ impl Control {
             applied: confirm,
         })
     }
+}
+
+/// A recording's index row and the folder it can be read from.
+struct Located {
+    row: RecordingRow,
+    dir: PathBuf,
+    /// The folder is this reader's copy fetched from a bucket.
+    scratch: bool,
+}
+
+impl Drop for Located {
+    fn drop(&mut self) {
+        if self.scratch {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn unreadable(e: VerifyError) -> ControlError {
+    ControlError::Unreadable(format!("the recording cannot be read: {e}"))
+}
+
+fn scratch_suffix() -> String {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the operating system's random generator works");
+    format!("{:016x}", u64::from_le_bytes(b))
 }

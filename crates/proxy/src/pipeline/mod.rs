@@ -115,7 +115,8 @@ impl Pipeline {
         };
         // A sign-out ends the session's recordings with it.
         if let Some(key) = ctx.ended_session.take() {
-            self.recorder.end_session(&key, "logout");
+            self.recorder
+                .end_session(&record::signed_in(&key), "logout");
         }
         let mut response = response_headers::apply(response, &ctx, &runtime);
         for cookie in ctx.set_cookies.drain(..) {

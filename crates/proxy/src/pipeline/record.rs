@@ -21,6 +21,12 @@ use crate::tap::{Exchange, redacted};
 pub const VISIT_COOKIE: &str = "__Host-moat_visit";
 pub const VISIT_COOKIE_PLAIN: &str = "moat_visit";
 
+/// The recorder's name for a signed-in session's recordings (a visit's
+/// are `visit:...`): what a sign-out ends.
+pub fn signed_in(session_key: &str) -> String {
+    format!("session:{session_key}")
+}
+
 /// Backpressure before a recorded request: while the recorder's queue is
 /// over half full, the request waits for it to drain (up to 10 s), so a
 /// client that outpaces the recorder is slowed to its pace.
@@ -46,7 +52,7 @@ pub fn begin<B>(
         return Ok(None);
     };
     let session = match &ctx.session {
-        Some(s) => format!("session:{s}"),
+        Some(s) => signed_in(s),
         None => format!("visit:{}", visit(req.headers(), ctx)),
     };
     strip_visit_cookie(req);

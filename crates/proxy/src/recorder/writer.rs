@@ -67,6 +67,9 @@ fn recover(
     store: &Store,
     handle: &tokio::runtime::Handle,
 ) {
+    // Copies fetched from buckets for reading are a reader's scratch: a
+    // stop in the middle of a read leaves them behind.
+    let _ = std::fs::remove_dir_all(root.join(".fetched"));
     let Ok(entries) = std::fs::read_dir(root) else {
         return;
     };
