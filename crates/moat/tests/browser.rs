@@ -21,33 +21,9 @@ fn printed_password(moat: &Moat) -> String {
 }
 
 async fn fill_and_submit(b: &Browser, user: &str, password: &str) {
-    let c = &b.client;
-    let field = c.find(Locator::Id("user")).await.unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(user).await.unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-async fn text_of(b: &Browser, css: &str) -> String {
-    b.client
-        .wait()
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    b.fill("user", user).await;
+    b.fill("password", password).await;
+    b.click("button[type=submit]").await;
 }
 
 #[tokio::test]
@@ -79,13 +55,13 @@ async fn a_person_signs_in_to_the_portal_and_out_again() {
     fill_and_submit(&b, "admin", "not the password").await;
     b.wait_location("/_moat/login").await;
     assert_eq!(
-        text_of(&b, ".message.error").await,
+        b.text_of(".message.error").await,
         "Wrong user name or password."
     );
 
     fill_and_submit(&b, "admin", &password).await;
     b.wait_location("/_moat/portal/").await;
-    assert_eq!(text_of(&b, "#welcome-h").await, "No apps yet");
+    assert_eq!(b.text_of("#welcome-h").await, "No apps yet");
 
     // The cookie as the browser keeps it.
     let cookie = c.get_named_cookie("__Host-moat_session").await.unwrap();
@@ -111,7 +87,7 @@ async fn a_person_signs_in_to_the_portal_and_out_again() {
         .await
         .unwrap();
     b.wait_location("/_moat/login?signed_out=1").await;
-    assert_eq!(text_of(&b, ".message").await, "You are signed out.");
+    assert_eq!(b.text_of(".message").await, "You are signed out.");
     c.goto(&moat.https_url("/")).await.unwrap();
     b.wait_location("/_moat/login?next=/_moat/portal/").await;
 

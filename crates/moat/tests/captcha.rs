@@ -114,24 +114,9 @@ async fn a_browser_solves_the_proof_of_work_and_signs_in() {
         .for_element(Locator::Css("#moat-pow[data-solved='true']"))
         .await
         .unwrap();
-    c.find(Locator::Id("user"))
-        .await
-        .unwrap()
-        .send_keys("admin")
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.fill("user", "admin").await;
+    b.fill("password", PASSWORD).await;
+    b.click("button[type=submit]").await;
     b.wait_location("/app/").await;
     let body = c
         .find(Locator::Css("body"))

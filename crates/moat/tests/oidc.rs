@@ -561,20 +561,9 @@ async fn provider_login(
 ) -> String {
     use moat_testkit::browser::fantoccini::Locator;
     let c = &b.client;
-    for (id, text) in [("login", user), ("password", password)] {
-        c.find(Locator::Id(id))
-            .await
-            .unwrap()
-            .send_keys(text)
-            .await
-            .unwrap();
-    }
-    c.find(Locator::Id("submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.fill("login", user).await;
+    b.fill("password", password).await;
+    b.click("#submit").await;
     wait_url(b, back).await;
     c.find(Locator::Css("body"))
         .await

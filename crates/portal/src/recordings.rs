@@ -77,7 +77,7 @@ pub async fn list(api: &Api, viewer: &Viewer, query: &str) -> Response<Body> {
                                 td { (r.events) }
                                 td { (size(r.bytes.max(0) as u64)) }
                                 td { (r.state) }
-                                td { (r.retain_until.as_deref().unwrap_or("—")) }
+                                td { (kept_until(r)) }
                                 td { (r.delete_after.as_deref().unwrap_or("never")) }
                                 td { (r.location) }
                             }
@@ -94,6 +94,17 @@ pub async fn list(api: &Api, viewer: &Viewer, query: &str) -> Response<Body> {
         status: StatusCode::OK,
     }
     .render(None, content)
+}
+
+/// Until when nobody may delete the recording: `forever` (the API's
+/// null), `not kept` where no policy retains it (the API's epoch), or the
+/// date.
+fn kept_until(r: &RecordingSummary) -> &str {
+    match r.retain_until.as_deref() {
+        None => "forever",
+        Some(t) if t.starts_with("1970-01-01T00:00:00") => "no retention",
+        Some(t) => t,
+    }
 }
 
 /// From start to end, `in progress` while open.
@@ -186,7 +197,7 @@ pub async fn detail(api: &Api, viewer: &Viewer, id: &str, query: &str) -> Respon
                 (row("Events", html! { (r.events) }))
                 (row("Size", html! { (size(r.bytes.max(0) as u64)) }))
                 (row("Location", html! { (r.location) }))
-                (row("Kept until", html! { (r.retain_until.as_deref().unwrap_or("—")) }))
+                (row("Kept until", html! { (kept_until(&r)) }))
                 (row("Deleted after", html! { (r.delete_after.as_deref().unwrap_or("never")) }))
                 @if let Some(v) = &verified {
                     @let (word, why) = badge(v);

@@ -121,6 +121,57 @@ impl Browser {
             .collect()
     }
 
+    /// Types `text` into the field with this id, replacing what it held.
+    pub async fn fill(&self, id: &str, text: &str) {
+        let field = self
+            .client
+            .find(fantoccini::Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("no field #{id}: {e}"));
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    /// Waits for the element `css` selects, then clicks it.
+    pub async fn click(&self, css: &str) {
+        self.wait_for(css).await.click().await.unwrap();
+    }
+
+    /// Waits for the element `css` selects, then gives its text.
+    pub async fn text_of(&self, css: &str) -> String {
+        self.wait_for(css).await.text().await.unwrap()
+    }
+
+    /// Waits (up to 30 s) for an element `css` selects.
+    pub async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+    }
+
+    /// Runs axe-core (from `node_modules`, see `scripts/test`) in the page
+    /// and gives its violations of serious or critical impact, each as
+    /// `rule (impact): help — the elements`.
+    pub async fn accessibility_faults(&self, node_modules: &std::path::Path) -> Vec<String> {
+        let axe = std::fs::read_to_string(node_modules.join("axe-core/axe.min.js"))
+            .expect("axe-core is installed (scripts/test installs it)");
+        let script = format!(
+            "{axe}\n;const done = arguments[arguments.length - 1];\
+             axe.run(document).then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')\
+             .map(v => `${{v.id}} (${{v.impact}}): ${{v.help}} — ${{v.nodes.map(n => n.target.join(' ')).join(', ')}}`)),\
+             e => done(['axe failed: ' + e]));"
+        );
+        let v = self.client.execute_async(&script, vec![]).await.unwrap();
+        v.as_array()
+            .unwrap_or_else(|| panic!("axe answered {v}"))
+            .iter()
+            .map(|x| x.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// Saves a screenshot (PNG), for looking at what a test saw.
     pub async fn screenshot(&self, path: &std::path::Path) {
         let png = self.client.screenshot().await.unwrap();

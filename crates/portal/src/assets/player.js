@@ -39,10 +39,11 @@
     return node;
   }
 
+  // m:ss.mmm: exchanges of one page load are milliseconds apart.
   function clock(us) {
     const total = Math.max(0, us) / 1e6;
     const m = Math.floor(total / 60);
-    const s = (total - m * 60).toFixed(1).padStart(4, "0");
+    const s = (total - m * 60).toFixed(3).padStart(6, "0");
     return `${m}:${s}`;
   }
 
@@ -103,14 +104,14 @@
     speed.append(el("option", { value: s, selected: s === 1 }, `${s}×`));
   }
   const skipIdle = el("input", { type: "checkbox", id: "skip-idle", checked: true });
-  const time = el("span", { id: "clock", class: "clock" }, "0:00.0");
+  const time = el("span", { id: "clock", class: "clock" }, "0:00.000");
   const scrub = el("input", {
     type: "range",
     id: "scrub",
     min: 0,
     max: 0,
     value: 0,
-    step: 1,
+    step: "any",
     "aria-label": "Position in the session (milliseconds)",
   });
   const track = el("div", { class: "track", "aria-hidden": "true" });
@@ -224,7 +225,7 @@
       current = now;
     }
     time.textContent = `${clock(cursor)} / ${clock(duration)}`;
-    scrub.value = String(Math.round(cursor / 1000));
+    scrub.value = String(cursor / 1000);
   }
 
   function tick() {
@@ -413,6 +414,9 @@
             referrerpolicy: "no-referrer",
             title: `The recorded page ${req ? req.uri : ""}`,
           });
+          frame.addEventListener("load", () => {
+            frame.dataset.loaded = "yes";
+          });
           frame.src = `${viewUrl}${encodeURIComponent(x.req)}`;
           showPage.replaceWith(frame);
         });
@@ -445,7 +449,7 @@
   })
     .then(() => {
       placeMarks();
-      scrub.max = String(Math.ceil(duration / 1000));
+      scrub.max = String(duration / 1000);
       playButton.disabled = false;
       show();
       const n = entries.length;
