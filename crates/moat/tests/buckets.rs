@@ -164,6 +164,22 @@ async fn recordings_move_to_an_s3_bucket_and_survive_an_outage() {
         !text.contains("very-secret") && text.contains("[set]"),
         "{text}"
     );
+    // An update that names the same key ID without the secret keeps it
+    // (the API never shows it, so nobody could send it again).
+    let (status, updated) = m
+        .admin_request(
+            "PUT",
+            "/api/v1/buckets/archive",
+            Some(&serde_json::json!({"config": {
+                "provider": "s3", "bucket": "recordings", "region": "us-east-1",
+                "endpoint": endpoint, "path_style": true, "prefix": "moat",
+                "access_key_id": "testing"
+            }})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["config"]["secret_access_key"], "[set]", "{updated}");
     let db = std::fs::read(m.data_dir().join("moat.db")).unwrap();
     assert!(
         !db.windows(11).any(|w| w == b"very-secret"),

@@ -155,6 +155,38 @@ async fn an_admin_approves_and_revokes_a_source_and_adds_an_app_in_the_browser()
             .any(|a| a["name"] == "wiki" && a["defined_in"] == "api"),
         "{apps}"
     );
+    // Changed through its form: the checker's words again, then saved.
+    b.fill("app-path", "wiki2").await;
+    b.click("form.app-form button[type=submit]").await;
+    let error = b.text_of("#path-error").await;
+    assert!(error.contains("path"), "{error}");
+    assert_eq!(
+        moat.admin_get("/api/v1/apps/wiki").await.unwrap()["path"],
+        "/wiki",
+        "nothing changed"
+    );
+    b.fill("app-path", "/wiki2").await;
+    b.click("form.app-form button[type=submit]").await;
+    b.wait_location("/_moat/portal/apps/wiki?done=updated")
+        .await;
+    let wiki = moat.admin_get("/api/v1/apps/wiki").await.unwrap();
+    assert_eq!(wiki["path"], "/wiki2", "{wiki}");
+    assert_eq!(wiki["target"], "http://127.0.0.1:9", "the rest stays");
+    // Deleted, after the question.
+    b.click("button.danger").await;
+    c.accept_alert().await.unwrap();
+    b.wait_location("/_moat/portal/apps?done=deleted").await;
+    let (status, _) = moat
+        .admin_request("GET", "/api/v1/apps/wiki", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 404);
+    let entries = moat
+        .admin_get("/api/v1/audit?action=app.delete")
+        .await
+        .unwrap();
+    assert_eq!(entries[0]["source"], "portal:127.0.0.1", "{entries}");
+
     // The config file's app is shown read-only.
     c.goto(&moat.https_url("/_moat/portal/apps/notes"))
         .await
@@ -844,4 +876,90 @@ async fn a_recorded_visit_plays_back_in_order_and_its_page_is_shown_from_the_rec
     assert!(!html.contains("example.com"), "{html}");
     assert_eq!(hits.load(Ordering::SeqCst), before, "nothing from the app");
     b.close().await;
+}
+
+/// A bucket added through the storage form (after the probe), then its
+/// settings changed through its own form; its secret never shown.
+#[tokio::test]
+async fn a_bucket_is_added_and_changed_in_the_portal() {
+    let dir = tempfile::tempdir().unwrap();
+    let moat = start(dir.path(), "").await;
+    let http = client::http1(&moat.local_ca_root());
+    let cookie = sign_in(&moat, &http).await;
+    let shelf = dir.path().join("shelf");
+    std::fs::create_dir_all(&shelf).unwrap();
+    let post = |path: String, body: String| {
+        let http = http.clone();
+        let cookie = cookie.clone();
+        let url = moat.https_url(&path);
+        async move {
+            http.post(url)
+                .header("cookie", cookie)
+                .header("sec-fetch-site", "same-origin")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let (_, token) = page(&moat, &http, &cookie, "/_moat/portal/storage").await;
+    let folder = shelf.to_str().unwrap().replace('/', "%2F");
+    let resp = post(
+        "/_moat/portal/storage/buckets".into(),
+        format!("_csrf={token}&name=shelf&path={folder}&prefix=one"),
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(
+        resp.headers()["location"],
+        "/_moat/portal/storage?done=created"
+    );
+
+    // Its page: the settings in a form, the name fixed.
+    let edit = http
+        .get(moat.https_url("/_moat/portal/storage/buckets/shelf"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(edit.contains("value=\"one\""), "{edit}");
+    assert!(
+        edit.contains("name=\"name\" type=\"text\" value=\"shelf\" readonly"),
+        "{edit}"
+    );
+    // A folder that cannot be made (under a file) fails the probe:
+    // nothing changes...
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let under_file = file.join("shelf").to_str().unwrap().replace('/', "%2F");
+    let resp = post(
+        "/_moat/portal/storage/buckets/shelf".into(),
+        format!("_csrf={token}&path={under_file}&prefix=two"),
+    )
+    .await;
+    assert_eq!(resp.status(), 503);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("probe"), "{text}");
+    let bucket = moat.admin_get("/api/v1/buckets/shelf").await.unwrap();
+    assert_eq!(bucket["config"]["prefix"], "one", "{bucket}");
+    // ...a good change is saved, under the admin's name.
+    let resp = post(
+        "/_moat/portal/storage/buckets/shelf".into(),
+        format!("_csrf={token}&path={folder}&prefix=two"),
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(
+        resp.headers()["location"],
+        "/_moat/portal/storage?done=updated"
+    );
+    let bucket = moat.admin_get("/api/v1/buckets/shelf").await.unwrap();
+    assert_eq!(bucket["config"]["prefix"], "two", "{bucket}");
+    let entries = moat.admin_get("/api/v1/audit?target=shelf").await.unwrap();
+    assert_eq!(entries[0]["actor"], "admin", "{entries}");
+    assert_eq!(entries[0]["source"], "portal:127.0.0.1", "{entries}");
 }

@@ -39,6 +39,13 @@ impl Api {
         self.call(actor, method, path, Some(body)).await
     }
 
+    /// `DELETE path`.
+    pub async fn delete(&self, actor: &Actor, path: &str) -> Result<(), ApiError> {
+        self.call::<(), serde_json::Value>(actor, Method::DELETE, path, None)
+            .await
+            .map(drop)
+    }
+
     /// `GET path` whose answer is passed on as it streams (a recording's
     /// events): the response on success, its error otherwise.
     pub async fn stream(

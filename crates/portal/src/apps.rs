@@ -24,6 +24,8 @@ pub fn notice_of(query: &str) -> Option<&'static str> {
         "approved" => "Approved: the app's policy includes it now.",
         "revoked" => "Revoked: the app's policy no longer includes it.",
         "created" => "The app was added and is served now.",
+        "updated" => "The app's settings were saved and are in force now.",
+        "deleted" => "The app was deleted: moat no longer serves it.",
         "nothing" => "Nothing changed: it was not waiting (or not approved) any more.",
         _ => return None,
     })
@@ -61,7 +63,7 @@ pub async fn list(api: &Api, viewer: &Viewer, query: &str) -> http::Response<Bod
         }
         section aria-labelledby="add-h" {
             h2 #add-h { "Add an app" }
-            (create_form(viewer, &Form::parse(""), &[]))
+            (app_form(viewer, None, &Form::parse(""), &[]))
         }
     };
     Page {
@@ -114,6 +116,13 @@ pub async fn detail(api: &Api, viewer: &Viewer, name: &str, query: &str) -> http
                 (row("Largest request body", html! { (crate::overview::size(app.max_body_size)) }))
                 (row("Timeouts", html! { "connect " (app.timeouts.connect) ", response header " (app.timeouts.response_header) ", idle " (app.timeouts.idle) }))
                 (row("Identity token", html! { @if app.identity_jwt { "sent (X-Moat-Identity)" } @else { "not sent" } }))
+            }
+        }
+        @if s.defined_in == "api" {
+            section aria-labelledby="edit-h" {
+                h2 #edit-h { "Change this app" }
+                (app_form(viewer, Some(name), &current(s), &[]))
+                (button_form(viewer, &format!("/apps/{}/delete", seg(name)), &[], "Delete this app", "danger", Some("Delete this app? moat stops serving it at once; the audit log keeps its definition.")))
             }
         }
         @if let Some(csp) = &csp {
@@ -249,14 +258,38 @@ pub async fn csp_change(
     }
 }
 
-/// Adds an app from the form; its mistakes come back next to their fields.
-pub async fn create(api: &Api, viewer: &Viewer, req: Request<Body>) -> http::Response<Body> {
-    let form = Form::read(req).await;
+/// An app's settings as the form shows them.
+fn current(s: &AppSummary) -> Form {
+    let target = if s.kind == "static" {
+        "static"
+    } else {
+        "upstream"
+    };
+    Form::from_pairs([
+        ("name".to_owned(), s.name.clone()),
+        ("path".to_owned(), s.path.clone()),
+        ("host".to_owned(), s.host.clone().unwrap_or_default()),
+        (target.to_owned(), s.target.clone()),
+        ("auth".to_owned(), s.auth.clone()),
+    ])
+}
+
+/// The definition fields a form gives. Editing, a field left empty is
+/// removed (`null` in the merge patch), so a cleared host is gone.
+fn definition_of(form: &Form, editing: bool) -> Map<String, Value> {
     let mut def = Map::new();
-    def.insert("name".into(), Value::String(form.get("name").to_owned()));
+    if !editing {
+        def.insert("name".into(), Value::String(form.get("name").to_owned()));
+    }
     for key in ["path", "host", "upstream", "static"] {
-        if let Some(v) = form.opt(key) {
-            def.insert(key.into(), Value::String(v));
+        match form.opt(key) {
+            Some(v) => {
+                def.insert(key.into(), Value::String(v));
+            }
+            None if editing => {
+                def.insert(key.into(), Value::Null);
+            }
+            None => {}
         }
     }
     if let Some(auth) = form.opt("auth") {
@@ -274,12 +307,31 @@ pub async fn create(api: &Api, viewer: &Viewer, req: Request<Body>) -> http::Res
             },
         );
     }
+    def
+}
+
+/// The checker's problems of a refused change, or its error as one.
+fn problems_of(e: &moat_admin::api::ApiError) -> Vec<FieldProblem> {
+    if e.problems.is_empty() {
+        vec![FieldProblem {
+            key: String::new(),
+            message: e.error.clone(),
+            fix: None,
+        }]
+    } else {
+        e.problems.clone()
+    }
+}
+
+/// Adds an app from the form; its mistakes come back next to their fields.
+pub async fn create(api: &Api, viewer: &Viewer, req: Request<Body>) -> http::Response<Body> {
+    let form = Form::read(req).await;
     let result: Result<AppDetail, _> = api
         .send(
             &viewer.actor,
             Method::POST,
             paths::APPS,
-            &Value::Object(def),
+            &Value::Object(definition_of(&form, false)),
         )
         .await;
     match result {
@@ -287,35 +339,74 @@ pub async fn create(api: &Api, viewer: &Viewer, req: Request<Body>) -> http::Res
             viewer,
             &format!("/apps/{}?done=created", seg(&app.summary.name)),
         ),
-        Err(e) => {
-            let problems = if e.problems.is_empty() {
-                vec![FieldProblem {
-                    key: String::new(),
-                    message: e.error.clone(),
-                    fix: None,
-                }]
-            } else {
-                e.problems.clone()
-            };
-            Page {
-                viewer,
-                title: "Add an app",
-                section: "/apps",
-                status: crate::api::status_of(&e),
-            }
-            .render(
-                Some(Notice::Failed(
-                    "The app was not added: correct the fields marked below.",
-                )),
-                create_form(viewer, &form, &problems),
-            )
+        Err(e) => Page {
+            viewer,
+            title: "Add an app",
+            section: "/apps",
+            status: crate::api::status_of(&e),
         }
+        .render(
+            Some(Notice::Failed(
+                "The app was not added: correct the fields marked below.",
+            )),
+            app_form(viewer, None, &form, &problems_of(&e)),
+        ),
     }
 }
 
-/// The form that adds an app: a name, a mount, and an upstream or a
-/// static folder; the checker's problems shown at their fields.
-pub fn create_form(viewer: &Viewer, form: &Form, problems: &[FieldProblem]) -> Markup {
+/// Changes an API app from its form (a merge patch of the fields the
+/// form has: its other settings stay); mistakes come back at their fields.
+pub async fn update(
+    api: &Api,
+    viewer: &Viewer,
+    name: &str,
+    req: Request<Body>,
+) -> http::Response<Body> {
+    let form = Form::read(req).await;
+    let result: Result<AppDetail, _> = api
+        .send(
+            &viewer.actor,
+            Method::PATCH,
+            &paths::app(name),
+            &Value::Object(definition_of(&form, true)),
+        )
+        .await;
+    match result {
+        Ok(_) => see_other(viewer, &format!("/apps/{}?done=updated", seg(name))),
+        Err(e) => Page {
+            viewer,
+            title: &format!("Change app {name}"),
+            section: "/apps",
+            status: crate::api::status_of(&e),
+        }
+        .render(
+            Some(Notice::Failed(
+                "Nothing was changed: correct the fields marked below.",
+            )),
+            app_form(viewer, Some(name), &form, &problems_of(&e)),
+        ),
+    }
+}
+
+pub async fn delete(api: &Api, viewer: &Viewer, name: &str) -> http::Response<Body> {
+    match api.delete(&viewer.actor, &paths::app(name)).await {
+        Ok(_) => see_other(viewer, "/apps?done=deleted"),
+        Err(e) => see_other(
+            viewer,
+            &format!("/apps/{}?failed={}", seg(name), seg(&e.error)),
+        ),
+    }
+}
+
+/// The form that adds an app (or with `editing`, changes that one): a
+/// name, a mount, and an upstream or a static folder; the checker's
+/// problems shown at their fields.
+pub fn app_form(
+    viewer: &Viewer,
+    editing: Option<&str>,
+    form: &Form,
+    problems: &[FieldProblem],
+) -> Markup {
     let fields: [(&str, &str, &str, &str); 6] = [
         (
             "name",
@@ -359,8 +450,12 @@ pub fn create_form(viewer: &Viewer, form: &Form, problems: &[FieldProblem]) -> M
         .iter()
         .filter(|p| !known.contains(&field_of(&p.key)))
         .collect();
+    let action = match editing {
+        Some(name) => format!("{}/apps/{}", viewer.base, seg(name)),
+        None => format!("{}/apps", viewer.base),
+    };
     html! {
-        form.app-form method="post" action={ (viewer.base) "/apps" } novalidate {
+        form.app-form method="post" action=(action) novalidate {
             (csrf_field(viewer))
             @if !other.is_empty() {
                 ul.problems role="alert" {
@@ -373,7 +468,9 @@ pub fn create_form(viewer: &Viewer, form: &Form, problems: &[FieldProblem]) -> M
                 @let error_id = format!("{name}-error");
                 div.field {
                     label for={ "app-" (name) } { (label) }
-                    @if mine.is_empty() {
+                    @if name == "name" && editing.is_some() {
+                        input id={ "app-" (name) } name=(name) value=(form.get(name)) readonly aria-describedby=(hint_id);
+                    } @else if mine.is_empty() {
                         input id={ "app-" (name) } name=(name) value=(form.get(name)) placeholder=(placeholder) aria-describedby=(hint_id);
                     } @else {
                         input id={ "app-" (name) } name=(name) value=(form.get(name)) placeholder=(placeholder) aria-invalid="true" aria-describedby={ (error_id) " " (hint_id) };
@@ -384,7 +481,7 @@ pub fn create_form(viewer: &Viewer, form: &Form, problems: &[FieldProblem]) -> M
                     p.hint id=(hint_id) { (hint) }
                 }
             }
-            button type="submit" { "Add the app" }
+            button type="submit" { @if editing.is_some() { "Save changes" } @else { "Add the app" } }
         }
     }
 }

@@ -31,6 +31,12 @@ impl Form {
         )
     }
 
+    /// A form filled in with these values (an edit form's current
+    /// settings).
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Form {
+        Form(pairs.into_iter().collect())
+    }
+
     /// The field's value, trimmed; `""` when absent.
     pub fn get(&self, name: &str) -> &str {
         self.0

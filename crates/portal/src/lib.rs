@@ -94,6 +94,8 @@ async fn route(api: &Api, req: Request<Body>, viewer: &Viewer) -> Response<Body>
         (true, ["apps"]) => apps::list(api, viewer, &query).await,
         (false, ["apps"]) => apps::create(api, viewer, req).await,
         (true, ["apps", name]) => apps::detail(api, viewer, name, &query).await,
+        (false, ["apps", name]) => apps::update(api, viewer, name, req).await,
+        (false, ["apps", name, "delete"]) => apps::delete(api, viewer, name).await,
         (false, ["apps", name, "csp", action @ ("approve" | "revoke")]) => {
             apps::csp_change(api, viewer, name, action, req).await
         }
@@ -101,6 +103,8 @@ async fn route(api: &Api, req: Request<Body>, viewer: &Viewer) -> Response<Body>
         (true, ["storage"]) => storage::page(api, viewer, &query).await,
         (false, ["storage", "buckets"]) => storage::create(api, viewer, req).await,
         (false, ["storage", "buckets", name, "delete"]) => storage::delete(api, viewer, name).await,
+        (true, ["storage", "buckets", name]) => storage::edit_page(api, viewer, name).await,
+        (false, ["storage", "buckets", name]) => storage::update(api, viewer, name, req).await,
         (false, ["storage", "reapply"]) => storage::reapply(api, viewer, req).await,
         (true, ["recordings"]) => recordings::list(api, viewer, &query).await,
         (true, ["recordings", id]) => recordings::detail(api, viewer, id, &query).await,

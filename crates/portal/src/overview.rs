@@ -156,7 +156,7 @@ fn welcome(viewer: &Viewer) -> Markup {
             h2 #welcome-h { "No apps yet" }
             p { "moat is running and protects nothing yet. Add an app here, or in a config file ("
                 code { "moat serve -c moat.toml" } ", see " code { "moat config default" } ")." }
-            (crate::apps::create_form(viewer, &crate::forms::Form::parse(""), &[]))
+            (crate::apps::app_form(viewer, None, &crate::forms::Form::parse(""), &[]))
         }
     }
 }

@@ -287,15 +287,7 @@ pub async fn har(api: &Api, viewer: &Viewer, id: &str) -> Response<Body> {
 }
 
 pub async fn delete(api: &Api, viewer: &Viewer, id: &str) -> Response<Body> {
-    match api
-        .send::<_, serde_json::Value>(
-            &viewer.actor,
-            Method::DELETE,
-            &paths::recording(id),
-            &serde_json::Value::Null,
-        )
-        .await
-    {
+    match api.delete(&viewer.actor, &paths::recording(id)).await {
         Ok(_) => see_other(viewer, "/recordings"),
         Err(e) => see_other(
             viewer,

@@ -18,6 +18,7 @@ fn notice_of(query: &str) -> Option<&'static str> {
     Some(match query_param(query, "done")?.as_str() {
         "created" => "The bucket answered the probe and was added.",
         "deleted" => "The bucket was removed.",
+        "updated" => "The bucket answered the probe and its settings were saved.",
         _ => return None,
     })
 }
@@ -73,14 +74,18 @@ fn render(
                                     td { code { (get("prefix")) } }
                                     td { @if get("access_key_id").is_empty() { "from the environment" } @else { (get("access_key_id")) " with a secret (never shown)" } }
                                 }
-                                td { (button_form(viewer, &format!("/storage/buckets/{}/delete", crate::api::seg(&b.name)), &[], "Remove", "revoke", Some("Remove this bucket? (moat refuses while an app or a recording uses it.)"))) }
+                                td {
+                                    a.button href={ (viewer.base) "/storage/buckets/" (crate::api::seg(&b.name)) } aria-label={ "Edit bucket " (b.name) } { "Edit" }
+                                    " "
+                                    (button_form(viewer, &format!("/storage/buckets/{}/delete", crate::api::seg(&b.name)), &[], "Remove", "revoke", Some("Remove this bucket? (moat refuses while an app or a recording uses it.)")))
+                                }
                             }
                         }
                     }
                 } },
             }
             h3 #add-bucket-h { "Add a bucket" }
-            (bucket_form(viewer, form, form_error))
+            (bucket_form(viewer, None, form, form_error))
         }
         section aria-labelledby="reapply-h" {
             h2 #reapply-h { "Storage policies" }
@@ -105,7 +110,9 @@ fn render(
     .render(notice, content)
 }
 
-fn bucket_form(viewer: &Viewer, form: &Form, error: Option<&str>) -> Markup {
+/// The form that adds a bucket, or with `editing` changes that one's
+/// settings (its name fixed; an empty secret keeps the stored one).
+fn bucket_form(viewer: &Viewer, editing: Option<&str>, form: &Form, error: Option<&str>) -> Markup {
     let fields: [(&str, &str, &str, &str); 9] = [
         (
             "name",
@@ -147,8 +154,12 @@ fn bucket_form(viewer: &Viewer, form: &Form, error: Option<&str>) -> Markup {
             "",
         ),
     ];
+    let action = match editing {
+        Some(name) => format!("{}/storage/buckets/{}", viewer.base, crate::api::seg(name)),
+        None => format!("{}/storage/buckets", viewer.base),
+    };
     html! {
-        form.bucket-form method="post" action={ (viewer.base) "/storage/buckets" } {
+        form.bucket-form method="post" action=(action) {
             (csrf_field(viewer))
             @if let Some(e) = error {
                 p.field-error #bucket-error role="alert" { (e) }
@@ -165,12 +176,21 @@ fn bucket_form(viewer: &Viewer, form: &Form, error: Option<&str>) -> Markup {
                     } @else {
                         label for=(id) { (label) }
                         @let value = if kind == "password" { "" } else { form.get(name) };
-                        input id=(id) name=(name) type=(kind) value=(value) autocomplete="off" aria-describedby={ (id) "-hint" };
-                        p.hint id={ (id) "-hint" } { (hint) }
+                        @if name == "name" && editing.is_some() {
+                            input id=(id) name=(name) type=(kind) value=(value) readonly aria-describedby={ (id) "-hint" };
+                            p.hint id={ (id) "-hint" } { "a bucket keeps its name" }
+                        } @else {
+                            input id=(id) name=(name) type=(kind) value=(value) autocomplete="off" aria-describedby={ (id) "-hint" };
+                            @if name == "secret_access_key" && editing.is_some() {
+                                p.hint id={ (id) "-hint" } { "empty: keep the stored secret (with the same access key ID)" }
+                            } @else {
+                                p.hint id={ (id) "-hint" } { (hint) }
+                            }
+                        }
                     }
                 }
             }
-            button type="submit" { "Probe and add" }
+            button type="submit" { @if editing.is_some() { "Probe and save" } @else { "Probe and add" } }
         }
     }
 }
@@ -179,6 +199,31 @@ fn bucket_form(viewer: &Viewer, form: &Form, error: Option<&str>) -> Markup {
 /// folder.
 pub async fn create(api: &Api, viewer: &Viewer, req: Request<Body>) -> http::Response<Body> {
     let form = Form::read(req).await;
+    let body = BucketRequest {
+        name: form.opt("name"),
+        config: config_of(&form),
+    };
+    match api
+        .send::<_, BucketView>(&viewer.actor, Method::POST, paths::BUCKETS, &body)
+        .await
+    {
+        Ok(_) => see_other(viewer, "/storage?done=created"),
+        Err(e) => {
+            let buckets = api.get(&viewer.actor, paths::BUCKETS).await;
+            render(
+                viewer,
+                crate::api::status_of(&e),
+                Some(Notice::Failed("The bucket was not added.")),
+                buckets,
+                &form,
+                Some(&e.describe()),
+            )
+        }
+    }
+}
+
+/// The bucket settings a form gives: S3 when no folder is given.
+fn config_of(form: &Form) -> Value {
     let mut config = Map::new();
     let s3 = form.opt("path").is_none();
     config.insert(
@@ -208,39 +253,80 @@ pub async fn create(api: &Api, viewer: &Viewer, req: Request<Body>) -> http::Res
             Value::Bool(form.get("path_style") == "on"),
         );
     }
+    Value::Object(config)
+}
+
+/// One bucket's page: its settings in a form that changes them.
+pub async fn edit_page(api: &Api, viewer: &Viewer, name: &str) -> http::Response<Body> {
+    let bucket: BucketView = match api.get(&viewer.actor, &paths::bucket(name)).await {
+        Ok(b) => b,
+        Err(e) => return crate::layout::failure(viewer, "/storage", &e),
+    };
+    let mut pairs = vec![("name".to_owned(), bucket.name.clone())];
+    if let Some(Value::Object(c)) = &bucket.config {
+        for (k, v) in c {
+            match v {
+                Value::String(s) => pairs.push((k.clone(), s.clone())),
+                Value::Bool(true) => pairs.push((k.clone(), "on".into())),
+                _ => {}
+            }
+        }
+    }
+    edit_render(viewer, name, StatusCode::OK, &Form::from_pairs(pairs), None)
+}
+
+fn edit_render(
+    viewer: &Viewer,
+    name: &str,
+    status: StatusCode,
+    form: &Form,
+    error: Option<&str>,
+) -> http::Response<Body> {
+    Page {
+        viewer,
+        title: &format!("Bucket {name}"),
+        section: "/storage",
+        status,
+    }
+    .render(
+        error.map(|_| Notice::Failed("The bucket's settings were not saved.")),
+        html! {
+            p { "moat probes the bucket with the new settings (writes, reads and deletes an object) before it saves them." }
+            (bucket_form(viewer, Some(name), form, error))
+            p { a href={ (viewer.base) "/storage" } { "Back to storage" } }
+        },
+    )
+}
+
+/// Saves a bucket's changed settings (after the probe).
+pub async fn update(
+    api: &Api,
+    viewer: &Viewer,
+    name: &str,
+    req: Request<Body>,
+) -> http::Response<Body> {
+    let form = Form::read(req).await;
     let body = BucketRequest {
-        name: form.opt("name"),
-        config: Value::Object(config),
+        name: None,
+        config: config_of(&form),
     };
     match api
-        .send::<_, BucketView>(&viewer.actor, Method::POST, paths::BUCKETS, &body)
+        .send::<_, BucketView>(&viewer.actor, Method::PUT, &paths::bucket(name), &body)
         .await
     {
-        Ok(_) => see_other(viewer, "/storage?done=created"),
-        Err(e) => {
-            let buckets = api.get(&viewer.actor, paths::BUCKETS).await;
-            render(
-                viewer,
-                crate::api::status_of(&e),
-                Some(Notice::Failed("The bucket was not added.")),
-                buckets,
-                &form,
-                Some(&e.describe()),
-            )
-        }
+        Ok(_) => see_other(viewer, "/storage?done=updated"),
+        Err(e) => edit_render(
+            viewer,
+            name,
+            crate::api::status_of(&e),
+            &form,
+            Some(&e.describe()),
+        ),
     }
 }
 
 pub async fn delete(api: &Api, viewer: &Viewer, name: &str) -> http::Response<Body> {
-    match api
-        .send::<_, Value>(
-            &viewer.actor,
-            Method::DELETE,
-            &paths::bucket(name),
-            &Value::Null,
-        )
-        .await
-    {
+    match api.delete(&viewer.actor, &paths::bucket(name)).await {
         Ok(_) => see_other(viewer, "/storage?done=deleted"),
         Err(e) => see_other(
             viewer,

@@ -48,6 +48,18 @@ impl Control {
                 "{name:?} is not a valid bucket name (1-64 letters, digits, '-', '_')"
             )));
         }
+        // An update naming the same access key ID without its secret keeps
+        // the stored secret: the API never shows it, so an admin changing
+        // another setting cannot send it again.
+        let cfg = match create {
+            true => cfg,
+            false => keep_secret(
+                cfg,
+                crate::buckets::load(&self.parts.store, self.parts.recorder.kek(), name)
+                    .await
+                    .ok(),
+            ),
+        };
         let probe = async {
             let os = moat_recording::bucket::open(&cfg)?;
             moat_recording::bucket::probe(os.as_ref(), cfg.prefix()).await
@@ -110,4 +122,63 @@ fn bucket_name_ok(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `new` with `old`'s secret where `new` names the same access key ID and
+/// gives no secret.
+fn keep_secret(mut new: BucketConfig, old: Option<BucketConfig>) -> BucketConfig {
+    if let (
+        BucketConfig::S3 {
+            access_key_id: Some(id),
+            secret_access_key: secret @ None,
+            ..
+        },
+        Some(BucketConfig::S3 {
+            access_key_id: Some(old_id),
+            secret_access_key: Some(old_secret),
+            ..
+        }),
+    ) = (&mut new, old)
+        && *id == old_id
+    {
+        *secret = Some(old_secret);
+    }
+    new
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3(id: Option<&str>, secret: Option<&str>) -> BucketConfig {
+        BucketConfig::S3 {
+            bucket: "b".into(),
+            region: "r".into(),
+            prefix: String::new(),
+            endpoint: None,
+            path_style: false,
+            access_key_id: id.map(Into::into),
+            secret_access_key: secret.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn an_update_without_the_secret_keeps_it_only_for_the_same_key() {
+        let stored = Some(s3(Some("AKIA1"), Some("old")));
+        assert_eq!(
+            keep_secret(s3(Some("AKIA1"), None), stored.clone()),
+            s3(Some("AKIA1"), Some("old"))
+        );
+        // A new secret replaces it; another key ID does not get it.
+        assert_eq!(
+            keep_secret(s3(Some("AKIA1"), Some("new")), stored.clone()),
+            s3(Some("AKIA1"), Some("new"))
+        );
+        assert_eq!(
+            keep_secret(s3(Some("AKIA2"), None), stored.clone()),
+            s3(Some("AKIA2"), None)
+        );
+        // No key ID: credentials from the environment, nothing kept.
+        assert_eq!(keep_secret(s3(None, None), stored), s3(None, None));
+    }
 }
