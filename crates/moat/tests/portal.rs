@@ -144,6 +144,7 @@ async fn an_admin_approves_and_revokes_a_source_and_adds_an_app_in_the_browser()
         "marked, and what was typed is kept"
     );
     b.fill("app-upstream", "http://127.0.0.1:9").await;
+    b.click("#app-recording").await;
     b.click("form.app-form button[type=submit]").await;
     b.wait_location("/_moat/portal/apps/wiki?done=created")
         .await;
@@ -152,7 +153,7 @@ async fn an_admin_approves_and_revokes_a_source_and_adds_an_app_in_the_browser()
         apps.as_array()
             .unwrap()
             .iter()
-            .any(|a| a["name"] == "wiki" && a["defined_in"] == "api"),
+            .any(|a| a["name"] == "wiki" && a["defined_in"] == "api" && a["recording"] == true),
         "{apps}"
     );
     // Changed through its form: the checker's words again, then saved.
@@ -172,6 +173,7 @@ async fn an_admin_approves_and_revokes_a_source_and_adds_an_app_in_the_browser()
     let wiki = moat.admin_get("/api/v1/apps/wiki").await.unwrap();
     assert_eq!(wiki["path"], "/wiki2", "{wiki}");
     assert_eq!(wiki["target"], "http://127.0.0.1:9", "the rest stays");
+    assert_eq!(wiki["recording"], true, "the rest stays");
     // Deleted, after the question.
     b.click("button.danger").await;
     c.accept_alert().await.unwrap();

@@ -271,6 +271,10 @@ fn current(s: &AppSummary) -> Form {
         ("host".to_owned(), s.host.clone().unwrap_or_default()),
         (target.to_owned(), s.target.clone()),
         ("auth".to_owned(), s.auth.clone()),
+        (
+            "recording".to_owned(),
+            if s.recording { "on" } else { "" }.to_owned(),
+        ),
     ])
 }
 
@@ -291,6 +295,14 @@ fn definition_of(form: &Form, editing: bool) -> Map<String, Value> {
             }
             None => {}
         }
+    }
+    // Only `enabled`: the recording's other settings (limits, redaction,
+    // bucket) stay as the API or the CLI set them.
+    let record = form.get("recording") == "on";
+    if record || editing {
+        let mut recording = Map::new();
+        recording.insert("enabled".into(), Value::Bool(record));
+        def.insert("recording".into(), Value::Object(recording));
     }
     if let Some(auth) = form.opt("auth") {
         let list: Vec<Value> = auth
@@ -480,6 +492,17 @@ pub fn app_form(
                     }
                     p.hint id=(hint_id) { (hint) }
                 }
+            }
+            div.field {
+                label.check for="app-recording" {
+                    @if form.get("recording") == "on" {
+                        input #app-recording name="recording" type="checkbox" checked aria-describedby="recording-hint";
+                    } @else {
+                        input #app-recording name="recording" type="checkbox" aria-describedby="recording-hint";
+                    }
+                    " Record its sessions"
+                }
+                p.hint #recording-hint { "every exchange and WebSocket message, credentials redacted, signed; played back under Recordings" }
             }
             button type="submit" { @if editing.is_some() { "Save changes" } @else { "Add the app" } }
         }
