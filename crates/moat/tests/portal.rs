@@ -706,7 +706,10 @@ async fn a_recorded_visit_plays_back_in_order_and_its_page_is_shown_from_the_rec
         let echoed = socket.next().await.unwrap().unwrap();
         assert_eq!(echoed.into_text().unwrap().as_str(), text);
     }
+    // The closing handshake finishes (both close frames recorded) before
+    // the next request, so the recorded order is known.
     socket.close(None).await.unwrap();
+    while let Some(Ok(_)) = socket.next().await {}
     drop(socket);
     get("/site/api/data?after=ws").await;
     let resp = http
@@ -849,6 +852,9 @@ async fn a_recorded_visit_plays_back_in_order_and_its_page_is_shown_from_the_rec
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(view.iter().any(|n| n.contains("/view/1")), "{view:?}");
+    // The portal page fetched only portal URLs (the frame's own fetches
+    // are not in its entries: the app's request counter, which must not
+    // move, and the policy and inlining checked below cover those).
     for name in &view {
         assert!(name.starts_with(&portal), "outside the portal: {name}");
     }

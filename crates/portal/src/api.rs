@@ -96,23 +96,32 @@ impl Api {
                 .transpose()
                 .map_err(|e| internal(format!("reading the recording: {e}")))?;
             let Some(frame) = frame else {
-                return Ok(());
+                return match pending.iter().all(u8::is_ascii_whitespace) {
+                    true => Ok(()),
+                    false => Err(internal(
+                        "the recording's events ended in the middle of one".into(),
+                    )),
+                };
             };
             let Ok(data) = frame.into_data() else {
                 continue;
             };
             pending.extend_from_slice(&data);
-            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=end).collect();
+            // Every whole line of the piece, then what is left moved once.
+            let mut start = 0;
+            while let Some(len) = pending[start..].iter().position(|b| *b == b'\n') {
+                let line = &pending[start..start + len];
+                start += len + 1;
                 if std::mem::take(&mut first) {
                     continue;
                 }
-                let event = serde_json::from_slice(&line)
+                let event = serde_json::from_slice(line)
                     .map_err(|e| internal(format!("an event of the recording: {e}")))?;
                 if !each(event) {
                     return Ok(());
                 }
             }
+            pending.drain(..start);
         }
     }
 

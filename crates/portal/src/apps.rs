@@ -304,6 +304,10 @@ fn definition_of(form: &Form, editing: bool) -> Map<String, Value> {
         recording.insert("enabled".into(), Value::Bool(record));
         def.insert("recording".into(), Value::Object(recording));
     }
+    if editing && form.opt("auth").is_none() {
+        // Cleared: back to the default sign-in.
+        def.insert("auth".into(), Value::Null);
+    }
     if let Some(auth) = form.opt("auth") {
         let list: Vec<Value> = auth
             .split(',')

@@ -11,9 +11,13 @@
 //!   the same recording, inlined (`<style>`, `data:` URLs); what the
 //!   recording does not hold is dropped, never fetched;
 //! - what could navigate the frame or send a request (links, forms,
-//!   `<base>`, `<meta http-equiv>`, frames, plugins, event handlers,
-//!   scripts, `srcset`) is removed; the policy blocks whatever a rewrite
-//!   missed.
+//!   `<base>`, every `<meta>`, frames, plugins, event handlers, scripts,
+//!   `<noscript>` (read as markup where scripts are off), SMIL, `srcset`)
+//!   is removed. The policy blocks any fetch a rewrite missed; navigation
+//!   (a link) it does not govern, so the rewrite alone must remove those;
+//! - the page is decoded by its charset and served as UTF-8, so moat's
+//!   rewriter and the browser read the same markup; inlined CSS carries no
+//!   `<`; output is bounded ([`OUTPUT_BUDGET`]).
 //!
 //! The recording is read twice as a stream: once for the page's own
 //! exchange, once for the subresources, keeping at most [`BUDGET`] bytes
@@ -46,6 +50,7 @@ const POLICY: &str = "sandbox; default-src 'none'; img-src data:; font-src data:
 #[derive(Default)]
 struct Exchange {
     t_us: u64,
+    conn: u64,
     tls: bool,
     method: String,
     url: Option<Url>,
@@ -69,6 +74,7 @@ impl Exchange {
                 headers,
                 ..
             } => {
+                self.conn = conn;
                 self.tls = tls.get(&conn).copied().unwrap_or(true);
                 self.method = method;
                 self.url = absolute(&uri, header_of(&headers, "host"), self.tls);
@@ -110,6 +116,15 @@ impl Exchange {
     fn usable(&self) -> bool {
         self.method == "GET" && (200..300).contains(&self.status) && !self.encoded && self.whole
     }
+
+    /// A stylesheet, image or font: what a page view inlines.
+    fn wanted(&self) -> bool {
+        let m = self.media_type();
+        m == "text/css"
+            || m.starts_with("image/")
+            || m.starts_with("font/")
+            || m == "application/font-woff"
+    }
 }
 
 fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -135,7 +150,15 @@ struct Resources {
     bytes: usize,
     /// Subresources left out because the budget was spent.
     dropped: usize,
+    /// Each resource's `data:` URL, made once however often it is used.
+    encoded: RefCell<HashMap<String, std::sync::Arc<str>>>,
+    /// Bytes of `data:` URLs written into the page so far (a page that
+    /// refers to one large image many times must not grow without end).
+    written: std::cell::Cell<usize>,
 }
+
+/// Bytes of `data:` URLs one page view writes at most.
+const OUTPUT_BUDGET: usize = 64 << 20;
 
 struct Resource {
     media_type: String,
@@ -148,10 +171,7 @@ impl Resources {
     /// Keeps `x` unless the same URL was recorded nearer to the page.
     fn offer(&mut self, x: Exchange, page_t_us: u64) {
         let media_type = x.media_type();
-        let wanted = media_type == "text/css"
-            || media_type.starts_with("image/")
-            || media_type.starts_with("font/")
-            || media_type == "application/font-woff";
+        let wanted = x.wanted();
         let Some(mut url) = x.url.filter(|_| wanted && x.status != 0) else {
             return;
         };
@@ -178,25 +198,91 @@ impl Resources {
         );
     }
 
-    fn get(&self, url: &Url) -> Option<&Resource> {
-        let mut url = url.clone();
-        url.set_fragment(None);
-        self.by_url.get(url.as_str())
-    }
-
     /// `data:` URL of what `reference` (relative to `base`) names, if the
-    /// recording holds it and it is not a stylesheet.
-    fn data_url(&self, base: &Url, reference: &str) -> Option<String> {
-        let r = self.get(&base.join(reference.trim()).ok()?)?;
-        if r.media_type == "text/css" || !is_token(&r.media_type) {
+    /// recording holds it, it is not a stylesheet, and the page's output
+    /// budget allows it.
+    fn data_url(&self, base: &Url, reference: &str) -> Option<std::sync::Arc<str>> {
+        let mut url = base.join(&decode_entities(reference.trim())).ok()?;
+        url.set_fragment(None);
+        let key = url.to_string();
+        let cached = self.encoded.borrow().get(&key).cloned();
+        let data = match cached {
+            Some(d) => d,
+            None => {
+                let r = self.by_url.get(&key)?;
+                if r.media_type == "text/css" || !is_token(&r.media_type) {
+                    return None;
+                }
+                let d: std::sync::Arc<str> =
+                    format!("data:{};base64,{}", r.media_type, B64.encode(&r.body)).into();
+                self.encoded.borrow_mut().insert(key, d.clone());
+                d
+            }
+        };
+        let written = self.written.get() + data.len();
+        if written > OUTPUT_BUDGET {
             return None;
         }
-        Some(format!(
-            "data:{};base64,{}",
-            r.media_type,
-            B64.encode(&r.body)
-        ))
+        self.written.set(written);
+        Some(data)
     }
+
+    /// The stylesheet `reference` (relative to `base`) names, and its URL.
+    fn stylesheet(&self, base: &Url, reference: &str) -> Option<(String, Url)> {
+        let mut url = base.join(&decode_entities(reference.trim())).ok()?;
+        url.set_fragment(None);
+        let r = self.by_url.get(url.as_str())?;
+        let written = self.written.get() + r.body.len();
+        if r.media_type != "text/css" || written > OUTPUT_BUDGET {
+            return None;
+        }
+        self.written.set(written);
+        Some((String::from_utf8_lossy(&r.body).into_owned(), url))
+    }
+}
+
+/// An attribute's value as the browser reads it: lol_html gives the text
+/// as written, character references included (`&amp;`).
+fn decode_entities(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('&') {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let end = rest.find(';').filter(|e| *e <= 10);
+        let decoded = end.and_then(|e| {
+            let name = &rest[1..e];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                _ => name
+                    .strip_prefix("#x")
+                    .or_else(|| name.strip_prefix("#X"))
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
+                    .and_then(char::from_u32),
+            }?;
+            Some((c, e + 1))
+        });
+        match decoded {
+            Some((c, used)) => {
+                out.push(c);
+                rest = &rest[used..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out.into()
 }
 
 /// A media type safe to write into a `data:` URL unquoted.
@@ -272,6 +358,14 @@ pub async fn view(api: &Api, viewer: &Viewer, id: &str, req: &str) -> Response<B
                     }
                     Event::ConnClose { conn } => {
                         tls.remove(&conn);
+                        // Exchanges cut off with their connection end here.
+                        open.retain(|_, x| {
+                            let keep = x.conn != conn;
+                            if !keep {
+                                pending_bytes -= x.body.len();
+                            }
+                            keep
+                        });
                     }
                     Event::RequestHead { req: r, .. } if r != req => {
                         let mut x = Exchange {
@@ -291,7 +385,7 @@ pub async fn view(api: &Api, viewer: &Viewer, id: &str, req: &str) -> Response<B
                             let before = x.body.len();
                             x.add(event, &tls);
                             pending_bytes += x.body.len() - before;
-                            if pending_bytes + resources.bytes > 2 * BUDGET {
+                            if !x.whole || pending_bytes + resources.bytes > 2 * BUDGET {
                                 pending_bytes -= x.body.len();
                                 open.remove(&r);
                                 resources.dropped += 1;
@@ -301,7 +395,8 @@ pub async fn view(api: &Api, viewer: &Viewer, id: &str, req: &str) -> Response<B
                     Event::ResponseHead { req: r, .. } => {
                         if let Some(x) = open.get_mut(&r) {
                             x.add(event, &tls);
-                            if !x.usable() {
+                            // Only what could be inlined is held.
+                            if !x.usable() || !x.wanted() {
                                 open.remove(&r);
                             }
                         }
@@ -339,14 +434,28 @@ pub async fn view(api: &Api, viewer: &Viewer, id: &str, req: &str) -> Response<B
             "page view: subresources over the budget were left out"
         );
     }
-    let html = String::from_utf8_lossy(&page.body);
+    // Decoded by the charset it was sent with, served as UTF-8: the page
+    // is read the same way here and in the browser, whatever it claimed.
+    let html = decode(&page.content_type, &page.body);
     match rewrite(&html, &base, &resources) {
-        Ok(out) => respond(StatusCode::OK, &page.content_type, out),
+        Ok(out) => respond(StatusCode::OK, out),
         Err(e) => message(
             StatusCode::UNPROCESSABLE_ENTITY,
             &format!("The recorded page cannot be shown: {e}"),
         ),
     }
+}
+
+/// A page's text, decoded by the charset its content type names (a byte
+/// order mark wins; UTF-8 when it names none or one unknown).
+fn decode<'a>(content_type: &str, body: &'a [u8]) -> std::borrow::Cow<'a, str> {
+    let charset = content_type
+        .split(';')
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))
+        .and_then(|(_, v)| encoding_rs::Encoding::for_label(v.trim().trim_matches('"').as_bytes()))
+        .unwrap_or(encoding_rs::UTF_8);
+    charset.decode(body).0
 }
 
 /// The recorded page with everything that would fetch or navigate removed
@@ -355,31 +464,37 @@ fn rewrite(html: &str, base: &Url, res: &Resources) -> Result<String, String> {
     let style_text = RefCell::new(String::new());
     let settings = RewriteStrSettings::new()
         .append_element_content_handler(element!(
-                "script, base, meta[http-equiv], iframe, frame, frameset, object, embed, applet, portal",
+                // noscript: lol_html reads its content as text (scripting
+                // on), the sandboxed browser as markup (scripting off), so
+                // it is not shown at all. meta: refresh, referrer, charset
+                // (the page is served as UTF-8). SMIL can set an href.
+                "script, noscript, base, meta, iframe, frame, frameset, object, embed, applet, portal, animate, set",
                 |el| {
                     el.remove();
                     Ok(())
                 }
             ),)
         .append_element_content_handler(element!("link", |el| {
-                let stylesheet = el
-                    .get_attribute("rel")
-                    .is_some_and(|r| r.split_ascii_whitespace().any(|w| w.eq_ignore_ascii_case("stylesheet")));
-                let css = el
-                    .get_attribute("href")
-                    .filter(|_| stylesheet)
-                    .and_then(|href| base.join(href.trim()).ok())
-                    .and_then(|url| {
-                        let r = res.get(&url)?;
-                        (r.media_type == "text/css")
-                            .then(|| rewrite_css(&String::from_utf8_lossy(&r.body), &url, res))
-                    });
-                match css {
-                    Some(css) => el.replace(&format!("<style>{}</style>", in_style(&css)), ContentType::Html),
-                    None => el.remove(),
-                }
-                Ok(())
-            }),)
+            let stylesheet = el.get_attribute("rel").is_some_and(|r| {
+                r.split_ascii_whitespace()
+                    .any(|w| w.eq_ignore_ascii_case("stylesheet"))
+            });
+            // Only in HTML: inside SVG or MathML a <style> holds markup.
+            let html_ns = el.namespace_uri() == "http://www.w3.org/1999/xhtml";
+            let css = el
+                .get_attribute("href")
+                .filter(|_| stylesheet && html_ns)
+                .and_then(|href| res.stylesheet(base, &href))
+                .map(|(css, url)| rewrite_css(&css, &url, res));
+            match css {
+                Some(css) => el.replace(
+                    &format!("<style>{}</style>", in_style(&css)),
+                    ContentType::Html,
+                ),
+                None => el.remove(),
+            }
+            Ok(())
+        }))
         .append_element_content_handler(element!("*", |el| {
                 let names: Vec<String> = el.attributes().iter().map(|a| a.name()).collect();
                 for name in names {
@@ -417,9 +532,11 @@ fn rewrite(html: &str, base: &Url, res: &Resources) -> Result<String, String> {
     rewrite_str(html, settings).map_err(|e| e.to_string())
 }
 
-/// CSS made safe to sit inside `<style>`: it cannot close the element.
+/// CSS made safe to sit inside `<style>`: no `<` at all (CSS reads the
+/// escape `\3c ` as one), so it can neither close the element nor start
+/// markup where a parser reads it as such.
 fn in_style(css: &str) -> String {
-    css.replace("</", "<\\/")
+    css.replace('<', "\\3c ")
 }
 
 /// Every `url(...)` in `css` (relative to `base`) replaced with the
@@ -482,14 +599,13 @@ fn url_argument(s: &str) -> (String, usize) {
     (value, s.len())
 }
 
-fn respond(status: StatusCode, content_type: &str, html: String) -> Response<Body> {
+fn respond(status: StatusCode, html: String) -> Response<Body> {
     let mut resp = Response::new(body::full(html));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_str(content_type)
-            .unwrap_or_else(|_| HeaderValue::from_static("text/html; charset=utf-8")),
+        HeaderValue::from_static("text/html; charset=utf-8"),
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -511,7 +627,7 @@ fn message(status: StatusCode, text: &str) -> Response<Body> {
             body { p { (text) } }
         }
     };
-    respond(status, "text/html; charset=utf-8", page.into_string())
+    respond(status, page.into_string())
 }
 
 #[cfg(test)]
@@ -586,6 +702,90 @@ mod tests {
         );
         let out = rewrite(r#"<link rel=stylesheet href="/x.css">"#, &base, &r).unwrap();
         assert!(!out.contains("</style><script>"), "{out}");
+    }
+
+    #[test]
+    fn markup_the_browser_reads_differently_is_not_shown() {
+        let base = Url::parse("https://app.test/").unwrap();
+        let mut r = Resources::default();
+        r.by_url.insert(
+            "https://app.test/x.css".into(),
+            Resource {
+                media_type: "text/css".into(),
+                body: b"a{}<meta http-equiv=refresh content='0;url=https://evil.test/'><a href=https://evil.test/>x</a>".to_vec(),
+                distance_us: 0,
+            },
+        );
+        for html in [
+            // Scripting is off in the sandbox: a browser reads noscript's
+            // content as markup.
+            r#"<noscript><a href="https://evil.test/">x</a><link rel=preconnect href="//evil.test"></noscript>"#,
+            // A <style> inside SVG holds markup.
+            r#"<svg><link rel="stylesheet" href="/x.css"/></svg>"#,
+            r#"<svg><style><a href="https://evil.test/">x</a></style></svg>"#,
+            // SMIL can give a link an href.
+            r#"<svg><a><set attributeName="href" to="https://evil.test/"/><text>x</text></a></svg>"#,
+            r#"<meta name="referrer" content="unsafe-url"><meta charset="iso-2022-jp">"#,
+        ] {
+            let out = rewrite(html, &base, &r).unwrap();
+            assert!(!out.contains("evil.test"), "{html} → {out}");
+            assert!(!out.contains("<meta"), "{html} → {out}");
+        }
+    }
+
+    #[test]
+    fn a_page_is_decoded_by_its_charset_before_it_is_rewritten() {
+        // ISO-2022-JP: an escape inside a tag name hides it from a reader
+        // that takes the bytes as UTF-8.
+        let body = b"<\x1b(Ba href=\"https://evil.test/\">x</a>";
+        let text = decode("text/html; charset=ISO-2022-JP", body);
+        assert!(text.starts_with("<a href"), "{text}");
+        let out = rewrite(
+            &text,
+            &Url::parse("https://app.test/").unwrap(),
+            &resources(),
+        )
+        .unwrap();
+        assert!(!out.contains("evil.test"), "{out}");
+        assert_eq!(decode("text/html", "é".as_bytes()), "é");
+    }
+
+    #[test]
+    fn references_are_read_with_their_character_references_decoded() {
+        let base = Url::parse("https://app.test/").unwrap();
+        let mut r = Resources::default();
+        r.by_url.insert(
+            "https://app.test/a.png?x=1&y=2".into(),
+            Resource {
+                media_type: "image/png".into(),
+                body: b"PNG".to_vec(),
+                distance_us: 0,
+            },
+        );
+        let out = rewrite(r#"<img src="/a.png?x=1&amp;y=2">"#, &base, &r).unwrap();
+        assert!(out.contains("data:image/png;base64,UE5H"), "{out}");
+        assert_eq!(
+            decode_entities("a&#x26;b&#38;c&lt;&bogus;"),
+            "a&b&c<&bogus;"
+        );
+    }
+
+    #[test]
+    fn a_page_cannot_grow_past_its_output_budget() {
+        let base = Url::parse("https://app.test/").unwrap();
+        let mut r = Resources::default();
+        r.by_url.insert(
+            "https://app.test/big.png".into(),
+            Resource {
+                media_type: "image/png".into(),
+                body: vec![0; 4 << 20],
+                distance_us: 0,
+            },
+        );
+        let html = r#"<img src="/big.png">"#.repeat(100);
+        let out = rewrite(&html, &base, &r).unwrap();
+        assert!(out.len() < OUTPUT_BUDGET + (1 << 20), "{}", out.len());
+        assert!(out.contains("data:image/png"), "the first ones are shown");
     }
 
     #[test]

@@ -59,8 +59,8 @@
   }
 
   // Reads an NDJSON stream of the portal, line by line.
-  async function stream(url, onSession, onEvent) {
-    const resp = await fetch(url, { credentials: "same-origin" });
+  async function stream(url, onSession, onEvent, signal) {
+    const resp = await fetch(url, { credentials: "same-origin", signal });
     if (!resp.ok) {
       let why = `${resp.status} ${resp.statusText}`;
       try {
@@ -232,14 +232,19 @@
     const now = performance.now();
     cursor += (now - last) * 1000 * Number(speed.value);
     last = now;
+    // Skipping idle gaps skips the quiet tail after the last entry too
+    // (connections idle out long after the last exchange).
     const next = entries[played];
-    if (skipIdle.checked && next && next.t - cursor > IDLE_US) {
-      cursor = next.t - LEAD_US;
+    const nextT = next ? next.t : duration;
+    if (skipIdle.checked && nextT - cursor > IDLE_US) {
+      cursor = next ? nextT - LEAD_US : duration;
     }
     if (cursor >= duration) {
       cursor = duration;
+      show();
       pause();
       status.textContent = "Played to the end.";
+      return;
     }
     show();
   }
@@ -359,9 +364,14 @@
     return el("table", { class: "headers" }, el("caption", {}, caption), el("tbody", {}, ...rows));
   }
 
+  // One exchange is read at a time: opening another stops the reading of
+  // the last (on the server too).
   let opening = 0;
+  let reading = null;
   async function open(x) {
     const ticket = ++opening;
+    reading?.abort();
+    reading = new AbortController();
     const heading = el("h3", { id: "detail-h" }, x.kind === "http" ? `${x.method} ${x.uri}` : "Exchange");
     detail.replaceChildren(heading, el("p", { class: "hint" }, "Loading…"));
     const parts = { requestBody: [], responseBody: [], ws: [] };
@@ -377,7 +387,7 @@
           case "error": parts.error = e; break;
           default: break;
         }
-      });
+      }, reading.signal);
     } catch (err) {
       if (ticket === opening) {
         detail.replaceChildren(heading, el("p", { class: "error" }, `This exchange cannot be read: ${err.message}`));

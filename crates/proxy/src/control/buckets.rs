@@ -124,22 +124,30 @@ fn bucket_name_ok(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// `new` with `old`'s secret where `new` names the same access key ID and
-/// gives no secret.
+/// `new` with `old`'s secret where `new` gives none and names the same
+/// store (endpoint, bucket, region) and access key ID: a stored
+/// credential is never sent to a host it was not given for.
 fn keep_secret(mut new: BucketConfig, old: Option<BucketConfig>) -> BucketConfig {
     if let (
         BucketConfig::S3 {
+            bucket,
+            region,
+            endpoint,
             access_key_id: Some(id),
             secret_access_key: secret @ None,
             ..
         },
         Some(BucketConfig::S3 {
+            bucket: old_bucket,
+            region: old_region,
+            endpoint: old_endpoint,
             access_key_id: Some(old_id),
             secret_access_key: Some(old_secret),
             ..
         }),
     ) = (&mut new, old)
-        && *id == old_id
+        && (&*id, &*bucket, &*region, &*endpoint)
+            == (&old_id, &old_bucket, &old_region, &old_endpoint)
     {
         *secret = Some(old_secret);
     }
@@ -178,6 +186,20 @@ mod tests {
             keep_secret(s3(Some("AKIA2"), None), stored.clone()),
             s3(Some("AKIA2"), None)
         );
+        // Another store does not get it.
+        let BucketConfig::S3 { access_key_id, .. } = s3(Some("AKIA1"), None) else {
+            unreachable!()
+        };
+        let elsewhere = BucketConfig::S3 {
+            bucket: "b".into(),
+            region: "r".into(),
+            prefix: String::new(),
+            endpoint: Some("https://other.example".into()),
+            path_style: false,
+            access_key_id,
+            secret_access_key: None,
+        };
+        assert_eq!(keep_secret(elsewhere.clone(), stored.clone()), elsewhere);
         // No key ID: credentials from the environment, nothing kept.
         assert_eq!(keep_secret(s3(None, None), stored), s3(None, None));
     }
