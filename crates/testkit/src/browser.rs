@@ -26,10 +26,15 @@ impl Browser {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
+        // Its own process group: a test that fails (and so never closes
+        // the session) takes the browser down with the driver on drop,
+        // rather than leaving Chromium running.
+        use std::os::unix::process::CommandExt;
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("chromedriver runs (scripts/test installs Debian's chromium-driver)");
         let profile = tempfile::tempdir().unwrap();
@@ -178,15 +183,17 @@ impl Browser {
         std::fs::write(path, png).unwrap();
     }
 
-    pub async fn close(mut self) {
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // Drop stops the driver and whatever is left of its group.
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group of our own child (its id is
+        // the group's, see `start`).
+        unsafe { libc::kill(-(self.driver.id() as i32), libc::SIGKILL) };
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
