@@ -56,23 +56,8 @@ async fn start(dir: &Path) -> Moat {
     .await
 }
 
-/// Signs in over HTTP; the session cookie (`name=value`).
 async fn sign_in(moat: &Moat, http: &reqwest::Client, next: &str) -> String {
-    let resp = http
-        .post(moat.https_url("/_moat/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("sec-fetch-site", "same-origin")
-        .body(format!(
-            "user=admin&password={}&next={}",
-            PASSWORD.replace(' ', "+"),
-            next.replace('/', "%2F")
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303, "{}", moat.logs());
-    let set = resp.headers()["set-cookie"].to_str().unwrap();
-    set.split(';').next().unwrap().to_owned()
+    client::sign_in_admin(moat, http, PASSWORD, next).await
 }
 
 /// A signed-in visit to the recorded app, ended by signing out: one closed

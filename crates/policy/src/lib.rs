@@ -20,6 +20,8 @@
 //! - [`hop_by_hop`]: headers that belong to one connection and must not be
 //!   forwarded.
 //! - [`retention`]: recording storage policies, their rules and dates.
+//! - [`secret_ref`]: `{{secret:NAME}}` and `secret:NAME` in configuration
+//!   values: the names used, and substitution through a resolver.
 //! - [`route`]: which app a request belongs to, by host and path prefix.
 //! - [`static_path`]: turning a request path into a safe relative file path.
 //! - [`negotiate`]: choosing a precompressed variant from `Accept-Encoding`.
@@ -66,6 +68,7 @@ pub mod redirect;
 pub mod renewal;
 pub mod retention;
 pub mod route;
+pub mod secret_ref;
 pub mod sessions;
 pub mod signing;
 pub mod static_path;

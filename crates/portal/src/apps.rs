@@ -1,7 +1,11 @@
 //! Apps: the list, one app's page (its settings, its composed CSP with
 //! each source's layer and approval, the requests waiting for an admin,
 //! what browsers blocked), approving and revoking requested sources, and
-//! adding an app through a form whose errors are the config checker's.
+//! adding, changing and deleting API apps through one form whose errors
+//! are the config checker's.
+//!
+//! One file (a little over 500 lines): the list, the page and the form
+//! share the app's fields and notices.
 
 use http::{Method, Request, StatusCode};
 use maud::{Markup, html};

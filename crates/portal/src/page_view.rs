@@ -22,6 +22,10 @@
 //! The recording is read twice as a stream: once for the page's own
 //! exchange, once for the subresources, keeping at most [`BUDGET`] bytes
 //! of them.
+//!
+//! One file (over 500 lines, half of it tests): the rewrite, what it lets
+//! through and the tests that try to get past it are one security
+//! argument, best read together.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

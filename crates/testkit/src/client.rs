@@ -214,3 +214,29 @@ pub async fn connect_trusting(
     c.alpn_protocols = vec![b"http/1.1".to_vec()];
     connect_tls(addr, Arc::new(c), sni).await
 }
+
+/// Signs in as the system account through moat's login form (a same-origin
+/// post), then to `next`; returns the session cookie as `name=value`.
+pub async fn sign_in_admin(
+    moat: &crate::Moat,
+    http: &reqwest::Client,
+    password: &str,
+    next: &str,
+) -> String {
+    let form = format!(
+        "user=admin&password={}&next={}",
+        percent_encoding::utf8_percent_encode(password, percent_encoding::NON_ALPHANUMERIC),
+        percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC),
+    );
+    let resp = http
+        .post(moat.https_url("/_moat/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "the sign-in failed: {}", moat.logs());
+    let set = resp.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
